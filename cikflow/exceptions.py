@@ -1,0 +1,73 @@
+"""Exception and warning hierarchy of cikflow.
+
+Every error that bad input can cause is a :class:`CikflowError` subclass whose
+message names the file, row, column or gate at fault and what is wrong, so a
+batch can record it and go on with the other samples.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CikflowError",
+    "CikflowWarning",
+    "CompensationError",
+    "ConfigError",
+    "FcsReadError",
+    "GatingError",
+    "GatingTemplateError",
+    "MissingMarkerError",
+    "SampleSheetError",
+]
+
+
+class CikflowError(Exception):
+    """Base class of every error cikflow raises on purpose."""
+
+    #: short machine-readable name, written to ``failed.tsv``
+    code = "cikflow_error"
+
+
+class FcsReadError(CikflowError):
+    """An FCS file is missing, not an FCS file, truncated or otherwise unreadable."""
+
+    code = "fcs_read_error"
+
+
+class MissingMarkerError(CikflowError):
+    """A marker the gating template needs is not in the file's panel."""
+
+    code = "missing_marker"
+
+
+class CompensationError(CikflowError):
+    """A spillover matrix is malformed or does not match the file's detectors."""
+
+    code = "compensation_error"
+
+
+class SampleSheetError(CikflowError):
+    """A sample-sheet row or column is invalid."""
+
+    code = "sample_sheet_error"
+
+
+class GatingTemplateError(CikflowError):
+    """A gating template is invalid; the message names the gate and the field."""
+
+    code = "gating_template_error"
+
+
+class GatingError(CikflowError):
+    """Gating a sample failed (for example an empty parent population)."""
+
+    code = "gating_error"
+
+
+class ConfigError(CikflowError):
+    """The workflow configuration is invalid."""
+
+    code = "config_error"
+
+
+class CikflowWarning(UserWarning):
+    """A recoverable oddity worth a line in the log and the report."""

@@ -1,0 +1,363 @@
+"""Gating templates: validated YAML gate trees in marker space → flowkit GatingStrategy.
+
+A template names dimensions by marker (``CD3``) or detector (``FSC-A``); a file's
+panel (:func:`cikflow.panel.resolve_panel`) maps them to its detectors. Gate
+coordinates are written in data units and converted here, with the same flowkit
+transform objects that gate the events, into the transformed scale in which
+GatingML 2.0 applies them (GatingML 2.0 §5: a gate's coordinates are in the
+scale of its dimensions' transformation). Range bounds follow GatingML: minimum
+inclusive, maximum exclusive.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from cikflow.exceptions import GatingTemplateError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import flowkit
+
+__all__ = [
+    "GateInfo",
+    "Template",
+    "build_strategy",
+    "template_dimensions",
+    "validate_template",
+]
+
+#: transform used when a template has none (Moore & Parks 2012 defaults for 18-bit data)
+DEFAULT_TRANSFORMS: dict[str, dict[str, Any]] = {
+    "logicle": {"type": "logicle", "t": 262144, "w": 0.5, "m": 4.5, "a": 0},
+    "none": {"type": "none"},
+}
+#: detectors that stay linear unless a template says otherwise
+SCATTER_PREFIXES = ("FSC", "SSC", "Time", "TIME")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A validated gating template.
+
+    Attributes
+    ----------
+    name, version : str
+        From the template.
+    kind : {"yaml", "gatingml"}
+        Source format.
+    spec : dict
+        The validated YAML document (``{}`` for GatingML).
+    sha256 : str
+        Hex SHA-256 of the template file's bytes.
+    strategy : flowkit.GatingStrategy or None
+        For GatingML templates, the strategy parsed by flowkit (dimensions are
+        already detector names).
+    """
+
+    name: str
+    version: str
+    kind: str
+    spec: dict[str, Any]
+    sha256: str = ""
+    strategy: flowkit.GatingStrategy | None = None
+
+    @property
+    def base(self) -> str | None:
+        """Gate whose events are 100 % for ``percent_of_base``."""
+        return self.spec.get("base")
+
+    @property
+    def populations(self) -> dict[str, str]:
+        """Reported population name → gate name."""
+        return dict(self.spec.get("populations", {}))
+
+
+@dataclass(frozen=True)
+class GateInfo:
+    """How a gate was built: what a report needs to draw it.
+
+    Attributes
+    ----------
+    name, parent, gate_type : str
+        Gate name, parent gate (``root`` at the top), template type.
+    path : tuple of str
+        flowkit gate path (ancestors, starting with ``root``).
+    dims : tuple of str
+        Template dimension names (marker or detector), x then y.
+    detectors : tuple of str
+        The matching $PnN of the file.
+    shape : dict
+        Outline in transformed coordinates: ``{"x": [...], "y": [...]}`` for
+        2-D shapes, ``{"thresholds": [...]}`` for 1-D, quadrant ``{"x0", "y0"}``.
+    """
+
+    name: str
+    parent: str
+    gate_type: str
+    path: tuple[str, ...]
+    dims: tuple[str, ...] = ()
+    detectors: tuple[str, ...] = ()
+    shape: dict[str, Any] = field(default_factory=dict)
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    text = resources.files("cikflow").joinpath("schemas/template.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _where(spec: Mapping[str, Any], path: list[Any]) -> str:
+    """Human location of a schema error: gate name and field."""
+    if len(path) >= 2 and path[0] == "gates" and isinstance(path[1], int):
+        gates = spec.get("gates") or []
+        name = gates[path[1]].get("name", "?") if path[1] < len(gates) else "?"
+        fieldname = ".".join(str(p) for p in path[2:]) or "(gate)"
+        return f"gate '{name}' (gates[{path[1]}]) field '{fieldname}'"
+    return f"field '{'.'.join(str(p) for p in path) or '(top level)'}'"
+
+
+def validate_template(spec: Any, *, source: str = "template") -> dict[str, Any]:
+    """Validate a YAML template document; return it with defaults filled in.
+
+    Raises
+    ------
+    GatingTemplateError
+        Naming the gate and the field that is wrong: a schema violation, a
+        duplicate gate name, an unknown parent or boolean operand, a quadrant
+        child used before its quadrant, an unknown transform or population.
+    """
+    import jsonschema
+
+    if not isinstance(spec, dict):
+        raise GatingTemplateError(f"{source}: a template must be a mapping, not {type(spec).__name__}")
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(spec), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = min(errors, key=lambda e: -len(e.absolute_path))
+        raise GatingTemplateError(f"{source}: {_where(spec, list(err.absolute_path))}: {err.message}")
+    spec = copy.deepcopy(spec)
+    spec.setdefault("transforms", {})
+    for key, value in DEFAULT_TRANSFORMS.items():
+        spec["transforms"].setdefault(key, value)
+    spec.setdefault("default_transform", "logicle")
+    spec.setdefault("channels", {})
+    for tname in [spec["default_transform"], *spec["channels"].values()]:
+        if tname not in spec["transforms"]:
+            raise GatingTemplateError(f"{source}: transform '{tname}' is not defined in 'transforms'")
+
+    known: set[str] = {"root"}
+    for gate in spec["gates"]:
+        name = gate["name"]
+        if name in known:
+            raise GatingTemplateError(f"{source}: gate '{name}': field 'name': duplicate gate name")
+        if gate["parent"] not in known:
+            raise GatingTemplateError(
+                f"{source}: gate '{name}': field 'parent': '{gate['parent']}' is not a gate "
+                "defined above it (gates must be listed parents first)"
+            )
+        if gate["type"] == "boolean":
+            for ref in gate["of"]:
+                if ref not in known:
+                    raise GatingTemplateError(
+                        f"{source}: gate '{name}': field 'of': '{ref}' is not a gate defined above it"
+                    )
+            if gate["op"] == "not" and len(gate["of"]) != 1:
+                raise GatingTemplateError(f"{source}: gate '{name}': field 'of': 'not' takes one gate")
+        if gate["type"] == "polygon" and any(len(v) != 2 for v in gate["vertices"]):
+            raise GatingTemplateError(f"{source}: gate '{name}': field 'vertices': need [x, y] pairs")
+        known.add(name)
+        if gate["type"] == "quadrant":
+            for quad in gate["quadrants"]:
+                if quad in known:
+                    raise GatingTemplateError(
+                        f"{source}: gate '{name}': field 'quadrants': duplicate name '{quad}'"
+                    )
+                known.add(quad)
+    for key in ("base",):
+        if key in spec and spec[key] not in known:
+            raise GatingTemplateError(f"{source}: field '{key}': unknown gate '{spec[key]}'")
+    for pop, gate_name in spec.get("populations", {}).items():
+        if gate_name not in known:
+            raise GatingTemplateError(
+                f"{source}: field 'populations.{pop}': unknown gate '{gate_name}'"
+            )
+    return spec
+
+
+def _gate_dims(gate: Mapping[str, Any]) -> list[str]:
+    kind = gate["type"]
+    if kind in ("range", "rectangle"):
+        return list(gate["dimensions"])
+    if kind == "polygon":
+        return list(gate["dimensions"])
+    if kind == "quadrant":
+        return [gate["x"]["dimension"], gate["y"]["dimension"]]
+    return []
+
+
+def template_dimensions(template: Template) -> list[str]:
+    """Dimension names (markers or detectors) the template's gates use, in first-use order."""
+    seen: dict[str, None] = {}
+    for gate in template.spec.get("gates", []):
+        for dim in _gate_dims(gate):
+            seen.setdefault(dim, None)
+    return list(seen)
+
+
+def _make_transform(params: Mapping[str, Any]) -> flowkit.transforms.Transform | None:
+    import flowkit as fk
+
+    kind = params["type"]
+    t = params.get("t", 262144)
+    if kind == "logicle":
+        return fk.transforms.LogicleTransform(t, params.get("w", 0.5), params.get("m", 4.5), params.get("a", 0))
+    if kind == "asinh":
+        return fk.transforms.AsinhTransform(t, params.get("m", 4.5), params.get("a", 0))
+    if kind == "linear":
+        return fk.transforms.LinearTransform(t, params.get("a", 0))
+    if kind == "log":
+        return fk.transforms.LogTransform(t, params.get("m", 4.5))
+    return None
+
+
+def transform_name(spec: Mapping[str, Any], dim: str) -> str:
+    """Name of the transform a template applies to dimension ``dim``."""
+    if dim in spec["channels"]:
+        return spec["channels"][dim]
+    if dim.startswith(SCATTER_PREFIXES):
+        return "none"
+    return spec["default_transform"]
+
+
+def build_strategy(
+    template: Template,
+    *,
+    channel_map: Mapping[str, str],
+    compensation: flowkit.Matrix | None,
+) -> tuple[flowkit.GatingStrategy, list[GateInfo]]:
+    """Turn a template into a flowkit GatingStrategy for one file.
+
+    Parameters
+    ----------
+    template : Template
+        A validated YAML template.
+    channel_map : mapping of str to str
+        Template dimension → the file's $PnN (see :func:`cikflow.panel.resolve_panel`).
+    compensation : flowkit.Matrix or None
+        Spillover matrix to compensate fluorescence with, registered in the
+        strategy as ``spill``; None leaves events uncompensated.
+
+    Returns
+    -------
+    strategy : flowkit.GatingStrategy
+    gates : list of GateInfo
+        One per gate (quadrants: the quadrant gate, then one per quadrant), in
+        template order.
+    """
+    import flowkit as fk
+
+    spec = template.spec
+    strategy = fk.GatingStrategy()
+    comp_ref = "uncompensated"
+    if compensation is not None:
+        strategy.add_comp_matrix("spill", compensation)
+        comp_ref = "spill"
+
+    xforms: dict[str, Any] = {}
+    made: dict[str, Any] = {}
+    for dim in template_dimensions(template):
+        tname = transform_name(spec, dim)
+        if tname not in made:
+            made[tname] = _make_transform(spec["transforms"][tname])
+            if made[tname] is not None:
+                strategy.add_transform(tname, made[tname])
+        xforms[dim] = (tname if made[tname] is not None else None, made[tname])
+
+    def scale(dim: str, values: list[float | None]) -> list[float | None]:
+        xform = xforms[dim][1]
+        if xform is None:
+            return [None if v is None else float(v) for v in values]
+        out = []
+        for v in values:
+            out.append(None if v is None else float(xform.apply(np.array([[float(v)]]))[0, 0]))
+        return out
+
+    def dimension(dim: str, lo: float | None = None, hi: float | None = None) -> Any:
+        lo_t, hi_t = scale(dim, [lo, hi])
+        return fk.Dimension(
+            channel_map[dim],
+            compensation_ref=comp_ref,
+            transformation_ref=xforms[dim][0],
+            range_min=lo_t,
+            range_max=hi_t,
+        )
+
+    paths: dict[str, tuple[str, ...]] = {"root": ()}
+    infos: list[GateInfo] = []
+    for gate in spec["gates"]:
+        name, parent, kind = gate["name"], gate["parent"], gate["type"]
+        gate_path = (*paths[parent], parent) if parent != "root" else ("root",)
+        dims = _gate_dims(gate)
+        complement = bool(gate.get("complement", False))
+        shape: dict[str, Any] = {}
+        if kind in ("range", "rectangle"):
+            fk_dims = []
+            for dim, bounds in gate["dimensions"].items():
+                fk_dims.append(dimension(dim, bounds.get("min"), bounds.get("max")))
+                shape.setdefault("bounds", []).append(
+                    [fk_dims[-1].min, fk_dims[-1].max]
+                )
+            fk_gate = fk.gates.RectangleGate(name, fk_dims, use_complement=complement)
+        elif kind == "polygon":
+            xs = scale(dims[0], [v[0] for v in gate["vertices"]])
+            ys = scale(dims[1], [v[1] for v in gate["vertices"]])
+            fk_gate = fk.gates.PolygonGate(
+                name, [dimension(dims[0]), dimension(dims[1])], list(zip(xs, ys, strict=True)),
+                use_complement=complement,
+            )
+            shape = {"x": [*xs, xs[0]], "y": [*ys, ys[0]]}
+        elif kind == "quadrant":
+            x0 = scale(dims[0], [gate["x"]["at"]])[0]
+            y0 = scale(dims[1], [gate["y"]["at"]])[0]
+            dividers = [
+                fk.QuadrantDivider("x", channel_map[dims[0]], comp_ref, [x0], xforms[dims[0]][0]),
+                fk.QuadrantDivider("y", channel_map[dims[1]], comp_ref, [y0], xforms[dims[1]][0]),
+            ]
+            quadrants = []
+            for quad, signs in gate["quadrants"].items():
+                ranges = [(x0, None) if signs[0] == "+" else (None, x0),
+                          (y0, None) if signs[1] == "+" else (None, y0)]
+                quadrants.append(fk.gates.Quadrant(quad, ["x", "y"], ranges))
+            fk_gate = fk.gates.QuadrantGate(name, dividers, quadrants)
+            shape = {"x0": x0, "y0": y0}
+        else:  # boolean
+            refs = [{"ref": ref, "path": paths[ref], "complement": False} for ref in gate["of"]]
+            fk_gate = fk.gates.BooleanGate(name, gate["op"], refs)
+        strategy.add_gate(fk_gate, gate_path)
+        paths[name] = gate_path
+        detectors = tuple(channel_map[d] for d in dims)
+        infos.append(GateInfo(name, parent, kind, gate_path, tuple(dims), detectors, shape))
+        if kind == "quadrant":
+            for quad in gate["quadrants"]:
+                paths[quad] = (*gate_path, name)
+                infos.append(
+                    GateInfo(quad, name, "quadrant_child", paths[quad], tuple(dims), detectors, shape)
+                )
+    return strategy, infos
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """Stable hash of a template document (for provenance of in-memory templates)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()

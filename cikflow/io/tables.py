@@ -1,0 +1,95 @@
+"""Tidy TSV tables with a provenance sidecar, and small JSON/YAML helpers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "read_json",
+    "read_table",
+    "read_yaml",
+    "sidecar_path",
+    "write_json",
+    "write_table",
+    "write_text_gz",
+]
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """Path of the provenance sidecar of a table: ``<table>.provenance.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".provenance.json")
+
+
+def _clean(value: Any) -> Any:
+    """Make a value JSON-safe and stable (NaN → None, numpy → python, sorted keys)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(data: Mapping[str, Any], path: str | Path) -> None:
+    """Write JSON deterministically (sorted keys, NaN as null, trailing newline)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(dict(data)), indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file (safe loader)."""
+    with Path(path).open() as fh:
+        return yaml.safe_load(fh)
+
+
+def write_table(
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    provenance: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a tidy tab-separated table and, if given, its provenance sidecar.
+
+    Floats are written with 10 significant digits so that reruns are
+    byte-identical and values round-trip well within any reported precision.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, sep="\t", index=False, float_format="%.10g", lineterminator="\n")
+    if provenance is not None:
+        write_json(provenance, sidecar_path(path))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_table` (``.tsv`` or ``.tsv.gz``)."""
+    return pd.read_csv(path, sep="\t", keep_default_na=True)
+
+
+def write_text_gz(text: str, path: str | Path) -> None:
+    """Write text gzip-compressed with a zero timestamp (byte-identical reruns)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
+        fh.write(text.encode())

@@ -1,0 +1,461 @@
+"""Simulator of a CIK-cell culture, one FCS tube per culture day.
+
+The simulator draws every event from a known population, so each file comes with
+per-event truth labels and each batch with a truth table of fractions and
+absolute counts. Ranges follow the literature values of the project's domain
+notes (PBMC on day 0, lymphoblasts growing in scatter by day 14–21, CIK cells
+CD3+CD56 dim-to-intermediate, conventional NK CD3−CD56+).
+
+Signal model
+------------
+For each event a *true* fluorochrome brightness vector ``f`` (linear units) is
+drawn from its population's log-normal; detectors see ``f @ S`` where ``S`` is
+the spillover matrix (rows = fluorochromes, columns = detectors, unit
+diagonal), plus Gaussian electronic noise, clipped at the top of scale
+(:data:`TOP_OF_SCALE`). Compensation with ``inv(S)`` therefore recovers ``f``
+plus transformed noise. Scatter is linear; singlets have FSC-H ≈ 0.86 FSC-A,
+doublets sum the area of two cells but not their height.
+
+Absolute counts
+---------------
+A tube holds ``sample_volume_uL`` of culture and ``beads_per_tube`` beads. The
+cytometer acquires a fraction of the tube; each population's event count is
+Poisson with mean ``fraction × concentration × sample_volume_uL``, and the bead
+count Poisson with mean ``fraction × beads_per_tube``. The single-platform
+estimate ``events / bead_events × beads_per_tube / sample_volume_uL`` is the
+culture concentration (cells/µL) that the truth table reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "CHANNELS",
+    "FLUOROCHROMES",
+    "LABELS",
+    "POPULATION_MEMBERS",
+    "SPILLOVER",
+    "TOP_OF_SCALE",
+    "SimulatedBatch",
+    "SimulatedSample",
+    "simulate_batches",
+]
+
+#: top of the linear scale of the simulated digital instrument ($PnR)
+TOP_OF_SCALE = 262144.0
+
+#: (detector $PnN, marker $PnS) in file order
+CHANNELS: tuple[tuple[str, str], ...] = (
+    ("FSC-A", ""),
+    ("FSC-H", ""),
+    ("SSC-A", ""),
+    ("FITC-A", "CD3"),
+    ("PE-A", "CD56"),
+    ("PerCP-Cy5-5-A", "7-AAD"),
+    ("PE-Cy7-A", "CD16"),
+    ("APC-Cy7-A", "CD45"),
+    ("Time", ""),
+)
+
+#: fluorescence detectors, in the order of :data:`SPILLOVER`'s rows and columns
+FLUOROCHROMES: tuple[str, ...] = ("FITC-A", "PE-A", "PerCP-Cy5-5-A", "PE-Cy7-A", "APC-Cy7-A")
+
+#: true spillover: fraction of the row fluorochrome's signal seen in the column detector
+SPILLOVER = np.array(
+    [
+        # FITC  PE     PerCP  PE-Cy7 APC-Cy7
+        [1.0, 0.20, 0.03, 0.005, 0.0],  # FITC (CD3)
+        [0.01, 1.0, 0.12, 0.03, 0.0],  # PE (CD56)
+        [0.0, 0.02, 1.0, 0.08, 0.01],  # PerCP-Cy5.5 (7-AAD)
+        [0.0, 0.01, 0.02, 1.0, 0.02],  # PE-Cy7 (CD16)
+        [0.0, 0.0, 0.0, 0.01, 1.0],  # APC-Cy7 (CD45)
+    ]
+)
+
+#: per-event truth labels; the order defines the integer codes
+LABELS: tuple[str, ...] = (
+    "T",
+    "CIK_CD16pos",
+    "CIK_CD16neg",
+    "NK_CD56bright",
+    "NK_CD56dim",
+    "other_lymphocyte",
+    "monocyte",
+    "dead",
+    "doublet",
+    "debris",
+    "bead",
+)
+
+#: reported populations as unions of truth labels
+POPULATION_MEMBERS: dict[str, tuple[str, ...]] = {
+    "viable_lymphocytes": (
+        "T",
+        "CIK_CD16pos",
+        "CIK_CD16neg",
+        "NK_CD56bright",
+        "NK_CD56dim",
+        "other_lymphocyte",
+    ),
+    "T": ("T",),
+    "CIK": ("CIK_CD16pos", "CIK_CD16neg"),
+    "CIK_CD16pos": ("CIK_CD16pos",),
+    "CIK_CD16neg": ("CIK_CD16neg",),
+    "NK": ("NK_CD56bright", "NK_CD56dim"),
+    "NK_CD56bright": ("NK_CD56bright",),
+    "NK_CD56dim": ("NK_CD56dim",),
+}
+
+# median true brightness (linear units) of CD3, CD56, 7-AAD, CD16, CD45 per label;
+# 0 means "negative" (autofluorescence only)
+_PHENOTYPE: dict[str, tuple[float, float, float, float, float]] = {
+    "T": (9000, 0, 0, 0, 22000),
+    "CIK_CD16pos": (9000, 2500, 0, 7000, 22000),
+    "CIK_CD16neg": (9000, 2500, 0, 0, 22000),
+    "NK_CD56bright": (0, 40000, 0, 400, 20000),
+    "NK_CD56dim": (0, 5000, 0, 15000, 20000),
+    "other_lymphocyte": (0, 0, 0, 0, 18000),
+    "monocyte": (0, 0, 0, 1500, 7000),
+}
+_LOG_SD = 0.35  # spread of positive populations (natural log units)
+_AUTOFLUORESCENCE = 120.0  # median of negative populations
+_ELECTRONIC_SD = 60.0  # detector noise, linear units
+
+_DAYS_DEFAULT = (0, 7, 14, 21)
+
+
+@dataclass(frozen=True)
+class SimulatedSample:
+    """One simulated tube.
+
+    Attributes
+    ----------
+    sample, batch : str
+        Sample and batch identifiers.
+    day : int
+        Culture day.
+    events : numpy.ndarray
+        float32, shape (n_events, len(CHANNELS)): uncompensated detector values
+        in file channel order (linear units; Time in seconds × 100).
+    labels : numpy.ndarray
+        int8, shape (n_events,): index into :data:`LABELS`.
+    keywords : dict of str to str
+        Extra FCS keywords ($CYT, $DATE, $FIL, $SPILLOVER …).
+    sheet : dict
+        The sample-sheet row for this tube.
+    truth : list of dict
+        Rows of the truth table for this tube (one per reported population).
+    """
+
+    sample: str
+    batch: str
+    day: int
+    events: np.ndarray
+    labels: np.ndarray
+    keywords: dict[str, str]
+    sheet: dict[str, object]
+    truth: list[dict[str, object]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SimulatedBatch:
+    """A patient's culture: all its tubes plus batch-level truth (weight, volumes)."""
+
+    batch: str
+    samples: list[SimulatedSample]
+
+
+def _lognormal(rng: np.random.Generator, median: float, n: int, sd: float = _LOG_SD) -> np.ndarray:
+    return median * np.exp(rng.normal(0.0, sd, n))
+
+
+def _marker_matrix(rng: np.random.Generator, label: str, n: int, scale: float) -> np.ndarray:
+    """True fluorochrome brightness (n × 5) of ``n`` events of ``label``."""
+    out = np.empty((n, len(FLUOROCHROMES)))
+    for j, median in enumerate(_PHENOTYPE[label]):
+        if median > 0:
+            out[:, j] = _lognormal(rng, median * scale, n)
+        else:
+            out[:, j] = _lognormal(rng, _AUTOFLUORESCENCE, n, sd=0.5)
+    return out
+
+
+def _scatter(
+    rng: np.random.Generator, n: int, fsc: float, ssc: float, sd: float = 0.12
+) -> np.ndarray:
+    """(FSC-A, FSC-H, SSC-A) of ``n`` singlets with medians ``fsc`` and ``ssc``."""
+    area = _lognormal(rng, fsc, n, sd)
+    height = area * rng.normal(0.86, 0.025, n)
+    side = _lognormal(rng, ssc, n, sd * 1.6)
+    return np.column_stack([area, height, side])
+
+
+def _composition(rng: np.random.Generator, day: int, batch_effect: float) -> dict[str, float]:
+    """Fractions of viable lymphocytes per truth label on ``day`` (sum 1)."""
+    t = min(day, 21) / 21.0
+    cd3 = np.clip(0.68 + 0.26 * t + rng.normal(0, 0.015), 0.55, 0.97)
+    cik = np.clip((0.04 + 0.28 * t) * batch_effect + rng.normal(0, 0.01), 0.02, 0.45)
+    nk = np.clip(0.11 - 0.06 * t + rng.normal(0, 0.01), 0.02, 0.15)
+    cik = min(cik, cd3 - 0.05)
+    nk = min(nk, 1.0 - cd3 - 0.005)
+    other = 1.0 - cd3 - nk
+    cd16pos_in_cik = np.clip(0.2 + rng.normal(0, 0.04), 0.1, 0.3)
+    bright_in_nk = np.clip(0.1 + 0.25 * t + rng.normal(0, 0.02), 0.05, 0.5)
+    return {
+        "T": cd3 - cik,
+        "CIK_CD16pos": cik * cd16pos_in_cik,
+        "CIK_CD16neg": cik * (1 - cd16pos_in_cik),
+        "NK_CD56bright": nk * bright_in_nk,
+        "NK_CD56dim": nk * (1 - bright_in_nk),
+        "other_lymphocyte": other,
+    }
+
+
+def _spill_keyword(spill: np.ndarray) -> str:
+    values = ",".join(f"{v:.6g}" for v in spill.ravel())
+    return f"{len(FLUOROCHROMES)},{','.join(FLUOROCHROMES)},{values}"
+
+
+def _simulate_tube(
+    rng: np.random.Generator,
+    *,
+    batch: str,
+    day: int,
+    n_events: int,
+    lymph_per_uL: float,
+    fold_total: float,
+    batch_effect: float,
+    weight_kg: float,
+    initial_cells: float,
+    beads_per_tube: int,
+) -> SimulatedSample:
+    sample = f"{batch}_d{day:02d}"
+    sample_volume_uL = 100.0
+    growth = 1.0 + 0.9 * min(day, 14) / 14 + 0.1 * max(day - 14, 0) / 7  # blast scatter
+    comp = _composition(rng, day, batch_effect)
+    viability = np.clip((0.97 if day == 0 else 0.88) + rng.normal(0, 0.02), 0.8, 0.99)
+
+    # concentrations in the tube (cells/µL)
+    conc = {label: frac * lymph_per_uL for label, frac in comp.items()}
+    lymph_total = sum(conc.values())
+    conc["monocyte"] = lymph_total * (0.18 if day == 0 else 0.03 if day == 7 else 0.0)
+    viable_total = lymph_total + conc["monocyte"]
+    conc["dead"] = viable_total * (1 - viability) / viability
+    conc["doublet"] = viable_total * 0.04
+    conc["debris"] = viable_total * (0.08 + 0.04 * min(day, 21) / 21)
+
+    # acquire a fraction of the tube so that the file holds ~n_events
+    expected_per_fraction = sum(conc.values()) * sample_volume_uL + beads_per_tube
+    fraction = n_events / expected_per_fraction
+    counts = {lab: int(rng.poisson(fraction * c * sample_volume_uL)) for lab, c in conc.items()}
+    counts["bead"] = int(rng.poisson(fraction * beads_per_tube))
+
+    blocks: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    lymph_fsc, lymph_ssc = 52000 * growth, 14000 * growth
+    for code, label in enumerate(LABELS):
+        n = counts.get(label, 0)
+        if n == 0:
+            continue
+        if label in _PHENOTYPE:
+            granular = 1.35 if label.startswith(("CIK", "NK")) else 1.0
+            fsc = lymph_fsc * (1.45 if label == "monocyte" else granular**0.5)
+            ssc = lymph_ssc * (3.2 if label == "monocyte" else granular)
+            fluor = _marker_matrix(rng, label, n, 1.0)
+            # CD56 on CIK dims as the culture goes on
+            if label.startswith("CIK"):
+                fluor[:, 1] *= 1.0 - 0.3 * min(day, 21) / 21
+            block = np.column_stack([_scatter(rng, n, fsc, ssc), fluor])
+        elif label == "dead":
+            fluor = np.column_stack(
+                [
+                    _marker_matrix(rng, "T", n, 0.6)[:, :2],
+                    _lognormal(rng, 25000, n),
+                    _lognormal(rng, _AUTOFLUORESCENCE, n, 0.5),
+                    _lognormal(rng, 12000, n, 0.6),
+                ]
+            )
+            block = np.column_stack([_scatter(rng, n, lymph_fsc * 0.7, lymph_ssc * 1.4), fluor])
+        elif label == "doublet":
+            names = list(comp)
+            parts = rng.choice(len(names), size=(n, 2), p=np.array(list(comp.values())))
+            block = np.zeros((n, 3 + len(FLUOROCHROMES)))
+            heights = []
+            for k in range(2):
+                sc = _scatter(rng, n, lymph_fsc, lymph_ssc)
+                fl = np.empty((n, len(FLUOROCHROMES)))
+                for i, name in enumerate(names):
+                    rows = parts[:, k] == i
+                    fl[rows] = _marker_matrix(rng, name, int(rows.sum()), 1.0)
+                block[:, [0, 2]] += sc[:, [0, 2]]
+                block[:, 3:] += fl
+                heights.append(sc[:, 1])
+            block[:, 1] = np.maximum(heights[0], heights[1]) * rng.normal(1.08, 0.04, n)
+        elif label == "debris":
+            area = _lognormal(rng, 9000, n, 0.45)
+            block = np.column_stack(
+                [
+                    area,
+                    area * rng.normal(0.9, 0.05, n),
+                    _lognormal(rng, 5000, n, 0.6),
+                    np.column_stack(
+                        [_lognormal(rng, _AUTOFLUORESCENCE, n, 0.7) for _ in FLUOROCHROMES]
+                    ),
+                ]
+            )
+        else:  # bead: bright in every fluorescence channel, small FSC
+            area = _lognormal(rng, 16000, n, 0.06)
+            block = np.column_stack(
+                [
+                    area,
+                    area * rng.normal(0.95, 0.01, n),
+                    _lognormal(rng, 30000, n, 0.08),
+                    np.column_stack(
+                        [
+                            _lognormal(rng, m, n, 0.08)
+                            for m in (90000, 110000, 60000, 80000, 70000)
+                        ]
+                    ),
+                ]
+            )
+        blocks.append(block)
+        labels.append(np.full(n, code, dtype=np.int8))
+
+    true = np.vstack(blocks)
+    label_codes = np.concatenate(labels)
+    order = rng.permutation(len(label_codes))
+    true, label_codes = true[order], label_codes[order]
+
+    detected = true.copy()
+    detected[:, 3:] = true[:, 3:] @ SPILLOVER
+    detected[:, 3:] += rng.normal(0.0, _ELECTRONIC_SD, (len(detected), len(FLUOROCHROMES)))
+    detected[:, :3] += rng.normal(0.0, 200.0, (len(detected), 3))
+    detected = np.clip(detected, -TOP_OF_SCALE, TOP_OF_SCALE - 1)
+    duration_s = 120.0
+    time = np.sort(rng.uniform(0, duration_s * 100, len(detected)))  # 10 ms ticks
+    events = np.column_stack([detected, time]).astype(np.float32)
+
+    # truth: event counts and single-platform concentrations from the true labels
+    n_beads = counts["bead"]
+    culture_volume_mL = initial_cells * fold_total / (lymph_per_uL * 1000.0 / 0.85)
+    truth: list[dict[str, object]] = []
+    base = sum(counts[lab] for lab in POPULATION_MEMBERS["viable_lymphocytes"])
+    for population, members in POPULATION_MEMBERS.items():
+        events_pop = sum(counts[lab] for lab in members)
+        per_uL = events_pop / n_beads * beads_per_tube / sample_volume_uL
+        truth.append(
+            {
+                "batch": batch,
+                "sample": sample,
+                "day": day,
+                "population": population,
+                "events": events_pop,
+                "percent_of_base": 100.0 * events_pop / base,
+                "cells_per_uL": per_uL,
+                "total_cells": per_uL * culture_volume_mL * 1000.0,
+                "cells_per_uL_expected": sum(conc[lab] for lab in members),
+            }
+        )
+    keywords = {
+        "$CYT": "cikflow simulator",
+        "$DATE": f"{day + 1:02d}-JAN-2026",
+        "$BTIM": "10:00:00",
+        "$ETIM": "10:02:00",
+        "$FIL": f"{sample}.fcs",
+        "$SMNO": sample,
+        "$SRC": batch,
+        "$TIMESTEP": "0.01",
+        "$SPILLOVER": _spill_keyword(SPILLOVER),
+        "CIKFLOW_DAY": str(day),
+        "CIKFLOW_BATCH": batch,
+    }
+    sheet = {
+        "sample": sample,
+        "batch": batch,
+        "day": day,
+        "fcs": f"{sample}.fcs",
+        "weight_kg": weight_kg,
+        "culture_volume_mL": round(culture_volume_mL, 1),
+        "beads_per_tube": beads_per_tube,
+        "sample_volume_uL": sample_volume_uL,
+    }
+    return SimulatedSample(
+        sample=sample,
+        batch=batch,
+        day=day,
+        events=events,
+        labels=label_codes,
+        keywords=keywords,
+        sheet=sheet,
+        truth=truth,
+    )
+
+
+def simulate_batches(
+    *,
+    n_batches: int = 3,
+    days: tuple[int, ...] = _DAYS_DEFAULT,
+    n_events: int = 30000,
+    seed: int = 20120801,
+) -> list[SimulatedBatch]:
+    """Simulate ``n_batches`` CIK cultures sampled on ``days``.
+
+    Parameters
+    ----------
+    n_batches : int
+        Number of patients' cultures (batches), named ``B01``, ``B02`` ….
+    days : tuple of int
+        Culture days sampled; each gives one FCS tube.
+    n_events : int
+        Approximate number of events per file (Poisson-distributed per
+        population, so the exact count varies).
+    seed : int
+        Seed of the single random generator; same seed → identical output.
+
+    Returns
+    -------
+    list of SimulatedBatch
+        One per batch, samples in day order.
+
+    Examples
+    --------
+    >>> b = simulate_batches(n_batches=1, days=(0,), n_events=2000, seed=1)
+    >>> b[0].samples[0].sample, b[0].samples[0].events.shape[1]
+    ('B01_d00', 9)
+    """
+    if n_batches < 1 or n_events < 100 or not days:
+        msg = "simulate_batches needs n_batches >= 1, n_events >= 100 and at least one day"
+        raise ValueError(msg)
+    rng = np.random.default_rng(seed)
+    batches = []
+    for b in range(n_batches):
+        batch = f"B{b + 1:02d}"
+        # batch 3 (and every third) expands poorly: a below-target dose in the demo
+        poor = b % 3 == 2
+        batch_effect = 0.45 if poor else float(rng.uniform(0.8, 1.2))
+        final_fold = float(rng.uniform(6, 12) if poor else rng.uniform(80, 250))
+        weight_kg = round(float(rng.uniform(55, 90)), 1)
+        initial_cells = float(rng.uniform(2e7, 6e7))
+        lot_beads = int(rng.integers(45000, 55001))
+        samples = []
+        for day in sorted(days):
+            fold = final_fold ** (min(day, 21) / 21) if day > 0 else 1.0
+            samples.append(
+                _simulate_tube(
+                    rng,
+                    batch=batch,
+                    day=day,
+                    n_events=n_events,
+                    lymph_per_uL=float(rng.uniform(1200, 2000)),
+                    fold_total=fold,
+                    batch_effect=batch_effect,
+                    weight_kg=weight_kg,
+                    initial_cells=initial_cells,
+                    beads_per_tube=lot_beads,
+                )
+            )
+        batches.append(SimulatedBatch(batch=batch, samples=samples))
+    return batches
