@@ -71,6 +71,16 @@ class GatingOutcome:
     flags: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: flowkit gate class → template gate type (what gate_fcs and plotdata test against)
+_FLOWKIT_GATE_TYPES = {
+    "RectangleGate": "rectangle",
+    "PolygonGate": "polygon",
+    "EllipsoidGate": "ellipsoid",
+    "QuadrantGate": "quadrant",
+    "BooleanGate": "boolean",
+}
+
+
 def _gatingml_infos(strategy: flowkit.GatingStrategy) -> list[GateInfo]:
     import flowkit as fk
 
@@ -87,7 +97,10 @@ def _gatingml_infos(strategy: flowkit.GatingStrategy) -> list[GateInfo]:
                 getattr(d, "dimension_ref", None) or getattr(d, "ratio_ref", None) or d.id
                 for d in gate.dimensions
             )
-        infos.append(GateInfo(name, path[-1], gate.gate_type, tuple(path), dims, dims))
+        kind = _FLOWKIT_GATE_TYPES.get(gate.gate_type, gate.gate_type)
+        if kind == "rectangle" and len(dims) == 1:
+            kind = "range"
+        infos.append(GateInfo(name, path[-1], kind, tuple(path), dims, dims))
     return infos
 
 

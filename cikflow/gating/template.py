@@ -214,7 +214,7 @@ def template_dimensions(template: Template) -> list[str]:
     return list(seen)
 
 
-def _make_transform(params: Mapping[str, Any]) -> flowkit.transforms.Transform | None:
+def make_transform(params: Mapping[str, Any]) -> flowkit.transforms.Transform | None:
     import flowkit as fk
 
     kind = params["type"]
@@ -278,7 +278,7 @@ def build_strategy(
     for dim in template_dimensions(template):
         tname = transform_name(spec, dim)
         if tname not in made:
-            made[tname] = _make_transform(spec["transforms"][tname])
+            made[tname] = make_transform(spec["transforms"][tname])
             if made[tname] is not None:
                 strategy.add_transform(tname, made[tname])
         xforms[dim] = (tname if made[tname] is not None else None, made[tname])

@@ -1,0 +1,145 @@
+"""Binned densities of each gate's parent population, for the reports.
+
+Reports never draw millions of raw points: each gate is shown over a 2-D (or
+1-D) histogram of its parent's events in the gate's own transformed scale, with
+the gate outline in the same coordinates. This module computes those
+histograms; :mod:`cikflow.report` only draws them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cikflow.gating.template import make_transform, transform_name
+
+if TYPE_CHECKING:
+    from cikflow.gating.apply import GatingOutcome
+    from cikflow.gating.template import Template
+    from cikflow.io.fcs import FcsData
+
+__all__ = ["gate_plot_data"]
+
+_DECADE_TICKS = (-1000.0, 0.0, 100.0, 1000.0, 10000.0, 100000.0)
+
+
+def _tick_text(value: float) -> str:
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    return f"{sign}10<sup>{int(round(np.log10(abs(value))))}</sup>"
+
+
+def gate_plot_data(
+    fcs: FcsData,
+    outcome: GatingOutcome,
+    template: Template,
+    *,
+    compensated: np.ndarray,
+    bins: int = 96,
+) -> list[dict[str, Any]]:
+    """Histograms of every gate's parent events, in the gate's transformed axes.
+
+    Parameters
+    ----------
+    fcs : FcsData
+        The file gated.
+    outcome : GatingOutcome
+        Its gating result (membership and gate geometry).
+    template : Template
+        The YAML template (GatingML templates get no plots).
+    compensated : numpy.ndarray
+        Compensated events, file channel order (see :func:`cikflow.preprocess.compensate`).
+    bins : int
+        Bins per axis.
+
+    Returns
+    -------
+    list of dict
+        One per drawable gate: ``gate``, ``parent``, ``gate_type``, ``events``,
+        ``parent_events``, ``percent_parent``, ``kind`` (``"2d"``/``"1d"``),
+        ``x``/``y`` axis dicts (``dim``, ``detector``, ``transform``, ``range``,
+        ``ticks``), ``counts`` (int lists; 2-D as rows over y), ``shape`` (gate
+        outline, transformed units) and, for quadrant gates, ``quadrants``.
+    """
+    if template.kind != "yaml":
+        return []
+    spec = template.spec
+    scaled: dict[str, np.ndarray] = {}
+    axes: dict[str, dict[str, Any]] = {}
+
+    def axis(dim: str) -> dict[str, Any]:
+        if dim not in axes:
+            detector = outcome.channel_map[dim]
+            tname = transform_name(spec, dim)
+            xform = make_transform(spec["transforms"][tname])
+            raw = compensated[:, fcs.pnn.index(detector)]
+            values = raw if xform is None else xform.apply(raw.reshape(-1, 1))[:, 0]
+            scaled[dim] = values
+            lo, hi = np.quantile(values, [0.001, 0.999]) if len(values) else (0.0, 1.0)
+            pad = 0.04 * (hi - lo or 1.0)
+            ticks: dict[str, list[Any]] = {}
+            if xform is not None:
+                vals = xform.apply(np.array(_DECADE_TICKS).reshape(-1, 1))[:, 0]
+                keep = [(v, t) for v, t in zip(vals, _DECADE_TICKS, strict=True) if lo - pad <= v <= hi + pad]
+                ticks = {"vals": [float(v) for v, _ in keep], "text": [_tick_text(t) for _, t in keep]}
+            axes[dim] = {
+                "dim": dim,
+                "detector": detector,
+                "transform": tname,
+                "range": [float(lo - pad), float(hi + pad)],
+                "ticks": ticks,
+            }
+        return axes[dim]
+
+    counts_by_gate = dict(zip(outcome.gates["gate"], outcome.gates["events"], strict=True))
+    total = fcs.n_events
+    out: list[dict[str, Any]] = []
+    for info in outcome.infos:
+        if info.gate_type in ("boolean", "quadrant_child") or not info.dims:
+            continue
+        parent = info.path[-1]
+        mask = outcome.membership[parent] if parent != "root" else np.ones(total, dtype=bool)
+        parent_n = int(mask.sum())
+        if info.gate_type == "quadrant":
+            quads = [i for i in outcome.infos if i.gate_type == "quadrant_child" and i.parent == info.name]
+            n_in = sum(counts_by_gate[q.name] for q in quads)
+        else:
+            quads = []
+            n_in = counts_by_gate[info.name]
+        entry: dict[str, Any] = {
+            "gate": info.name,
+            "parent": parent,
+            "gate_type": info.gate_type,
+            "events": int(n_in),
+            "parent_events": parent_n,
+            "percent_parent": 100.0 * n_in / parent_n if parent_n else None,
+            "shape": info.shape,
+        }
+        xa = axis(info.dims[0])
+        xv = scaled[info.dims[0]][mask]
+        if len(info.dims) >= 2:
+            ya = axis(info.dims[1])
+            yv = scaled[info.dims[1]][mask]
+            hist, _, _ = np.histogram2d(
+                yv, xv, bins=bins, range=[ya["range"], xa["range"]]
+            )
+            entry.update(kind="2d", x=xa, y=ya, counts=hist.astype(int).tolist())
+        else:
+            hist, _ = np.histogram(xv, bins=bins, range=xa["range"])
+            entry.update(kind="1d", x=xa, y=None, counts=hist.astype(int).tolist())
+        if quads:
+            entry["quadrants"] = [
+                {
+                    "name": q.name,
+                    "events": int(counts_by_gate[q.name]),
+                    "percent_parent": 100.0 * counts_by_gate[q.name] / parent_n if parent_n else None,
+                    "signs": next(
+                        g["quadrants"][q.name] for g in spec["gates"] if g["name"] == info.name
+                    ),
+                }
+                for q in quads
+            ]
+        out.append(entry)
+    return out

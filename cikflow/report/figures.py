@@ -1,0 +1,152 @@
+"""plotly figure builders: precomputed tables and histograms in, ``go.Figure`` out.
+
+Nothing here computes a statistic; every number drawn was computed upstream.
+Strings that may come from an FCS file or a sample sheet are HTML-escaped
+before they reach plotly, which renders a subset of HTML in titles and labels.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["fractions_figure", "gate_figure"]
+
+_COLORSCALE = "Viridis"
+_GATE_COLOR = "#d62728"
+
+
+def _axis_title(axis: dict[str, Any]) -> str:
+    dim, det = html.escape(str(axis["dim"])), html.escape(str(axis["detector"]))
+    label = dim if dim == det else f"{dim} ({det})"
+    return f"{label} [{html.escape(str(axis['transform']))}]"
+
+
+def _axis_layout(axis: dict[str, Any]) -> dict[str, Any]:
+    layout: dict[str, Any] = {"title": {"text": _axis_title(axis)}, "range": axis["range"]}
+    if axis.get("ticks") and axis["ticks"].get("vals"):
+        layout.update(tickmode="array", tickvals=axis["ticks"]["vals"], ticktext=axis["ticks"]["text"])
+    return layout
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} %"
+
+
+def gate_figure(entry: dict[str, Any]) -> go.Figure:
+    """One gate over its parent's binned density.
+
+    Parameters
+    ----------
+    entry : dict
+        One item of :func:`cikflow.plotdata.gate_plot_data`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        2-D: heatmap of log10(events per bin) with the gate outline; 1-D:
+        histogram with the gate's bounds; title with count and % of parent.
+    """
+    fig = go.Figure()
+    xa, ya = entry["x"], entry.get("y")
+    counts = np.asarray(entry["counts"], dtype=float)
+    name = html.escape(str(entry["gate"]))
+    parent = html.escape(str(entry["parent"]))
+    title = (
+        f"<b>{name}</b> in {parent}: {entry['events']:,} of {entry['parent_events']:,} events "
+        f"({_percent(entry['percent_parent'])})"
+    )
+    shape = entry.get("shape") or {}
+    if entry["kind"] == "2d":
+        x_edges = np.linspace(*xa["range"], counts.shape[1] + 1)
+        y_edges = np.linspace(*ya["range"], counts.shape[0] + 1)
+        z = np.where(counts > 0, np.log10(np.maximum(counts, 1)), np.nan)
+        fig.add_trace(
+            go.Heatmap(
+                x=(x_edges[:-1] + x_edges[1:]) / 2,
+                y=(y_edges[:-1] + y_edges[1:]) / 2,
+                z=z,
+                colorscale=_COLORSCALE,
+                showscale=False,
+                hovertemplate="log10 events: %{z:.2f}<extra></extra>",
+            )
+        )
+        if "x" in shape:
+            fig.add_trace(
+                go.Scatter(x=shape["x"], y=shape["y"], mode="lines", line={"color": _GATE_COLOR, "width": 2},
+                           name=name, hoverinfo="skip")
+            )
+        elif "bounds" in shape:
+            (x0, x1), (y0, y1) = shape["bounds"][0], shape["bounds"][1]
+            x0, x1 = (xa["range"][0] if x0 is None else x0), (xa["range"][1] if x1 is None else x1)
+            y0, y1 = (ya["range"][0] if y0 is None else y0), (ya["range"][1] if y1 is None else y1)
+            fig.add_trace(
+                go.Scatter(x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines",
+                           line={"color": _GATE_COLOR, "width": 2}, name=name, hoverinfo="skip")
+            )
+        elif "x0" in shape:
+            fig.add_vline(x=shape["x0"], line={"color": _GATE_COLOR, "width": 2})
+            fig.add_hline(y=shape["y0"], line={"color": _GATE_COLOR, "width": 2})
+            for quad in entry.get("quadrants", []):
+                sx, sy = quad["signs"]
+                fig.add_annotation(
+                    x=0.98 if sx == "+" else 0.02, y=0.98 if sy == "+" else 0.02,
+                    xref="x domain", yref="y domain", showarrow=False,
+                    xanchor="right" if sx == "+" else "left", yanchor="top" if sy == "+" else "bottom",
+                    text=f"{html.escape(quad['name'])}<br>{quad['events']:,} ({_percent(quad['percent_parent'])})",
+                    bgcolor="rgba(255,255,255,0.8)", font={"size": 11},
+                )
+        fig.update_yaxes(**_axis_layout(ya))
+    else:
+        edges = np.linspace(*xa["range"], counts.shape[0] + 1)
+        fig.add_trace(
+            go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, marker={"color": "#4c78a8"},
+                   width=float(edges[1] - edges[0]), hovertemplate="%{y} events<extra></extra>")
+        )
+        for lo, hi in shape.get("bounds", []):
+            for v in (lo, hi):
+                if v is not None:
+                    fig.add_vline(x=v, line={"color": _GATE_COLOR, "width": 2})
+        fig.update_yaxes(title={"text": "events"})
+    fig.update_xaxes(**_axis_layout(xa))
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        width=420, height=400, margin={"l": 60, "r": 10, "t": 50, "b": 50},
+        showlegend=False, plot_bgcolor="white",
+    )
+    return fig
+
+
+def fractions_figure(summary: pd.DataFrame, *, batch: str, populations: list[str]) -> go.Figure:
+    """Percent of base per population over culture days for one batch.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Rows of ``summary.tsv`` (``day``, ``population``, ``percent_of_base``).
+    batch : str
+        Batch shown (title only).
+    populations : list of str
+        Populations drawn, in legend order.
+    """
+    fig = go.Figure()
+    for pop in populations:
+        rows = summary[summary["population"] == pop].sort_values("day")
+        if rows.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(x=rows["day"], y=rows["percent_of_base"], mode="lines+markers",
+                       name=html.escape(pop))
+        )
+    fig.update_layout(
+        title={"text": f"Batch {html.escape(batch)}: populations, % of viable lymphocytes"},
+        xaxis={"title": {"text": "culture day"}}, yaxis={"title": {"text": "% of base"}},
+        width=640, height=380, margin={"l": 60, "r": 10, "t": 50, "b": 50},
+    )
+    return fig

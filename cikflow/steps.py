@@ -1,0 +1,380 @@
+"""Workflow steps: each reads its inputs through :mod:`cikflow.io`, calls the pure
+computation, and writes its outputs through :mod:`cikflow.io`.
+
+Every Snakemake script and every ``cikflow`` sub-command is one call to one of
+these functions. A per-sample step never raises on bad input: it records the
+:class:`~cikflow.exceptions.CikflowError` in the sample's ``status.json`` so the
+batch goes on and the reports list the failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from cikflow import __version__
+from cikflow.exceptions import CikflowError
+from cikflow.gating.apply import GATE_TABLE_COLUMNS
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "FAILED_COLUMNS",
+    "FLAG_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "batch_report",
+    "gate_file",
+    "provenance",
+    "sample_report",
+    "simulate_demo",
+    "summarize",
+]
+
+log = logging.getLogger(__name__)
+
+SUMMARY_COLUMNS = [
+    "batch",
+    "sample",
+    "day",
+    "population",
+    "gate",
+    "method",
+    "events",
+    "percent_of_base",
+    "percent_parent",
+    "review_required",
+]
+FLAG_COLUMNS = ["batch", "sample", "day", "gate", "flag", "reason"]
+FAILED_COLUMNS = ["batch", "sample", "day", "fcs", "error", "message"]
+_VERSIONED = ("flowkit", "flowio", "fcsparser", "numpy", "pandas", "scikit-learn", "plotly", "snakemake")
+
+
+def _versions() -> dict[str, str]:
+    out = {"cikflow": __version__, "python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 of a configuration mapping in canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def provenance(
+    *,
+    step: str,
+    config: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, str] | None = None,
+    template: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The provenance record written beside every table.
+
+    It holds no time stamp, so that reruns on the same inputs write
+    byte-identical sidecars.
+    """
+    from cikflow.io import file_sha256
+
+    return {
+        "step": step,
+        "versions": _versions(),
+        "config_sha256": config_hash(config) if config is not None else None,
+        "template": dict(template or {}),
+        "inputs": {name: {"path": str(p), "sha256": file_sha256(p) if Path(p).is_file() else None}
+                   for name, p in sorted((inputs or {}).items())},
+        "parameters": dict(parameters or {}),
+    }
+
+
+def _row_value(row: Mapping[str, Any] | None, key: str, default: Any = None) -> Any:
+    if row is None:
+        return default
+    value = row.get(key, default)
+    if isinstance(value, float) and np.isnan(value):
+        return default
+    return value
+
+
+def gate_file(
+    fcs_path: str | Path,
+    *,
+    template_path: str | Path,
+    out_dir: str | Path,
+    row: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    events_table: bool = False,
+) -> dict[str, Any]:
+    """Gate one FCS file and write its tables, plot data and status.
+
+    Parameters
+    ----------
+    fcs_path : str or pathlib.Path
+        The FCS file.
+    template_path : str or pathlib.Path
+        YAML or GatingML template.
+    out_dir : str or pathlib.Path
+        Folder for ``gates.tsv``, ``populations.tsv``, ``flags.tsv``,
+        ``plots.json``, ``status.json`` (and ``events.tsv.gz`` with
+        ``events_table``).
+    row : mapping, optional
+        The sample-sheet row (sample, batch, day …); without it the sample ID
+        is the file stem.
+    config : mapping, optional
+        Workflow configuration (``panel``, ``compensation``, ``gating``,
+        ``report`` sections); defaults apply where absent.
+    events_table : bool
+        Also write per-event membership: one 0/1 column per gate.
+
+    Returns
+    -------
+    dict
+        The status written to ``status.json`` (``status`` is ``ok`` or ``failed``).
+    """
+    from cikflow.gating.apply import gate_fcs
+    from cikflow.io import read_fcs, read_template, write_json, write_table, write_text_gz
+    from cikflow.plotdata import gate_plot_data
+    from cikflow.preprocess import compensate, spillover_matrix
+
+    config = dict(config or {})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fcs_path = Path(fcs_path)
+    sample = str(_row_value(row, "sample", fcs_path.stem))
+    batch = str(_row_value(row, "batch", ""))
+    day = _row_value(row, "day")
+    panel = config.get("panel", {})
+    comp_cfg = config.get("compensation", {})
+    gating_cfg = config.get("gating", {})
+    status: dict[str, Any] = {
+        "sample": sample,
+        "batch": batch,
+        "day": day,
+        "label": str(_row_value(row, "label", "")),
+        "fcs": str(fcs_path),
+        "file_name": fcs_path.name,
+        "status": "ok",
+    }
+    gates = pd.DataFrame(columns=GATE_TABLE_COLUMNS)
+    populations = pd.DataFrame(columns=SUMMARY_COLUMNS)
+    flags = pd.DataFrame(columns=FLAG_COLUMNS)
+    plots: list[dict[str, Any]] = []
+    template_info: dict[str, Any] = {"path": str(template_path)}
+    try:
+        template = read_template(template_path)
+        template_info.update(name=template.name, version=template.version, sha256=template.sha256)
+        fcs = read_fcs(fcs_path, sample_id=sample)
+        kw = fcs.keywords
+        status.update(
+            sha256=fcs.sha256,
+            events=fcs.n_events,
+            channels=len(fcs.pnn),
+            instrument=kw.get("cyt", ""),
+            acquisition_date=kw.get("date", ""),
+            acquisition_time=kw.get("btim", ""),
+            fcs_fil=kw.get("fil", ""),
+            fcs_smno=kw.get("smno", ""),
+            fcs_version=str(fcs.sample.version),
+        )
+        matrix_file = comp_cfg.get("matrix_file")
+        matrix_csv = Path(matrix_file).read_text() if comp_cfg.get("source") == "file" and matrix_file else None
+        outcome = gate_fcs(
+            fcs,
+            template,
+            aliases=panel.get("aliases"),
+            overrides=panel.get("overrides"),
+            compensation=comp_cfg.get("source", "fcs"),
+            matrix_csv=matrix_csv,
+            min_events=int(gating_cfg.get("min_events", 100)),
+        )
+        status.update(
+            panel=outcome.channel_map,
+            compensation=outcome.compensation,
+            transforms={
+                dim: template.spec["transforms"][tname]
+                for dim in outcome.channel_map
+                if (tname := _transform_of(template, dim)) is not None
+            },
+        )
+        gates = outcome.gates
+        if template.kind == "yaml":
+            matrix, _ = spillover_matrix(fcs, source=comp_cfg.get("source", "fcs"), matrix_csv=matrix_csv)
+            plots = gate_plot_data(
+                fcs, outcome, template, compensated=compensate(fcs, matrix),
+                bins=int(config.get("report", {}).get("bins", 96)),
+            )
+        pop_map = template.populations or {g: g for g in gates["gate"]}
+        review = bool(outcome.flags)
+        by_gate = gates.set_index("gate")
+        populations = pd.DataFrame(
+            [
+                {
+                    "batch": batch,
+                    "sample": sample,
+                    "day": day,
+                    "population": pop,
+                    "gate": gate,
+                    "method": "gate",
+                    "events": int(by_gate.loc[gate, "events"]),
+                    "percent_of_base": by_gate.loc[gate, "percent_of_base"],
+                    "percent_parent": by_gate.loc[gate, "percent_parent"],
+                    "review_required": review,
+                }
+                for pop, gate in pop_map.items()
+            ],
+            columns=SUMMARY_COLUMNS,
+        )
+        flags = pd.DataFrame(
+            [{"batch": batch, "sample": sample, "day": day, **f} for f in outcome.flags],
+            columns=FLAG_COLUMNS,
+        )
+        if events_table:
+            cols = list(outcome.membership)
+            lines = ["\t".join(cols)]
+            matrix01 = np.column_stack([outcome.membership[c] for c in cols]).astype(np.int8)
+            lines.extend("\t".join(map(str, r)) for r in matrix01.tolist())
+            write_text_gz("\n".join(lines) + "\n", out / "events.tsv.gz")
+    except CikflowError as exc:
+        status.update(status="failed", error=type(exc).__name__, message=str(exc))
+        log.error("%s: %s", sample, exc)
+    status["flags"] = flags[["gate", "flag", "reason"]].to_dict("records")
+    prov = provenance(
+        step="gate",
+        config=config,
+        inputs={"fcs": str(fcs_path), "template": str(template_path)},
+        template=template_info,
+        parameters={"sample": sample, "batch": batch, "day": day},
+    )
+    write_table(gates, out / "gates.tsv", provenance=prov)
+    write_table(populations, out / "populations.tsv", provenance=prov)
+    write_table(flags, out / "flags.tsv")
+    write_json({"sample": sample, "gates": plots}, out / "plots.json")
+    write_json({**status, "provenance": prov}, out / "status.json")
+    return status
+
+
+def _transform_of(template: Any, dim: str) -> str | None:
+    from cikflow.gating.template import transform_name
+
+    if template.kind != "yaml":
+        return None
+    return transform_name(template.spec, dim)
+
+
+def summarize(
+    sample_dirs: Sequence[str | Path],
+    *,
+    out_dir: str | Path,
+    sheet_path: str | Path | None = None,
+    template_path: str | Path | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Collect per-sample results into the batch tables.
+
+    Writes ``summary.tsv`` (long format: one row per sample and population),
+    ``flags.tsv`` and ``failed.tsv`` in ``out_dir``, each with a provenance
+    sidecar listing every input's SHA-256.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The summary table.
+    """
+    from cikflow.io import read_json, read_table, write_table
+
+    summaries, flags, failed, inputs = [], [], [], {}
+    for d in sample_dirs:
+        d = Path(d)
+        status = read_json(d / "status.json")
+        inputs[status["sample"]] = {"fcs": status["fcs"], "sha256": status.get("sha256")}
+        if status["status"] != "ok":
+            failed.append({k: status.get(k) for k in ("batch", "sample", "day", "fcs", "error", "message")})
+            continue
+        summaries.append(read_table(d / "populations.tsv"))
+        flags.append(read_table(d / "flags.tsv"))
+    summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    summary = summary.sort_values(["batch", "day", "sample"], kind="stable")[SUMMARY_COLUMNS]
+    flag_df = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=FLAG_COLUMNS)
+    failed_df = pd.DataFrame(failed, columns=FAILED_COLUMNS)
+    prov = provenance(
+        step="summarize",
+        config=config,
+        inputs={k: str(v) for k, v in {"sample_sheet": sheet_path, "template": template_path}.items() if v},
+        parameters={"samples": len(sample_dirs), "failed": len(failed)},
+    )
+    prov["fcs_inputs"] = inputs
+    out = Path(out_dir)
+    write_table(summary, out / "summary.tsv", provenance=prov)
+    write_table(flag_df, out / "flags.tsv", provenance=prov)
+    write_table(failed_df, out / "failed.tsv", provenance=prov)
+    return summary
+
+
+def simulate_demo(
+    out_dir: str | Path,
+    *,
+    n_batches: int = 3,
+    days: Sequence[int] = (0, 7, 14, 21),
+    n_events: int = 30000,
+    seed: int = 20120801,
+    fcs_prefix: str = "",
+) -> pd.DataFrame:
+    """Simulate a CIK culture batch and write it (see :mod:`cikflow.simulate`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The sample sheet written to ``out_dir/samples.tsv``.
+    """
+    from cikflow.io.simulated import write_simulated
+    from cikflow.simulate import simulate_batches
+
+    batches = simulate_batches(n_batches=n_batches, days=tuple(days), n_events=n_events, seed=seed)
+    return write_simulated(batches, out_dir, fcs_prefix=fcs_prefix)
+
+
+def sample_report(sample_dir: str | Path, *, out_path: str | Path) -> None:
+    """Write a sample's HTML report from its ``status.json``, ``plots.json`` and ``gates.tsv``."""
+    from cikflow.io import read_json, read_table
+    from cikflow.report import write_sample_report
+
+    d = Path(sample_dir)
+    write_sample_report(
+        out_path,
+        status=read_json(d / "status.json"),
+        plots=read_json(d / "plots.json")["gates"],
+        gates=read_table(d / "gates.tsv"),
+    )
+
+
+def batch_report(
+    results_dir: str | Path,
+    *,
+    sample_dirs: Sequence[str | Path],
+    out_path: str | Path,
+) -> None:
+    """Write the batch report from ``summary.tsv``, ``flags.tsv``, ``failed.tsv`` and statuses."""
+    from cikflow.io import read_json, read_table, sidecar_path
+    from cikflow.report import write_batch_report
+
+    r = Path(results_dir)
+    write_batch_report(
+        out_path,
+        summary=read_table(r / "summary.tsv"),
+        flags=read_table(r / "flags.tsv"),
+        failed=read_table(r / "failed.tsv"),
+        statuses=[read_json(Path(d) / "status.json") for d in sample_dirs],
+        provenance=read_json(sidecar_path(r / "summary.tsv")),
+    )
