@@ -429,11 +429,13 @@ def simulate_batches(
     if n_batches < 1 or n_events < 100 or not days:
         msg = "simulate_batches needs n_batches >= 1, n_events >= 100 and at least one day"
         raise ValueError(msg)
-    rng = np.random.default_rng(seed)
     batches = []
     for b in range(n_batches):
+        # one random stream per batch for its parameters and one per tube for its events,
+        # so the sample sheet does not depend on n_events or on the other batches
+        rng = np.random.default_rng([seed, b])
         batch = f"B{b + 1:02d}"
-        # batch 3 (and every third) expands poorly: a below-target dose in the demo
+        # every third batch expands poorly: a below-target dose in the demo
         poor = b % 3 == 2
         batch_effect = 0.45 if poor else float(rng.uniform(0.8, 1.2))
         final_fold = float(rng.uniform(6, 12) if poor else rng.uniform(80, 250))
@@ -443,13 +445,14 @@ def simulate_batches(
         samples = []
         for day in sorted(days):
             fold = final_fold ** (min(day, 21) / 21) if day > 0 else 1.0
+            lymph_per_uL = float(rng.uniform(1200, 2000))
             samples.append(
                 _simulate_tube(
-                    rng,
+                    np.random.default_rng([seed, b, day]),
                     batch=batch,
                     day=day,
                     n_events=n_events,
-                    lymph_per_uL=float(rng.uniform(1200, 2000)),
+                    lymph_per_uL=lymph_per_uL,
                     fold_total=fold,
                     batch_effect=batch_effect,
                     weight_kg=weight_kg,

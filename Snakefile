@@ -1,0 +1,21 @@
+# cikflow: flow-cytometry QC of CIK cell cultures.
+# Entry point only: configuration, rule files, final targets. See README.md.
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/gating.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/summary.tsv",
+        "results/report/index.html",

@@ -1,0 +1,118 @@
+"""``cikflow`` command line: argument parsing only; each sub-command calls one function.
+
+Errors that bad input causes are printed as ``cikflow: <ErrorName>: <message>``
+with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from cikflow import __version__
+from cikflow.exceptions import CikflowError
+
+__all__ = ["main"]
+
+log = logging.getLogger("cikflow")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from cikflow.steps import simulate_demo
+
+    sheet = simulate_demo(
+        args.out,
+        n_batches=args.batches,
+        days=tuple(args.days),
+        n_events=args.events,
+        seed=args.seed,
+        fcs_prefix=args.fcs_prefix,
+    )
+    log.info("wrote %d FCS files, truth.tsv and samples.tsv to %s", len(sheet), args.out)
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from cikflow.io.samplesheet import DEFAULT_PATTERN, scan_folder
+    from cikflow.io.tables import write_table
+
+    sheet = scan_folder(args.folder, pattern=args.pattern or DEFAULT_PATTERN)
+    if args.out:
+        write_table(sheet, args.out)
+        log.info("drafted %d rows into %s; fill in weight, volumes and beads", len(sheet), args.out)
+    else:
+        sheet.to_csv(sys.stdout, sep="\t", index=False, lineterminator="\n")
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from cikflow.io import read_yaml
+    from cikflow.steps import gate_file
+
+    config = read_yaml(args.config) if args.config else {}
+    status = gate_file(
+        args.fcs,
+        template_path=args.template,
+        out_dir=args.out,
+        config=config,
+        events_table=args.events,
+    )
+    if status["status"] != "ok":
+        print(f"cikflow: {status['error']}: {status['message']}", file=sys.stderr)
+        return 2
+    log.info("wrote gate table to %s", Path(args.out) / "gates.tsv")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``cikflow`` command."""
+    parser = argparse.ArgumentParser(
+        prog="cikflow", description="Flow-cytometry QC of CIK cell cultures."
+    )
+    parser.add_argument("--version", action="version", version=f"cikflow {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a simulated CIK culture batch (FCS + truth)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--batches", type=int, default=3, help="number of cultures (default 3)")
+    p.add_argument("--days", type=int, nargs="+", default=[0, 7, 14, 21], help="culture days")
+    p.add_argument("--events", type=int, default=30000, help="approximate events per file")
+    p.add_argument("--seed", type=int, default=20120801, help="random seed")
+    p.add_argument("--fcs-prefix", default="", help="prefix of the sample sheet's fcs paths")
+    p.set_defaults(func=_simulate)
+
+    p = sub.add_parser("scan", help="draft a sample sheet from a folder of FCS files")
+    p.add_argument("folder", help="folder searched recursively for *.fcs")
+    p.add_argument("--out", help="sample sheet to write (default: standard output)")
+    p.add_argument("--pattern", help="regex with named groups batch and day, matched to file names")
+    p.set_defaults(func=_scan)
+
+    p = sub.add_parser("gate", help="gate one FCS file with a template, without Snakemake")
+    p.add_argument("fcs", help="FCS file")
+    p.add_argument("--template", required=True, help="YAML or GatingML 2.0 template")
+    p.add_argument("--out", required=True, help="output folder (gates.tsv …)")
+    p.add_argument("--config", help="config.yaml for panel aliases and compensation")
+    p.add_argument("--events", action="store_true", help="also write per-event membership")
+    p.set_defaults(func=_gate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``cikflow`` command; return its exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="cikflow: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except CikflowError as exc:
+        print(f"cikflow: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,47 @@
+# Configuration and sample-sheet validation, wildcard constraints and input functions.
+# A sheet or template error stops here, before any job runs, naming the row or gate.
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+from cikflow.io import read_template
+from cikflow.io.samplesheet import read_sample_sheet
+
+min_version("9.0")
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+SHEET = read_sample_sheet(config["samples"]).set_index("sample", drop=False)
+read_template(config["template"])  # fail fast on an invalid template
+SAMPLES = list(SHEET.index)
+DEMO = config["demo"]
+DEMO_SAMPLES = [
+    f"B{b + 1:02d}_d{day:02d}" for b in range(DEMO["n_batches"]) for day in DEMO["days"]
+]
+DEMO_FILES = [f"{DEMO['folder']}/{s}.fcs" for s in DEMO_SAMPLES]
+
+
+wildcard_constraints:
+    sample="|".join(SAMPLES) if SAMPLES else "NO_SAMPLES",
+
+
+def get_fcs(wildcards):
+    """The FCS file as a job input, unless it is missing (then the job records the failure)."""
+    path = SHEET.loc[wildcards.sample, "fcs"]
+    return path if Path(path).exists() or path in DEMO_FILES else []
+
+
+def get_row(wildcards):
+    """The sample-sheet row, JSON-safe (NaN -> None)."""
+    row = SHEET.loc[wildcards.sample].to_dict()
+    return {k: (None if v != v else v) for k, v in row.items()}
+
+
+def get_settings(wildcards):
+    """The science settings a per-sample job uses (a change reruns the job)."""
+    return {key: config[key] for key in ("panel", "compensation", "gating", "report")}
+
+
+def sample_files(name):
+    """One per-sample result file for every sample of the sheet."""
+    return expand("results/samples/{sample}/{name}", sample=SAMPLES, name=name)

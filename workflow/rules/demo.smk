@@ -1,0 +1,16 @@
+# The demo batch: simulated on first run (deterministic, seeded), never committed.
+
+
+rule simulate_demo:
+    output:
+        fcs=DEMO_FILES,
+        truth=f"{DEMO['folder']}/truth.tsv",
+        sheet=f"{DEMO['folder']}/samples.tsv",
+    log:
+        "logs/simulate_demo.log",
+    params:
+        demo=lookup(dpath="demo", within=config),
+    conda:
+        "../envs/cikflow.yaml"
+    script:
+        "../scripts/simulate_demo.py"

@@ -1,0 +1,47 @@
+# Per sample: read the FCS file, compensate, gate with the template, write tables and plot data.
+
+
+rule gate:
+    input:
+        fcs=get_fcs,
+        template=config["template"],
+    output:
+        status="results/samples/{sample}/status.json",
+        gates="results/samples/{sample}/gates.tsv",
+        populations="results/samples/{sample}/populations.tsv",
+        flags="results/samples/{sample}/flags.tsv",
+        plots="results/samples/{sample}/plots.json",
+    log:
+        "logs/gate/{sample}.log",
+    params:
+        row=get_row,
+        settings=get_settings,
+    conda:
+        "../envs/cikflow.yaml"
+    script:
+        "../scripts/gate.py"
+
+
+rule summarize:
+    input:
+        status=sample_files("status.json"),
+        populations=sample_files("populations.tsv"),
+        flags=sample_files("flags.tsv"),
+        sheet=config["samples"],
+        template=config["template"],
+    output:
+        summary=report(
+            "results/summary.tsv",
+            caption="../report/summary.rst",
+            category="Tables",
+        ),
+        flags="results/flags.tsv",
+        failed="results/failed.tsv",
+    log:
+        "logs/summarize.log",
+    params:
+        settings=get_settings,
+    conda:
+        "../envs/cikflow.yaml"
+    script:
+        "../scripts/summarize.py"

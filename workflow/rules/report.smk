@@ -1,0 +1,38 @@
+# HTML reports: one per sample, and the batch report linking them (plotly.js written once).
+
+
+rule sample_report:
+    input:
+        status="results/samples/{sample}/status.json",
+        plots="results/samples/{sample}/plots.json",
+        gates="results/samples/{sample}/gates.tsv",
+    output:
+        "results/report/samples/{sample}.html",
+    log:
+        "logs/report/{sample}.log",
+    conda:
+        "../envs/cikflow.yaml"
+    script:
+        "../scripts/sample_report.py"
+
+
+rule batch_report:
+    input:
+        summary=rules.summarize.output.summary,
+        flags=rules.summarize.output.flags,
+        failed=rules.summarize.output.failed,
+        status=sample_files("status.json"),
+        samples=expand("results/report/samples/{sample}.html", sample=SAMPLES),
+    output:
+        index=report(
+            "results/report/index.html",
+            caption="../report/index.rst",
+            category="Reports",
+        ),
+        plotly="results/report/plotly.min.js",
+    log:
+        "logs/report/index.log",
+    conda:
+        "../envs/cikflow.yaml"
+    script:
+        "../scripts/batch_report.py"
