@@ -60,8 +60,7 @@ def _gate(args: argparse.Namespace) -> int:
         events_table=args.events,
     )
     if status["status"] != "ok":
-        print(f"cikflow: {status['error']}: {status['message']}", file=sys.stderr)
-        return 2
+        return 2  # the error was logged, naming the file and the defect
     log.info("wrote gate table to %s", Path(args.out) / "gates.tsv")
     return 0
 

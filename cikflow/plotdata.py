@@ -28,7 +28,7 @@ def _tick_text(value: float) -> str:
     if value == 0:
         return "0"
     sign = "-" if value < 0 else ""
-    return f"{sign}10<sup>{int(round(np.log10(abs(value))))}</sup>"
+    return f"{sign}10<sup>{round(np.log10(abs(value)))}</sup>"
 
 
 def gate_plot_data(
@@ -82,8 +82,15 @@ def gate_plot_data(
             ticks: dict[str, list[Any]] = {}
             if xform is not None:
                 vals = xform.apply(np.array(_DECADE_TICKS).reshape(-1, 1))[:, 0]
-                keep = [(v, t) for v, t in zip(vals, _DECADE_TICKS, strict=True) if lo - pad <= v <= hi + pad]
-                ticks = {"vals": [float(v) for v, _ in keep], "text": [_tick_text(t) for _, t in keep]}
+                keep = [
+                    (v, t)
+                    for v, t in zip(vals, _DECADE_TICKS, strict=True)
+                    if lo - pad <= v <= hi + pad
+                ]
+                ticks = {
+                    "vals": [float(v) for v, _ in keep],
+                    "text": [_tick_text(t) for _, t in keep],
+                }
             axes[dim] = {
                 "dim": dim,
                 "detector": detector,
@@ -103,7 +110,11 @@ def gate_plot_data(
         mask = outcome.membership[parent] if parent != "root" else np.ones(total, dtype=bool)
         parent_n = int(mask.sum())
         if info.gate_type == "quadrant":
-            quads = [i for i in outcome.infos if i.gate_type == "quadrant_child" and i.parent == info.name]
+            quads = [
+                i
+                for i in outcome.infos
+                if i.gate_type == "quadrant_child" and i.parent == info.name
+            ]
             n_in = sum(counts_by_gate[q.name] for q in quads)
         else:
             quads = []
@@ -122,9 +133,7 @@ def gate_plot_data(
         if len(info.dims) >= 2:
             ya = axis(info.dims[1])
             yv = scaled[info.dims[1]][mask]
-            hist, _, _ = np.histogram2d(
-                yv, xv, bins=bins, range=[ya["range"], xa["range"]]
-            )
+            hist, _, _ = np.histogram2d(yv, xv, bins=bins, range=[ya["range"], xa["range"]])
             entry.update(kind="2d", x=xa, y=ya, counts=hist.astype(int).tolist())
         else:
             hist, _ = np.histogram(xv, bins=bins, range=xa["range"])
@@ -134,7 +143,9 @@ def gate_plot_data(
                 {
                     "name": q.name,
                     "events": int(counts_by_gate[q.name]),
-                    "percent_parent": 100.0 * counts_by_gate[q.name] / parent_n if parent_n else None,
+                    "percent_parent": 100.0 * counts_by_gate[q.name] / parent_n
+                    if parent_n
+                    else None,
                     "signs": next(
                         g["quadrants"][q.name] for g in spec["gates"] if g["name"] == info.name
                     ),

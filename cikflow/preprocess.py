@@ -70,7 +70,9 @@ def spillover_matrix(
     except CompensationError:
         raise
     except Exception as exc:
-        raise CompensationError(f"{name}: cannot parse {label} ({type(exc).__name__}: {exc})") from exc
+        raise CompensationError(
+            f"{name}: cannot parse {label} ({type(exc).__name__}: {exc})"
+        ) from exc
     missing = [d for d in matrix.detectors if d not in fcs.pnn]
     if missing:
         raise CompensationError(f"{name}: {label} names detectors not in the file: {missing}")

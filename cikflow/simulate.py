@@ -314,10 +314,7 @@ def _simulate_tube(
                     area * rng.normal(0.95, 0.01, n),
                     _lognormal(rng, 30000, n, 0.08),
                     np.column_stack(
-                        [
-                            _lognormal(rng, m, n, 0.08)
-                            for m in (90000, 110000, 60000, 80000, 70000)
-                        ]
+                        [_lognormal(rng, m, n, 0.08) for m in (90000, 110000, 60000, 80000, 70000)]
                     ),
                 ]
             )

@@ -55,7 +55,16 @@ SUMMARY_COLUMNS = [
 ]
 FLAG_COLUMNS = ["batch", "sample", "day", "gate", "flag", "reason"]
 FAILED_COLUMNS = ["batch", "sample", "day", "fcs", "error", "message"]
-_VERSIONED = ("flowkit", "flowio", "fcsparser", "numpy", "pandas", "scikit-learn", "plotly", "snakemake")
+_VERSIONED = (
+    "flowkit",
+    "flowio",
+    "fcsparser",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "plotly",
+    "snakemake",
+)
 
 
 def _versions() -> dict[str, str]:
@@ -93,8 +102,10 @@ def provenance(
         "versions": _versions(),
         "config_sha256": config_hash(config) if config is not None else None,
         "template": dict(template or {}),
-        "inputs": {name: {"path": str(p), "sha256": file_sha256(p) if Path(p).is_file() else None}
-                   for name, p in sorted((inputs or {}).items())},
+        "inputs": {
+            name: {"path": str(p), "sha256": file_sha256(p) if Path(p).is_file() else None}
+            for name, p in sorted((inputs or {}).items())
+        },
         "parameters": dict(parameters or {}),
     }
 
@@ -189,7 +200,11 @@ def gate_file(
             fcs_version=str(fcs.sample.version),
         )
         matrix_file = comp_cfg.get("matrix_file")
-        matrix_csv = Path(matrix_file).read_text() if comp_cfg.get("source") == "file" and matrix_file else None
+        matrix_csv = (
+            Path(matrix_file).read_text()
+            if comp_cfg.get("source") == "file" and matrix_file
+            else None
+        )
         outcome = gate_fcs(
             fcs,
             template,
@@ -210,9 +225,14 @@ def gate_file(
         )
         gates = outcome.gates
         if template.kind == "yaml":
-            matrix, _ = spillover_matrix(fcs, source=comp_cfg.get("source", "fcs"), matrix_csv=matrix_csv)
+            matrix, _ = spillover_matrix(
+                fcs, source=comp_cfg.get("source", "fcs"), matrix_csv=matrix_csv
+            )
             plots = gate_plot_data(
-                fcs, outcome, template, compensated=compensate(fcs, matrix),
+                fcs,
+                outcome,
+                template,
+                compensated=compensate(fcs, matrix),
                 bins=int(config.get("report", {}).get("bins", 96)),
             )
         pop_map = template.populations or {g: g for g in gates["gate"]}
@@ -248,7 +268,7 @@ def gate_file(
             write_text_gz("\n".join(lines) + "\n", out / "events.tsv.gz")
     except CikflowError as exc:
         status.update(status="failed", error=type(exc).__name__, message=str(exc))
-        log.error("%s: %s", sample, exc)
+        log.error("%s failed: %s: %s", sample, type(exc).__name__, exc)
     status["flags"] = flags[["gate", "flag", "reason"]].to_dict("records")
     prov = provenance(
         step="gate",
@@ -300,18 +320,28 @@ def summarize(
         status = read_json(d / "status.json")
         inputs[status["sample"]] = {"fcs": status["fcs"], "sha256": status.get("sha256")}
         if status["status"] != "ok":
-            failed.append({k: status.get(k) for k in ("batch", "sample", "day", "fcs", "error", "message")})
+            failed.append(
+                {k: status.get(k) for k in ("batch", "sample", "day", "fcs", "error", "message")}
+            )
             continue
         summaries.append(read_table(d / "populations.tsv"))
         flags.append(read_table(d / "flags.tsv"))
-    summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    summary = (
+        pd.concat(summaries, ignore_index=True)
+        if summaries
+        else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    )
     summary = summary.sort_values(["batch", "day", "sample"], kind="stable")[SUMMARY_COLUMNS]
     flag_df = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=FLAG_COLUMNS)
     failed_df = pd.DataFrame(failed, columns=FAILED_COLUMNS)
     prov = provenance(
         step="summarize",
         config=config,
-        inputs={k: str(v) for k, v in {"sample_sheet": sheet_path, "template": template_path}.items() if v},
+        inputs={
+            k: str(v)
+            for k, v in {"sample_sheet": sheet_path, "template": template_path}.items()
+            if v
+        },
         parameters={"samples": len(sample_dirs), "failed": len(failed)},
     )
     prov["fcs_inputs"] = inputs

@@ -174,8 +174,9 @@ def gate_fcs(
     for info in infos:
         if info.gate_type == "quadrant":
             continue
-        path = info.path if info.gate_type != "quadrant_child" else info.path
-        membership[info.name] = np.asarray(results.get_gate_membership(info.name, path), dtype=bool)
+        membership[info.name] = np.asarray(
+            results.get_gate_membership(info.name, info.path), dtype=bool
+        )
     counts = {name: int(mask.sum()) for name, mask in membership.items()}
     base_name = template.base if template.kind == "yaml" else None
     base_n = counts.get(base_name, total) if base_name else total
@@ -212,7 +213,9 @@ def gate_fcs(
             )
     gates = pd.DataFrame(rows, columns=GATE_TABLE_COLUMNS)
     if base_name and base_n == 0:
-        raise GatingError(f"{source}: base gate '{base_name}' is empty; no fraction can be computed")
+        raise GatingError(
+            f"{source}: base gate '{base_name}' is empty; no fraction can be computed"
+        )
     return GatingOutcome(
         sample=sample_id,
         gates=gates,

@@ -139,12 +139,16 @@ def validate_template(spec: Any, *, source: str = "template") -> dict[str, Any]:
     import jsonschema
 
     if not isinstance(spec, dict):
-        raise GatingTemplateError(f"{source}: a template must be a mapping, not {type(spec).__name__}")
+        raise GatingTemplateError(
+            f"{source}: a template must be a mapping, not {type(spec).__name__}"
+        )
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(spec), key=lambda e: list(e.absolute_path))
     if errors:
         err = min(errors, key=lambda e: -len(e.absolute_path))
-        raise GatingTemplateError(f"{source}: {_where(spec, list(err.absolute_path))}: {err.message}")
+        raise GatingTemplateError(
+            f"{source}: {_where(spec, list(err.absolute_path))}: {err.message}"
+        )
     spec = copy.deepcopy(spec)
     spec.setdefault("transforms", {})
     for key, value in DEFAULT_TRANSFORMS.items():
@@ -153,7 +157,9 @@ def validate_template(spec: Any, *, source: str = "template") -> dict[str, Any]:
     spec.setdefault("channels", {})
     for tname in [spec["default_transform"], *spec["channels"].values()]:
         if tname not in spec["transforms"]:
-            raise GatingTemplateError(f"{source}: transform '{tname}' is not defined in 'transforms'")
+            raise GatingTemplateError(
+                f"{source}: transform '{tname}' is not defined in 'transforms'"
+            )
 
     known: set[str] = {"root"}
     for gate in spec["gates"]:
@@ -169,12 +175,17 @@ def validate_template(spec: Any, *, source: str = "template") -> dict[str, Any]:
             for ref in gate["of"]:
                 if ref not in known:
                     raise GatingTemplateError(
-                        f"{source}: gate '{name}': field 'of': '{ref}' is not a gate defined above it"
+                        f"{source}: gate '{name}': field 'of': '{ref}' is not a gate "
+                        "defined above it"
                     )
             if gate["op"] == "not" and len(gate["of"]) != 1:
-                raise GatingTemplateError(f"{source}: gate '{name}': field 'of': 'not' takes one gate")
+                raise GatingTemplateError(
+                    f"{source}: gate '{name}': field 'of': 'not' takes one gate"
+                )
         if gate["type"] == "polygon" and any(len(v) != 2 for v in gate["vertices"]):
-            raise GatingTemplateError(f"{source}: gate '{name}': field 'vertices': need [x, y] pairs")
+            raise GatingTemplateError(
+                f"{source}: gate '{name}': field 'vertices': need [x, y] pairs"
+            )
         known.add(name)
         if gate["type"] == "quadrant":
             for quad in gate["quadrants"]:
@@ -220,7 +231,9 @@ def make_transform(params: Mapping[str, Any]) -> flowkit.transforms.Transform | 
     kind = params["type"]
     t = params.get("t", 262144)
     if kind == "logicle":
-        return fk.transforms.LogicleTransform(t, params.get("w", 0.5), params.get("m", 4.5), params.get("a", 0))
+        return fk.transforms.LogicleTransform(
+            t, params.get("w", 0.5), params.get("m", 4.5), params.get("a", 0)
+        )
     if kind == "asinh":
         return fk.transforms.AsinhTransform(t, params.get("m", 4.5), params.get("a", 0))
     if kind == "linear":
@@ -314,15 +327,15 @@ def build_strategy(
             fk_dims = []
             for dim, bounds in gate["dimensions"].items():
                 fk_dims.append(dimension(dim, bounds.get("min"), bounds.get("max")))
-                shape.setdefault("bounds", []).append(
-                    [fk_dims[-1].min, fk_dims[-1].max]
-                )
+                shape.setdefault("bounds", []).append([fk_dims[-1].min, fk_dims[-1].max])
             fk_gate = fk.gates.RectangleGate(name, fk_dims, use_complement=complement)
         elif kind == "polygon":
             xs = scale(dims[0], [v[0] for v in gate["vertices"]])
             ys = scale(dims[1], [v[1] for v in gate["vertices"]])
             fk_gate = fk.gates.PolygonGate(
-                name, [dimension(dims[0]), dimension(dims[1])], list(zip(xs, ys, strict=True)),
+                name,
+                [dimension(dims[0]), dimension(dims[1])],
+                list(zip(xs, ys, strict=True)),
                 use_complement=complement,
             )
             shape = {"x": [*xs, xs[0]], "y": [*ys, ys[0]]}
@@ -335,8 +348,10 @@ def build_strategy(
             ]
             quadrants = []
             for quad, signs in gate["quadrants"].items():
-                ranges = [(x0, None) if signs[0] == "+" else (None, x0),
-                          (y0, None) if signs[1] == "+" else (None, y0)]
+                ranges = [
+                    (x0, None) if signs[0] == "+" else (None, x0),
+                    (y0, None) if signs[1] == "+" else (None, y0),
+                ]
                 quadrants.append(fk.gates.Quadrant(quad, ["x", "y"], ranges))
             fk_gate = fk.gates.QuadrantGate(name, dividers, quadrants)
             shape = {"x0": x0, "y0": y0}
@@ -351,7 +366,9 @@ def build_strategy(
             for quad in gate["quadrants"]:
                 paths[quad] = (*gate_path, name)
                 infos.append(
-                    GateInfo(quad, name, "quadrant_child", paths[quad], tuple(dims), detectors, shape)
+                    GateInfo(
+                        quad, name, "quadrant_child", paths[quad], tuple(dims), detectors, shape
+                    )
                 )
     return strategy, infos
 

@@ -107,7 +107,9 @@ def read_fcs(path: str | Path, *, sample_id: str | None = None) -> FcsData:
     try:
         flow_data = flowio.FlowData(path.open("rb"))
     except Exception as exc:  # flowio raises many types; all mean "unreadable"
-        raise FcsReadError(f"{path.name}: unreadable FCS file ({type(exc).__name__}: {exc})") from exc
+        raise FcsReadError(
+            f"{path.name}: unreadable FCS file ({type(exc).__name__}: {exc})"
+        ) from exc
     keywords = {str(k).lower().lstrip("$"): str(v) for k, v in flow_data.text.items()}
     n_channels = int(flow_data.channel_count)
     declared = int(keywords.get("tot", flow_data.event_count))
@@ -120,7 +122,9 @@ def read_fcs(path: str | Path, *, sample_id: str | None = None) -> FcsData:
     try:
         sample = flowkit.Sample(flow_data, sample_id=sample_id or path.stem)
     except Exception as exc:
-        raise FcsReadError(f"{path.name}: cannot build events ({type(exc).__name__}: {exc})") from exc
+        raise FcsReadError(
+            f"{path.name}: cannot build events ({type(exc).__name__}: {exc})"
+        ) from exc
     events = sample.get_events(source="raw")
     pns = [label or "" for label in sample.pns_labels]
     return FcsData(

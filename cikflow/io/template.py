@@ -38,8 +38,9 @@ def read_template(path: str | Path) -> Template:
             raise GatingTemplateError(
                 f"{path.name}: not a valid GatingML 2.0 file ({type(exc).__name__}: {exc})"
             ) from exc
-        return Template(name=path.stem, version="", kind="gatingml", spec={}, sha256=sha,
-                        strategy=strategy)
+        return Template(
+            name=path.stem, version="", kind="gatingml", spec={}, sha256=sha, strategy=strategy
+        )
     try:
         doc = yaml.safe_load(raw)
     except yaml.YAMLError as exc:

@@ -31,7 +31,9 @@ def _axis_title(axis: dict[str, Any]) -> str:
 def _axis_layout(axis: dict[str, Any]) -> dict[str, Any]:
     layout: dict[str, Any] = {"title": {"text": _axis_title(axis)}, "range": axis["range"]}
     if axis.get("ticks") and axis["ticks"].get("vals"):
-        layout.update(tickmode="array", tickvals=axis["ticks"]["vals"], ticktext=axis["ticks"]["text"])
+        layout.update(
+            tickmode="array", tickvals=axis["ticks"]["vals"], ticktext=axis["ticks"]["text"]
+        )
     return layout
 
 
@@ -79,16 +81,28 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
         )
         if "x" in shape:
             fig.add_trace(
-                go.Scatter(x=shape["x"], y=shape["y"], mode="lines", line={"color": _GATE_COLOR, "width": 2},
-                           name=name, hoverinfo="skip")
+                go.Scatter(
+                    x=shape["x"],
+                    y=shape["y"],
+                    mode="lines",
+                    line={"color": _GATE_COLOR, "width": 2},
+                    name=name,
+                    hoverinfo="skip",
+                )
             )
         elif "bounds" in shape:
             (x0, x1), (y0, y1) = shape["bounds"][0], shape["bounds"][1]
             x0, x1 = (xa["range"][0] if x0 is None else x0), (xa["range"][1] if x1 is None else x1)
             y0, y1 = (ya["range"][0] if y0 is None else y0), (ya["range"][1] if y1 is None else y1)
             fig.add_trace(
-                go.Scatter(x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines",
-                           line={"color": _GATE_COLOR, "width": 2}, name=name, hoverinfo="skip")
+                go.Scatter(
+                    x=[x0, x1, x1, x0, x0],
+                    y=[y0, y0, y1, y1, y0],
+                    mode="lines",
+                    line={"color": _GATE_COLOR, "width": 2},
+                    name=name,
+                    hoverinfo="skip",
+                )
             )
         elif "x0" in shape:
             fig.add_vline(x=shape["x0"], line={"color": _GATE_COLOR, "width": 2})
@@ -96,18 +110,31 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
             for quad in entry.get("quadrants", []):
                 sx, sy = quad["signs"]
                 fig.add_annotation(
-                    x=0.98 if sx == "+" else 0.02, y=0.98 if sy == "+" else 0.02,
-                    xref="x domain", yref="y domain", showarrow=False,
-                    xanchor="right" if sx == "+" else "left", yanchor="top" if sy == "+" else "bottom",
-                    text=f"{html.escape(quad['name'])}<br>{quad['events']:,} ({_percent(quad['percent_parent'])})",
-                    bgcolor="rgba(255,255,255,0.8)", font={"size": 11},
+                    x=0.98 if sx == "+" else 0.02,
+                    y=0.98 if sy == "+" else 0.02,
+                    xref="x domain",
+                    yref="y domain",
+                    showarrow=False,
+                    xanchor="right" if sx == "+" else "left",
+                    yanchor="top" if sy == "+" else "bottom",
+                    text=(
+                        f"{html.escape(quad['name'])}<br>{quad['events']:,} "
+                        f"({_percent(quad['percent_parent'])})"
+                    ),
+                    bgcolor="rgba(255,255,255,0.8)",
+                    font={"size": 11},
                 )
         fig.update_yaxes(**_axis_layout(ya))
     else:
         edges = np.linspace(*xa["range"], counts.shape[0] + 1)
         fig.add_trace(
-            go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, marker={"color": "#4c78a8"},
-                   width=float(edges[1] - edges[0]), hovertemplate="%{y} events<extra></extra>")
+            go.Bar(
+                x=(edges[:-1] + edges[1:]) / 2,
+                y=counts,
+                marker={"color": "#4c78a8"},
+                width=float(edges[1] - edges[0]),
+                hovertemplate="%{y} events<extra></extra>",
+            )
         )
         for lo, hi in shape.get("bounds", []):
             for v in (lo, hi):
@@ -117,8 +144,11 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
     fig.update_xaxes(**_axis_layout(xa))
     fig.update_layout(
         title={"text": title, "font": {"size": 13}},
-        width=420, height=400, margin={"l": 60, "r": 10, "t": 50, "b": 50},
-        showlegend=False, plot_bgcolor="white",
+        width=420,
+        height=400,
+        margin={"l": 60, "r": 10, "t": 50, "b": 50},
+        showlegend=False,
+        plot_bgcolor="white",
     )
     return fig
 
@@ -141,12 +171,19 @@ def fractions_figure(summary: pd.DataFrame, *, batch: str, populations: list[str
         if rows.empty:
             continue
         fig.add_trace(
-            go.Scatter(x=rows["day"], y=rows["percent_of_base"], mode="lines+markers",
-                       name=html.escape(pop))
+            go.Scatter(
+                x=rows["day"],
+                y=rows["percent_of_base"],
+                mode="lines+markers",
+                name=html.escape(pop),
+            )
         )
     fig.update_layout(
         title={"text": f"Batch {html.escape(batch)}: populations, % of viable lymphocytes"},
-        xaxis={"title": {"text": "culture day"}}, yaxis={"title": {"text": "% of base"}},
-        width=640, height=380, margin={"l": 60, "r": 10, "t": 50, "b": 50},
+        xaxis={"title": {"text": "culture day"}},
+        yaxis={"title": {"text": "% of base"}},
+        width=640,
+        height=380,
+        margin={"l": 60, "r": 10, "t": 50, "b": 50},
     )
     return fig

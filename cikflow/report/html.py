@@ -24,6 +24,20 @@ __all__ = ["write_batch_report", "write_plotly_js", "write_sample_report"]
 
 PLOTLY_JS = "plotly.min.js"
 REVIEW_TEXT = "automated analysis — review required"
+#: populations drawn over culture days in the batch report, in legend order
+FRACTION_POPULATIONS = (
+    "T",
+    "CIK",
+    "CIK_CD16pos",
+    "CIK_CD16neg",
+    "NK",
+    "NK_CD56bright",
+    "NK_CD56dim",
+)
+_SAMPLE_FIELDS = (
+    "label", "error", "message", "sha256", "instrument", "acquisition_date",
+    "acquisition_time", "fcs_fil", "fcs_smno", "events", "compensation", "flags",
+)
 _PLOT_CONFIG = {"displaylogo": False, "responsive": False}
 
 
@@ -86,13 +100,19 @@ def write_sample_report(
         Relative links to plotly.js and to the batch report.
     """
     figures = [_div(gate_figure(dict(p)), f"gate-{i}") for i, p in enumerate(plots)]
-    html = _env().get_template("sample.html.j2").render(
-        s=status,
-        figures=figures,
-        gates=gates.to_dict("records"),
-        plotly_js=plotly_js,
-        index_href=index_href,
-        review_text=REVIEW_TEXT,
+    # a failed sample's status lacks what was never read; show those fields empty
+    status = {**dict.fromkeys(_SAMPLE_FIELDS, ""), "panel": {}, "transforms": {}, **status}
+    html = (
+        _env()
+        .get_template("sample.html.j2")
+        .render(
+            s=status,
+            figures=figures,
+            gates=gates.to_dict("records"),
+            plotly_js=plotly_js,
+            index_href=index_href,
+            review_text=REVIEW_TEXT,
+        )
     )
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,30 +146,45 @@ def write_batch_report(
     """
     out = Path(out_path)
     write_plotly_js(out.parent)
-    populations = [p for p in dict.fromkeys(summary["population"]) if p not in ("beads", "leukocytes")]
+    # the base and its ancestors (beads, leukocytes …) would dwarf the populations of interest
+    populations = [p for p in dict.fromkeys(summary["population"]) if p in FRACTION_POPULATIONS]
     batches = []
     for i, batch in enumerate(sorted(summary["batch"].astype(str).unique())):
         rows = summary[summary["batch"].astype(str) == batch]
-        table = rows.pivot_table(index="population", columns="day", values="percent_of_base", sort=False)
+        table = rows.pivot_table(
+            index="population", columns="day", values="percent_of_base", sort=False
+        )
         batches.append(
             {
                 "batch": batch,
-                "figure": _div(fractions_figure(rows, batch=batch, populations=populations), f"batch-{i}"),
+                "figure": _div(
+                    fractions_figure(rows, batch=batch, populations=populations), f"batch-{i}"
+                ),
                 "days": [int(d) for d in table.columns],
                 "table": [
-                    {"population": pop, "values": [None if v != v else float(v) for v in table.loc[pop]]}
-                    for pop in populations if pop in table.index
+                    {
+                        "population": pop,
+                        "values": [None if v != v else float(v) for v in table.loc[pop]],
+                    }
+                    for pop in populations
+                    if pop in table.index
                 ],
             }
         )
-    html = _env().get_template("index.html.j2").render(
-        batches=batches,
-        flags=flags.to_dict("records"),
-        failed=failed.to_dict("records"),
-        samples=sorted(statuses, key=lambda s: (str(s.get("batch")), s.get("day") or 0, str(s["sample"]))),
-        sample_href=sample_href,
-        provenance=provenance,
-        review_text=REVIEW_TEXT,
-        plotly_js=PLOTLY_JS,
+    html = (
+        _env()
+        .get_template("index.html.j2")
+        .render(
+            batches=batches,
+            flags=flags.to_dict("records"),
+            failed=failed.to_dict("records"),
+            samples=sorted(
+                statuses, key=lambda s: (str(s.get("batch")), s.get("day") or 0, str(s["sample"]))
+            ),
+            sample_href=sample_href,
+            provenance=provenance,
+            review_text=REVIEW_TEXT,
+            plotly_js=PLOTLY_JS,
+        )
     )
     out.write_text(html)

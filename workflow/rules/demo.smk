@@ -8,9 +8,9 @@ rule simulate_demo:
         sheet=f"{DEMO['folder']}/samples.tsv",
     log:
         "logs/simulate_demo.log",
-    params:
-        demo=lookup(dpath="demo", within=config),
     conda:
         "../envs/cikflow.yaml"
+    params:
+        demo=lookup(dpath="demo", within=config),
     script:
         "../scripts/simulate_demo.py"

@@ -13,11 +13,11 @@ rule gate:
         plots="results/samples/{sample}/plots.json",
     log:
         "logs/gate/{sample}.log",
+    conda:
+        "../envs/cikflow.yaml"
     params:
         row=get_row,
         settings=get_settings,
-    conda:
-        "../envs/cikflow.yaml"
     script:
         "../scripts/gate.py"
 
@@ -39,9 +39,9 @@ rule summarize:
         failed="results/failed.tsv",
     log:
         "logs/summarize.log",
-    params:
-        settings=get_settings,
     conda:
         "../envs/cikflow.yaml"
+    params:
+        settings=get_settings,
     script:
         "../scripts/summarize.py"
