@@ -1,10 +1,10 @@
-"""Workflow steps: each reads its inputs through :mod:`cikflow.io`, calls the pure
-computation, and writes its outputs through :mod:`cikflow.io`.
+"""Workflow steps: read inputs, call the pure computation, write outputs.
 
-Every Snakemake script and every ``cikflow`` sub-command is one call to one of
-these functions. A per-sample step never raises on bad input: it records the
-:class:`~cikflow.exceptions.CikflowError` in the sample's ``status.json`` so the
-batch goes on and the reports list the failure.
+Each step reads its inputs through :mod:`cikflow.io`, calls the computation, and
+writes its outputs through :mod:`cikflow.io`. Every Snakemake script and every
+``cikflow`` sub-command is one call to one of these functions. A per-sample step
+never raises on bad input: it records the :class:`~cikflow.exceptions.CikflowError`
+in the sample's ``status.json`` so the batch goes on and the reports list the failure.
 """
 
 from __future__ import annotations

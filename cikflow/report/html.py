@@ -35,8 +35,18 @@ FRACTION_POPULATIONS = (
     "NK_CD56dim",
 )
 _SAMPLE_FIELDS = (
-    "label", "error", "message", "sha256", "instrument", "acquisition_date",
-    "acquisition_time", "fcs_fil", "fcs_smno", "events", "compensation", "flags",
+    "label",
+    "error",
+    "message",
+    "sha256",
+    "instrument",
+    "acquisition_date",
+    "acquisition_time",
+    "fcs_fil",
+    "fcs_smno",
+    "events",
+    "compensation",
+    "flags",
 )
 _PLOT_CONFIG = {"displaylogo": False, "responsive": False}
 
