@@ -65,6 +65,18 @@ def _gate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from cikflow.evaluate import compare_to_truth
+    from cikflow.io import read_table
+
+    table = compare_to_truth(read_table(args.summary), read_table(args.truth))
+    wide = table.pivot_table(index=["batch", "day"], columns="population", values="abs_error_pp")
+    print("absolute error of percent_of_base vs truth (percentage points)")
+    print(wide.round(2).to_string())
+    print(f"mean {table['abs_error_pp'].mean():.2f} pp, max {table['abs_error_pp'].max():.2f} pp")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cikflow`` command."""
     parser = argparse.ArgumentParser(
@@ -96,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="config.yaml for panel aliases and compensation")
     p.add_argument("--events", action="store_true", help="also write per-event membership")
     p.set_defaults(func=_gate)
+
+    p = sub.add_parser("compare", help="absolute error of a summary.tsv against a truth.tsv")
+    p.add_argument("summary", help="results/summary.tsv")
+    p.add_argument("truth", help="truth.tsv written by the simulator")
+    p.set_defaults(func=_compare)
     return parser
 
 

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import pytest
+
+from cikflow.io import read_json, read_table, sidecar_path
+from cikflow.steps import SUMMARY_COLUMNS, batch_report, gate_file, sample_report, simulate_demo, summarize
+
+CONFIG = {"panel": {"aliases": {"Viability": ["7-AAD"]}}, "gating": {"min_events": 50}}
+REQUIRED = ["T", "CIK", "CIK_CD16pos", "CIK_CD16neg", "NK", "NK_CD56bright", "NK_CD56dim", "viable_lymphocytes"]
+BAD = {
+    "bad_not_fcs": ("not_fcs.fcs", "FcsReadError", "not an FCS file"),
+    "bad_truncated": ("truncated.fcs", "FcsReadError", "greater than file size"),
+    "bad_no_cd56": ("no_cd56.fcs", "MissingMarkerError", "marker 'CD56'"),
+    "bad_missing": ("missing.fcs", "FcsReadError", "file not found"),
+}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, repo_dir):
+    root = tmp_path_factory.mktemp("steps")
+    sheet = simulate_demo(root / "data", n_batches=1, days=(0, 21), n_events=3000, fcs_prefix="data/")
+    shutil.copytree(repo_dir / ".test" / "bad", root / "bad")
+    rows = sheet.to_dict("records")
+    rows += [
+        {"sample": s, "batch": "B09", "day": d, "fcs": f"bad/{f}", "label": ""}
+        for d, (s, (f, _, _)) in enumerate(BAD.items())
+    ]
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    dirs = []
+    for row in rows:
+        d = root / "results" / "samples" / row["sample"]
+        gate_file(root / row["fcs"], template_path=template, out_dir=d, row=row, config=CONFIG)
+        sample_report(d, out_path=root / "results" / "report" / "samples" / f"{row['sample']}.html")
+        dirs.append(d)
+    summarize(dirs, out_dir=root / "results", template_path=template, config=CONFIG)
+    batch_report(root / "results", sample_dirs=dirs, out_path=root / "results" / "report" / "index.html")
+    return root, rows, template
+
+
+def test_every_bad_input_fails_with_a_named_error(batch):
+    root, _, _ = batch
+    for sample, (fname, error, text) in BAD.items():
+        status = read_json(root / "results" / "samples" / sample / "status.json")
+        assert status["status"] == "failed"
+        assert status["error"] == error
+        assert fname in status["message"] and text in status["message"]
+        assert read_table(root / "results" / "samples" / sample / "gates.tsv").empty
+
+
+def test_failed_table_lists_each_failure_and_good_samples_finish(batch):
+    root, _, _ = batch
+    failed = read_table(root / "results" / "failed.tsv").set_index("sample")
+    assert sorted(failed.index) == sorted(BAD)
+    for sample, (_, error, text) in BAD.items():
+        assert failed.loc[sample, "error"] == error
+        assert text in failed.loc[sample, "message"]
+    summary = read_table(root / "results" / "summary.tsv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert sorted(summary["sample"].unique()) == ["B01_d00", "B01_d21"]
+    for sample in ("B01_d00", "B01_d21"):
+        pops = set(summary.loc[summary["sample"] == sample, "population"])
+        assert set(REQUIRED) <= pops
+
+
+def test_reports_list_the_failures(batch):
+    root, _, _ = batch
+    index = (root / "results" / "report" / "index.html").read_text()
+    for sample, (fname, error, _) in BAD.items():
+        assert f'href="samples/{sample}.html"' in index
+        assert f"bad/{fname}" in index and error in index
+    assert (root / "results" / "report" / "plotly.min.js").stat().st_size > 1_000_000
+    assert "cdn.plot.ly" not in index and "https://" not in index.split("<h2>Provenance")[0]
+    page = (root / "results" / "report" / "samples" / "bad_no_cd56.html").read_text()
+    assert "Analysis failed" in page and "MissingMarkerError" in page
+
+
+def test_provenance_names_inputs_and_their_hashes(batch):
+    root, rows, template = batch
+    prov = read_json(sidecar_path(root / "results" / "summary.tsv"))
+    assert prov["inputs"]["template"]["sha256"] == hashlib.sha256(template.read_bytes()).hexdigest()
+    fcs = root / rows[0]["fcs"]
+    assert prov["fcs_inputs"][rows[0]["sample"]]["sha256"] == hashlib.sha256(fcs.read_bytes()).hexdigest()
+    assert prov["versions"]["flowkit"].startswith("1.3")
+    assert len(prov["config_sha256"]) == 64
+    gate_prov = read_json(sidecar_path(root / "results" / "samples" / "B01_d00" / "gates.tsv"))
+    assert gate_prov["inputs"]["fcs"]["sha256"] == prov["fcs_inputs"]["B01_d00"]["sha256"]
+
+
+def test_rerun_is_byte_identical(batch, tmp_path):
+    root, rows, template = batch
+    row = rows[1]
+    gate_file(root / row["fcs"], template_path=template, out_dir=tmp_path, row=row, config=CONFIG)
+    first = root / "results" / "samples" / row["sample"]
+    for name in ("gates.tsv", "populations.tsv", "flags.tsv", "plots.json", "status.json"):
+        assert (tmp_path / name).read_bytes() == (first / name).read_bytes(), name
+
+
+def test_sample_report_shows_every_gate(batch):
+    root, _, _ = batch
+    page = (root / "results" / "report" / "samples" / "B01_d00.html").read_text()
+    plots = read_json(root / "results" / "samples" / "B01_d00" / "plots.json")["gates"]
+    # all 11 gates of the default template are drawable (none is boolean)
+    assert page.count('class="plotly-graph-div"') == len(plots) == 11
+    status = read_json(root / "results" / "samples" / "B01_d00" / "status.json")
+    assert status["sha256"] in page and "$SPILLOVER (5 detectors)" in page
