@@ -119,15 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``cikflow`` command; return its exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="cikflow: %(message)s",
-    )
+    # our own handler on the package logger (not basicConfig), removed on return, so
+    # that repeated calls in one process neither duplicate nor lose messages
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("cikflow: %(message)s"))
+    package_log = logging.getLogger("cikflow")
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         return int(args.func(args))
     except CikflowError as exc:
         print(f"cikflow: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    finally:
+        package_log.removeHandler(handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

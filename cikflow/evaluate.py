@@ -61,10 +61,16 @@ def compare_to_truth(
     """
     keep = ["batch", "sample", "day", "population", "percent_of_base"]
     left = summary.loc[summary["population"].isin(populations), keep]
-    right = truth.loc[truth["population"].isin(populations), ["sample", "population", "percent_of_base"]]
+    right = truth.loc[
+        truth["population"].isin(populations), ["sample", "population", "percent_of_base"]
+    ]
     merged = left.merge(right, on=["sample", "population"], suffixes=("", "_truth"))
     merged = merged.rename(columns={"percent_of_base_truth": "truth_percent_of_base"})
     merged["abs_error_pp"] = (merged["percent_of_base"] - merged["truth_percent_of_base"]).abs()
     order = {p: i for i, p in enumerate(populations)}
     merged["_order"] = merged["population"].map(order)
-    return merged.sort_values(["batch", "day", "sample", "_order"]).drop(columns="_order").reset_index(drop=True)
+    return (
+        merged.sort_values(["batch", "day", "sample", "_order"])
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )

@@ -77,7 +77,9 @@ def test_gate_table_is_consistent(sim, default_template):
     assert g.loc[["CIK_CD16pos", "CIK_CD16neg"], "events"].sum() == g.loc["CIK", "events"]
     assert g.loc["lymphocytes", "percent_of_base"] == 100.0
     cik = g.loc["CIK"]
-    assert cik["percent_parent"] == pytest.approx(100 * cik["events"] / g.loc["lymphocytes", "events"])
+    assert cik["percent_parent"] == pytest.approx(
+        100 * cik["events"] / g.loc["lymphocytes", "events"]
+    )
     assert g.loc["CIK_CD16pos", "gate_path"].endswith("lymphocytes/cd3_cd56/CIK/CIK_CD16pos")
     for name, mask in outcome.membership.items():
         assert mask.sum() == g.loc[name, "events"]
@@ -88,7 +90,13 @@ def test_missing_spillover_is_flagged(sim, default_template, tmp_path):
     tube = tubes["B01_d00"]
     keywords = {k: v for k, v in tube.keywords.items() if k != "$SPILLOVER"}
     path = tmp_path / "nospill.fcs"
-    write_fcs(path, tube.events, pnn=[c[0] for c in CHANNELS], pns=[c[1] for c in CHANNELS], keywords=keywords)
+    write_fcs(
+        path,
+        tube.events,
+        pnn=[c[0] for c in CHANNELS],
+        pns=[c[1] for c in CHANNELS],
+        keywords=keywords,
+    )
     outcome = gate_fcs(read_fcs(path), default_template, aliases=ALIASES)
     assert [f["flag"] for f in outcome.flags] == ["compensation_missing"]
 
@@ -100,9 +108,9 @@ def test_panel_errors_name_the_marker():
         resolve_panel(["CD3"], pnn=["FL1-A", "FL2-A"], pns=["CD3", "cd3"])
     with pytest.raises(MissingMarkerError, match="override CD3 -> 'FL9-A'"):
         resolve_panel(["CD3"], pnn=["FL1-A"], pns=["CD3"], overrides={"CD3": "FL9-A"})
-    assert resolve_panel(["CD3"], pnn=["FL1-A", "FL2-A"], pns=["CD3", "x"], overrides={"CD3": "FL2-A"}) == {
-        "CD3": "FL2-A"
-    }
+    assert resolve_panel(
+        ["CD3"], pnn=["FL1-A", "FL2-A"], pns=["CD3", "x"], overrides={"CD3": "FL2-A"}
+    ) == {"CD3": "FL2-A"}
 
 
 def _broken(spec, index, **change):
@@ -123,9 +131,20 @@ def _broken(spec, index, **change):
         (4, {"name": "leukocytes"}, r"gate 'leukocytes': field 'name': duplicate"),
         (5, {"type": "ellipse"}, r"gate 'lymphocytes' \(gates\[5\]\) field 'type'"),
         (6, {"x": None}, r"gate 'cd3_cd56' \(gates\[6\]\) field '\(gate\)': 'x' is a required"),
-        (7, {"dimensions": {"CD16": {"min": "high"}}}, r"gate 'CIK_CD16pos' \(gates\[7\]\) field 'dimensions"),
+        (
+            7,
+            {"dimensions": {"CD16": {"min": "high"}}},
+            r"gate 'CIK_CD16pos' \(gates\[7\]\) field 'dimensions",
+        ),
     ],
-    ids=["short-polygon", "unknown-parent", "duplicate", "bad-type", "quadrant-no-x", "bound-not-number"],
+    ids=[
+        "short-polygon",
+        "unknown-parent",
+        "duplicate",
+        "bad-type",
+        "quadrant-no-x",
+        "bound-not-number",
+    ],
 )
 def test_template_errors_name_gate_and_field(default_template_path, index, change, message):
     spec = _broken(read_yaml(default_template_path), index, **change)

@@ -59,6 +59,7 @@ DAYS = (0, 21)
 N_EVENTS = 3000
 
 PAYLOAD = "payload"
+PAYLOAD_BATCH = "P01"
 FIL_PAYLOAD = "<script>window.__xss=1</script>.fcs"
 SMNO_PAYLOAD = '<img src=x onerror="window.__xss=2">'
 LABEL_PAYLOAD = '<script>window.__xss=3</script><img src=x onerror="window.__xss=4">'
@@ -118,8 +119,15 @@ def report(tmp_path_factory: pytest.TempPathFactory, repo_dir: Path) -> Report:
         pns=[c[1] for c in CHANNELS],
         keywords={**tube.keywords, "$FIL": FIL_PAYLOAD, "$SMNO": SMNO_PAYLOAD},
     )
+    # a batch of its own, so that the batch report draws two figures
     rows.append(
-        {**tube.sheet, "sample": PAYLOAD, "day": 14, "fcs": str(payload_fcs), "label": LABEL_PAYLOAD}
+        {
+            **tube.sheet,
+            "sample": PAYLOAD,
+            "batch": PAYLOAD_BATCH,
+            "fcs": str(payload_fcs),
+            "label": LABEL_PAYLOAD,
+        }
     )
     sheet = data / "samples.tsv"
     write_table(pd.DataFrame(rows), sheet)
@@ -127,14 +135,10 @@ def report(tmp_path_factory: pytest.TempPathFactory, repo_dir: Path) -> Report:
     sample_dirs = []
     for row in rows:
         out = results / "samples" / row["sample"]
-        status = gate_file(
-            row["fcs"], template_path=template, out_dir=out, row=row, config=CONFIG
-        )
+        status = gate_file(row["fcs"], template_path=template, out_dir=out, row=row, config=CONFIG)
         assert status["status"] == "ok", status
         sample_dirs.append(out)
-    summarize(
-        sample_dirs, out_dir=results, sheet_path=sheet, template_path=template, config=CONFIG
-    )
+    summarize(sample_dirs, out_dir=results, sheet_path=sheet, template_path=template, config=CONFIG)
     html_dir = results / "report"
     samples = {}
     for d in sample_dirs:
@@ -205,7 +209,10 @@ def _assert_clean(run: PageRun) -> None:
 def _assert_plots(run: PageRun, expected: int) -> None:
     stats = run.page.evaluate(_PLOT_STATS)
     assert len(stats) == expected, stats
-    assert all(s["svgs"] > 0 and s["traces"] > 0 and s["drawn"] >= s["traces"] for s in stats), stats
+    for s in stats:
+        assert s["svgs"] > 0, s
+        assert s["traces"] > 0, s
+        assert s["drawn"] >= s["traces"], s
 
 
 def _assert_no_payload_ran(run: PageRun) -> None:
@@ -215,6 +222,7 @@ def _assert_no_payload_ran(run: PageRun) -> None:
 
 
 def test_batch_report_loads_offline_with_all_plots(browser: Any, report: Report) -> None:
+    assert report.batches == ["B01", PAYLOAD_BATCH]
     with open_page(browser, report.index) as run:
         _assert_plots(run, len(report.batches))
         assert run.page.locator("a.sample-link").count() == len(report.samples)

@@ -38,7 +38,9 @@ def test_other_seed_other_events(batches):
 
 def test_sample_sheet_does_not_depend_on_event_count(batches):
     small = simulate_batches(n_batches=2, days=(0, 21), n_events=500, seed=11)
-    assert [s.sheet for b in small for s in b.samples] == [s.sheet for b in batches for s in b.samples]
+    assert [s.sheet for b in small for s in b.samples] == [
+        s.sheet for b in batches for s in b.samples
+    ]
 
 
 def test_truth_table_counts_the_labels(batches, written):

@@ -6,10 +6,26 @@ import shutil
 import pytest
 
 from cikflow.io import read_json, read_table, sidecar_path
-from cikflow.steps import SUMMARY_COLUMNS, batch_report, gate_file, sample_report, simulate_demo, summarize
+from cikflow.steps import (
+    SUMMARY_COLUMNS,
+    batch_report,
+    gate_file,
+    sample_report,
+    simulate_demo,
+    summarize,
+)
 
 CONFIG = {"panel": {"aliases": {"Viability": ["7-AAD"]}}, "gating": {"min_events": 50}}
-REQUIRED = ["T", "CIK", "CIK_CD16pos", "CIK_CD16neg", "NK", "NK_CD56bright", "NK_CD56dim", "viable_lymphocytes"]
+REQUIRED = [
+    "T",
+    "CIK",
+    "CIK_CD16pos",
+    "CIK_CD16neg",
+    "NK",
+    "NK_CD56bright",
+    "NK_CD56dim",
+    "viable_lymphocytes",
+]
 BAD = {
     "bad_not_fcs": ("not_fcs.fcs", "FcsReadError", "not an FCS file"),
     "bad_truncated": ("truncated.fcs", "FcsReadError", "greater than file size"),
@@ -21,7 +37,9 @@ BAD = {
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory, repo_dir):
     root = tmp_path_factory.mktemp("steps")
-    sheet = simulate_demo(root / "data", n_batches=1, days=(0, 21), n_events=3000, fcs_prefix="data/")
+    sheet = simulate_demo(
+        root / "data", n_batches=1, days=(0, 21), n_events=3000, fcs_prefix="data/"
+    )
     shutil.copytree(repo_dir / ".test" / "bad", root / "bad")
     rows = sheet.to_dict("records")
     rows += [
@@ -36,7 +54,9 @@ def batch(tmp_path_factory, repo_dir):
         sample_report(d, out_path=root / "results" / "report" / "samples" / f"{row['sample']}.html")
         dirs.append(d)
     summarize(dirs, out_dir=root / "results", template_path=template, config=CONFIG)
-    batch_report(root / "results", sample_dirs=dirs, out_path=root / "results" / "report" / "index.html")
+    batch_report(
+        root / "results", sample_dirs=dirs, out_path=root / "results" / "report" / "index.html"
+    )
     return root, rows, template
 
 
@@ -82,7 +102,10 @@ def test_provenance_names_inputs_and_their_hashes(batch):
     prov = read_json(sidecar_path(root / "results" / "summary.tsv"))
     assert prov["inputs"]["template"]["sha256"] == hashlib.sha256(template.read_bytes()).hexdigest()
     fcs = root / rows[0]["fcs"]
-    assert prov["fcs_inputs"][rows[0]["sample"]]["sha256"] == hashlib.sha256(fcs.read_bytes()).hexdigest()
+    assert (
+        prov["fcs_inputs"][rows[0]["sample"]]["sha256"]
+        == hashlib.sha256(fcs.read_bytes()).hexdigest()
+    )
     assert prov["versions"]["flowkit"].startswith("1.3")
     assert len(prov["config_sha256"]) == 64
     gate_prov = read_json(sidecar_path(root / "results" / "samples" / "B01_d00" / "gates.tsv"))

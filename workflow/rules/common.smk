@@ -2,8 +2,10 @@
 # A sheet or template error stops here, before any job runs, naming the row or gate.
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from cikflow.exceptions import CikflowError
 from cikflow.io import read_template
 from cikflow.io.samplesheet import read_sample_sheet
 
@@ -11,8 +13,11 @@ min_version("9.0")
 
 
 validate(config, schema="../schemas/config.schema.yaml")
-SHEET = read_sample_sheet(config["samples"]).set_index("sample", drop=False)
-read_template(config["template"])  # fail fast on an invalid template
+try:
+    SHEET = read_sample_sheet(config["samples"]).set_index("sample", drop=False)
+    read_template(config["template"])  # fail fast on an invalid template
+except CikflowError as exc:  # a named error, not a traceback
+    raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
 SAMPLES = list(SHEET.index)
 DEMO = config["demo"]
 DEMO_SAMPLES = [

@@ -1,0 +1,113 @@
+"""The Snakemake workflow end to end on the `.test/` scenario (a tiny simulated batch plus
+one of each bad input), in a temporary copy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cikflow.io import read_table
+
+pytestmark = pytest.mark.slow
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _run(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(repo / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def scenario(repo_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("wf")
+    shutil.copytree(repo_dir / "config" / "gating", root / "config" / "gating")
+    work = root / "scenario"
+    shutil.copytree(repo_dir / ".test" / "config", work / "config")
+    shutil.copytree(repo_dir / ".test" / "bad", work / "bad")
+    result = _run(repo_dir, work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work
+
+
+def test_batch_survives_bad_inputs(scenario):
+    failed = read_table(scenario / "results" / "failed.tsv").set_index("sample")
+    assert failed["error"].to_dict() == {
+        "bad_not_fcs": "FcsReadError",
+        "bad_truncated": "FcsReadError",
+        "bad_no_cd56": "MissingMarkerError",
+        "bad_missing": "FcsReadError",
+    }
+    summary = read_table(scenario / "results" / "summary.tsv")
+    assert sorted(summary["sample"].unique()) == ["B01_d00", "B01_d21", "B02_d00", "B02_d21"]
+    index = (scenario / "results" / "report" / "index.html").read_text()
+    for sample in ("B01_d00", "bad_missing", "bad_no_cd56"):
+        assert f'href="samples/{sample}.html"' in index
+        assert (scenario / "results" / "report" / "samples" / f"{sample}.html").is_file()
+
+
+def test_demo_data_made_by_the_workflow_matches_its_sheet(scenario):
+    sheet = read_table(scenario / "config" / "samples.tsv")
+    demo = read_table(scenario / "data" / "demo" / "samples.tsv")
+    good = sheet[sheet["fcs"].str.startswith("data/demo/")].reset_index(drop=True)
+    assert good.to_dict("records") == demo.to_dict("records")
+
+
+def test_rerun_gives_byte_identical_tables(repo_dir, scenario):
+    names = ["summary.tsv", "flags.tsv", "failed.tsv", "summary.tsv.provenance.json"]
+    before = {n: (scenario / "results" / n).read_bytes() for n in names}
+    result = _run(repo_dir, scenario, "--forceall")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for n in names:
+        assert (scenario / "results" / n).read_bytes() == before[n], n
+
+
+def test_sheet_error_stops_before_any_job(repo_dir, scenario, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(scenario / "config", work / "config")
+    sheet = work / "config" / "samples.tsv"
+    lines = sheet.read_text().splitlines()
+    lines[2] = lines[2].replace("\t21\t", "\ttwenty-one\t")
+    sheet.write_text("\n".join(lines) + "\n")
+    result = _run(repo_dir, work)
+    assert result.returncode != 0
+    assert (
+        "cikflow SampleSheetError: config/samples.tsv line 3 (sample B01_d21): column 'day'"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert not (work / "results").exists()
+
+
+def test_template_error_stops_before_any_job(repo_dir, scenario, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(scenario / "config", work / "config")
+    template = tmp_path / "config" / "gating" / "cik_default.yaml"
+    template.parent.mkdir(parents=True)
+    text = (repo_dir / "config" / "gating" / "cik_default.yaml").read_text()
+    template.write_text(text.replace("parent: viable", "parent: vaible"))
+    result = _run(repo_dir, work)
+    assert result.returncode != 0
+    assert "cikflow GatingTemplateError" in result.stderr
+    assert "gate 'lymphocytes': field 'parent': 'vaible'" in result.stderr
+    assert not (work / "results").exists()
