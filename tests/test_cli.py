@@ -72,7 +72,9 @@ def test_gate_bad_file_exits_2_without_traceback(repo_dir, tmp_path, capsys, con
     template = str(repo_dir / "config" / "gating" / "cik_default.yaml")
     assert main(["gate", str(bad), "--template", template, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert expected in err and "bad.fcs" in err and "Traceback" not in err
+    assert expected in err
+    assert "bad.fcs" in err
+    assert "Traceback" not in err
 
 
 def test_bad_template_exits_2(demo, tmp_path, capsys):

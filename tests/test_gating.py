@@ -86,7 +86,7 @@ def test_gate_table_is_consistent(sim, default_template):
 
 
 def test_missing_spillover_is_flagged(sim, default_template, tmp_path):
-    folder, tubes = sim
+    _, tubes = sim
     tube = tubes["B01_d00"]
     keywords = {k: v for k, v in tube.keywords.items() if k != "$SPILLOVER"}
     path = tmp_path / "nospill.fcs"
@@ -165,7 +165,7 @@ def test_template_level_errors(default_template_path):
 def test_unreadable_template_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(GatingTemplateError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(GatingTemplateError, match=r"bad\.yaml: not valid YAML"):
         read_template(bad)
     with pytest.raises(GatingTemplateError, match="not found"):
         read_template(tmp_path / "absent.yaml")

@@ -1,5 +1,7 @@
-"""The Snakemake workflow end to end on the `.test/` scenario (a tiny simulated batch plus
-one of each bad input), in a temporary copy."""
+"""The Snakemake workflow end to end on the `.test/` scenario.
+
+A tiny simulated batch plus one of each bad input, run in a temporary copy.
+"""
 
 from __future__ import annotations
 
