@@ -34,8 +34,8 @@ def _tick_text(value: float) -> str:
 def gate_plot_data(
     fcs: FcsData,
     outcome: GatingOutcome,
-    template: Template,
     *,
+    template: Template,
     compensated: np.ndarray,
     bins: int = 96,
 ) -> list[dict[str, Any]]:

@@ -231,7 +231,7 @@ def gate_file(
             plots = gate_plot_data(
                 fcs,
                 outcome,
-                template,
+                template=template,
                 compensated=compensate(fcs, matrix),
                 bins=int(config.get("report", {}).get("bins", 96)),
             )
