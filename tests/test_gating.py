@@ -19,7 +19,7 @@ ALIASES = {"Viability": ["7-AAD"]}
 
 @pytest.fixture(scope="module")
 def default_template_path(repo_dir):
-    return repo_dir / "config" / "gating" / "cik_default.yaml"
+    return repo_dir / "config" / "gating" / "cik_static.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from cikflow.panel import resolve_panel
 from cikflow.preprocess import spillover_matrix
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     import flowkit
 
@@ -104,6 +104,30 @@ def _gatingml_infos(strategy: flowkit.GatingStrategy) -> list[GateInfo]:
     return infos
 
 
+def _transformed_values(
+    fcs: FcsData,
+    template: Template,
+    *,
+    matrix: flowkit.Matrix | None,
+    channel_map: Mapping[str, str],
+) -> Callable[[str], np.ndarray]:
+    """Dimension → compensated, transformed values of all events (computed once each)."""
+    from cikflow.gating.template import make_transform, transform_name
+    from cikflow.preprocess import compensate
+
+    compensated = compensate(fcs, matrix)
+    cache: dict[str, np.ndarray] = {}
+
+    def values(dim: str) -> np.ndarray:
+        if dim not in cache:
+            column = compensated[:, fcs.pnn.index(channel_map[dim])]
+            xform = make_transform(template.spec["transforms"][transform_name(template.spec, dim)])
+            cache[dim] = column if xform is None else xform.apply(column.reshape(-1, 1))[:, 0]
+        return cache[dim]
+
+    return values
+
+
 def gate_fcs(
     fcs: FcsData,
     template: Template,
@@ -113,6 +137,7 @@ def gate_fcs(
     compensation: str = "fcs",
     matrix_csv: str | None = None,
     min_events: int = 100,
+    random_state: int = 0,
 ) -> GatingOutcome:
     """Gate one file with a template.
 
@@ -132,6 +157,8 @@ def gate_fcs(
         Matrix file contents for ``compensation="file"``.
     min_events : int
         Gates whose parent holds fewer events are flagged ``low_events``.
+    random_state : int
+        Seed of every data-driven fit (subsamples, mixtures).
 
     Returns
     -------
@@ -163,7 +190,17 @@ def gate_fcs(
         matrix, comp_text = spillover_matrix(fcs, source=compensation, matrix_csv=matrix_csv)
         if matrix is None and compensation != "none":
             flags.append({"flag": "compensation_missing", "gate": "", "reason": comp_text})
-        strategy, infos = build_strategy(template, channel_map=channel_map, compensation=matrix)
+        strategy, infos = build_strategy(
+            template,
+            channel_map=channel_map,
+            compensation=matrix,
+            values=_transformed_values(fcs, template, matrix=matrix, channel_map=channel_map),
+            sample_id=fcs.sample.id,
+            random_state=random_state,
+        )
+        for info in infos:
+            if info.gate_type != "quadrant_child":
+                flags.extend({"gate": info.name, **f} for f in info.fit.get("flags", []))
     try:
         results = strategy.gate_sample(fcs.sample)
     except Exception as exc:  # flowkit raises plain errors on unknown channels etc.

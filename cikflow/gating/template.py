@@ -24,7 +24,7 @@ import yaml
 from cikflow.exceptions import GatingTemplateError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import flowkit
 
@@ -98,7 +98,13 @@ class GateInfo:
         The matching $PnN of the file.
     shape : dict
         Outline in transformed coordinates: ``{"x": [...], "y": [...]}`` for
-        2-D shapes, ``{"thresholds": [...]}`` for 1-D, quadrant ``{"x0", "y0"}``.
+        polygons, ``{"bounds": [[min, max], ...]}`` for ranges and rectangles,
+        ``{"x0", "y0"}`` for quadrants.
+    method : str
+        ``static`` or the data-driven method that placed the gate.
+    fit : dict
+        For fitted gates: what was fitted (thresholds in data units, vertices)
+        and its flags.
     """
 
     name: str
@@ -108,6 +114,8 @@ class GateInfo:
     dims: tuple[str, ...] = ()
     detectors: tuple[str, ...] = ()
     shape: dict[str, Any] = field(default_factory=dict)
+    method: str = "static"
+    fit: dict[str, Any] = field(default_factory=dict)
 
 
 @functools.cache
@@ -257,8 +265,17 @@ def build_strategy(
     *,
     channel_map: Mapping[str, str],
     compensation: flowkit.Matrix | None,
+    values: Callable[[str], np.ndarray] | None = None,
+    sample_id: str | None = None,
+    random_state: int = 0,
 ) -> tuple[flowkit.GatingStrategy, list[GateInfo]]:
     """Turn a template into a flowkit GatingStrategy for one file.
+
+    Static gates become template gates. With ``values`` given, every
+    data-driven gate (``method`` other than ``static``) is fitted on its
+    parent's events, in template order, and its concrete gate is added as the
+    sample's custom gate (flowkit ``add_gate(..., sample_id=...)``), so the gates
+    actually applied are plain GatingML.
 
     Parameters
     ----------
@@ -269,15 +286,25 @@ def build_strategy(
     compensation : flowkit.Matrix or None
         Spillover matrix to compensate fluorescence with, registered in the
         strategy as ``spill``; None leaves events uncompensated.
+    values : callable, optional
+        Dimension → compensated, transformed values of all events (what
+        flowkit gates); needed to fit data-driven gates.
+    sample_id : str, optional
+        Sample the fitted gates are added for (required with ``values``).
+    random_state : int
+        Seed of every fit.
 
     Returns
     -------
     strategy : flowkit.GatingStrategy
     gates : list of GateInfo
         One per gate (quadrants: the quadrant gate, then one per quadrant), in
-        template order.
+        template order, with the geometry and fit actually used.
     """
     import flowkit as fk
+    import pandas as pd
+
+    from cikflow.gating.fit import fit_gate
 
     spec = template.spec
     strategy = fk.GatingStrategy()
@@ -296,52 +323,51 @@ def build_strategy(
                 strategy.add_transform(tname, made[tname])
         xforms[dim] = (tname if made[tname] is not None else None, made[tname])
 
-    def scale(dim: str, values: list[float | None]) -> list[float | None]:
+    def scale(dim: str, data: Any) -> np.ndarray:
+        arr = np.asarray(data, dtype=float)
         xform = xforms[dim][1]
-        if xform is None:
-            return [None if v is None else float(v) for v in values]
-        out = []
-        for v in values:
-            out.append(None if v is None else float(xform.apply(np.array([[float(v)]]))[0, 0]))
-        return out
+        return arr if xform is None else xform.apply(arr.reshape(-1, 1))[:, 0]
+
+    def unscale(dim: str, data: Any) -> np.ndarray:
+        arr = np.asarray(data, dtype=float)
+        xform = xforms[dim][1]
+        return arr if xform is None else xform.inverse(arr.reshape(-1, 1))[:, 0]
+
+    def bound(dim: str, value: float | None) -> float | None:
+        return None if value is None else float(scale(dim, [value])[0])
 
     def dimension(dim: str, lo: float | None = None, hi: float | None = None) -> Any:
-        lo_t, hi_t = scale(dim, [lo, hi])
         return fk.Dimension(
             channel_map[dim],
             compensation_ref=comp_ref,
             transformation_ref=xforms[dim][0],
-            range_min=lo_t,
-            range_max=hi_t,
+            range_min=bound(dim, lo),
+            range_max=bound(dim, hi),
         )
 
-    paths: dict[str, tuple[str, ...]] = {"root": ()}
-    infos: list[GateInfo] = []
-    for gate in spec["gates"]:
-        name, parent, kind = gate["name"], gate["parent"], gate["type"]
-        gate_path = (*paths[parent], parent) if parent != "root" else ("root",)
-        dims = _gate_dims(gate)
+    def make_gate(
+        gate: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]
+    ) -> tuple[Any, dict]:
+        name, kind, dims = gate["name"], gate["type"], _gate_dims(gate)
         complement = bool(gate.get("complement", False))
-        shape: dict[str, Any] = {}
         if kind in ("range", "rectangle"):
-            fk_dims = []
-            for dim, bounds in gate["dimensions"].items():
-                fk_dims.append(dimension(dim, bounds.get("min"), bounds.get("max")))
-                shape.setdefault("bounds", []).append([fk_dims[-1].min, fk_dims[-1].max])
-            fk_gate = fk.gates.RectangleGate(name, fk_dims, use_complement=complement)
-        elif kind == "polygon":
-            xs = scale(dims[0], [v[0] for v in gate["vertices"]])
-            ys = scale(dims[1], [v[1] for v in gate["vertices"]])
+            fk_dims = [
+                dimension(d, b.get("min"), b.get("max")) for d, b in gate["dimensions"].items()
+            ]
+            shape = {"bounds": [[d.min, d.max] for d in fk_dims]}
+            return fk.gates.RectangleGate(name, fk_dims, use_complement=complement), shape
+        if kind == "polygon":
+            xs = [float(v) for v in scale(dims[0], [v[0] for v in gate["vertices"]])]
+            ys = [float(v) for v in scale(dims[1], [v[1] for v in gate["vertices"]])]
             fk_gate = fk.gates.PolygonGate(
                 name,
                 [dimension(dims[0]), dimension(dims[1])],
                 list(zip(xs, ys, strict=True)),
                 use_complement=complement,
             )
-            shape = {"x": [*xs, xs[0]], "y": [*ys, ys[0]]}
-        elif kind == "quadrant":
-            x0 = scale(dims[0], [gate["x"]["at"]])[0]
-            y0 = scale(dims[1], [gate["y"]["at"]])[0]
+            return fk_gate, {"x": [*xs, xs[0]], "y": [*ys, ys[0]]}
+        if kind == "quadrant":
+            x0, y0 = bound(dims[0], gate["x"]["at"]), bound(dims[1], gate["y"]["at"])
             dividers = [
                 fk.QuadrantDivider("x", channel_map[dims[0]], comp_ref, [x0], xforms[dims[0]][0]),
                 fk.QuadrantDivider("y", channel_map[dims[1]], comp_ref, [y0], xforms[dims[1]][0]),
@@ -353,21 +379,83 @@ def build_strategy(
                     (y0, None) if signs[1] == "+" else (None, y0),
                 ]
                 quadrants.append(fk.gates.Quadrant(quad, ["x", "y"], ranges))
-            fk_gate = fk.gates.QuadrantGate(name, dividers, quadrants)
-            shape = {"x0": x0, "y0": y0}
-        else:  # boolean
-            refs = [{"ref": ref, "path": paths[ref], "complement": False} for ref in gate["of"]]
-            fk_gate = fk.gates.BooleanGate(name, gate["op"], refs)
+            return fk.gates.QuadrantGate(name, dividers, quadrants), {"x0": x0, "y0": y0}
+        refs = [{"ref": ref, "path": paths[ref], "complement": False} for ref in gate["of"]]
+        return fk.gates.BooleanGate(name, gate["op"], refs), {}
+
+    if values is not None and sample_id is None:
+        msg = "build_strategy: fitting data-driven gates needs a sample_id"
+        raise ValueError(msg)
+    masks: dict[str, np.ndarray] = {}
+
+    def parent_mask(parent: str) -> np.ndarray:
+        if parent == "root":
+            return np.ones(len(values(template_dimensions(template)[0])), dtype=bool)
+        return masks[parent]
+
+    def apply(fk_gate: Any, gate: Mapping[str, Any]) -> None:
+        """Membership of ``fk_gate`` (parent applied), as flowkit computes it."""
+        parent = parent_mask(gate["parent"])
+        if gate["type"] == "boolean":
+            refs = [masks[r] for r in gate["of"]]
+            inside = (
+                np.logical_and.reduce(refs)
+                if gate["op"] == "and"
+                else np.logical_or.reduce(refs)
+                if gate["op"] == "or"
+                else ~refs[0]
+            )
+            masks[gate["name"]] = inside & parent
+            return
+        frame = pd.DataFrame({channel_map[d]: values(d) for d in _gate_dims(gate)})
+        result = fk_gate.apply(frame)
+        if isinstance(result, dict):
+            for quad, inside in result.items():
+                masks[quad] = inside & parent
+        else:
+            masks[gate["name"]] = result & parent
+
+    paths: dict[str, tuple[str, ...]] = {"root": ()}
+    infos: list[GateInfo] = []
+    for gate in spec["gates"]:
+        name, parent, kind = gate["name"], gate["parent"], gate["type"]
+        gate_path = (*paths[parent], parent) if parent != "root" else ("root",)
+        dims = _gate_dims(gate)
+        fk_gate, shape = make_gate(gate, paths)
         strategy.add_gate(fk_gate, gate_path)
+        method = gate.get("method", "static")
+        fit: dict[str, Any] = {}
+        if values is not None:
+            if method != "static":
+                fitted, fit = fit_gate(
+                    gate,
+                    values=values,
+                    mask=parent_mask(parent),
+                    scale=scale,
+                    unscale=unscale,
+                    random_state=random_state,
+                )
+                fk_gate, shape = make_gate(fitted, paths)
+                strategy.add_gate(fk_gate, gate_path, sample_id=sample_id)
+            apply(fk_gate, gate)
         paths[name] = gate_path
         detectors = tuple(channel_map[d] for d in dims)
-        infos.append(GateInfo(name, parent, kind, gate_path, tuple(dims), detectors, shape))
+        infos.append(
+            GateInfo(name, parent, kind, gate_path, tuple(dims), detectors, shape, method, fit)
+        )
         if kind == "quadrant":
             for quad in gate["quadrants"]:
                 paths[quad] = (*gate_path, name)
                 infos.append(
                     GateInfo(
-                        quad, name, "quadrant_child", paths[quad], tuple(dims), detectors, shape
+                        quad,
+                        name,
+                        "quadrant_child",
+                        paths[quad],
+                        tuple(dims),
+                        detectors,
+                        shape,
+                        method,
                     )
                 )
     return strategy, infos
