@@ -31,9 +31,11 @@ __all__ = [
     "FAILED_COLUMNS",
     "FLAG_COLUMNS",
     "SUMMARY_COLUMNS",
+    "batch_kinetics",
     "batch_report",
     "gate_file",
     "provenance",
+    "release_verdicts",
     "sample_report",
     "simulate_demo",
     "summarize",
@@ -213,6 +215,8 @@ def gate_file(
             compensation=comp_cfg.get("source", "fcs"),
             matrix_csv=matrix_csv,
             min_events=int(gating_cfg.get("min_events", 100)),
+            fit_max_events=int(gating_cfg.get("fit_max_events", 200_000)),
+            random_state=int(gating_cfg.get("random_state", 0)),
         )
         status.update(
             panel=outcome.channel_map,
@@ -305,7 +309,9 @@ def summarize(
 
     Writes ``summary.tsv`` (long format: one row per sample and population),
     ``flags.tsv`` and ``failed.tsv`` in ``out_dir``, each with a provenance
-    sidecar listing every input's SHA-256.
+    sidecar listing every input's SHA-256. With a sample sheet, the summary
+    gains absolute counts (:data:`cikflow.counts.COUNT_COLUMNS`, settings from
+    ``config["counts"]``) and ``flags.tsv`` the count flags.
 
     Returns
     -------
@@ -332,6 +338,10 @@ def summarize(
         else pd.DataFrame(columns=SUMMARY_COLUMNS)
     )
     summary = summary.sort_values(["batch", "day", "sample"], kind="stable")[SUMMARY_COLUMNS]
+    counts_cfg = _counts_settings(config)
+    summary, count_flags = _add_counts(summary, sheet_path=sheet_path, settings=counts_cfg)
+    if not count_flags.empty:
+        flags.append(count_flags)
     flag_df = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=FLAG_COLUMNS)
     failed_df = pd.DataFrame(failed, columns=FAILED_COLUMNS)
     prov = provenance(
@@ -342,7 +352,7 @@ def summarize(
             for k, v in {"sample_sheet": sheet_path, "template": template_path}.items()
             if v
         },
-        parameters={"samples": len(sample_dirs), "failed": len(failed)},
+        parameters={"samples": len(sample_dirs), "failed": len(failed), "counts": counts_cfg},
     )
     prov["fcs_inputs"] = inputs
     out = Path(out_dir)
@@ -350,6 +360,149 @@ def summarize(
     write_table(flag_df, out / "flags.tsv", provenance=prov)
     write_table(failed_df, out / "failed.tsv", provenance=prov)
     return summary
+
+
+def _counts_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    from cikflow.counts import COUNTS_DEFAULTS
+
+    return {**COUNTS_DEFAULTS, **dict((config or {}).get("counts") or {})}
+
+
+def _add_counts(
+    summary: pd.DataFrame, *, sheet_path: str | Path | None, settings: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The summary with absolute counts appended, and the count flags."""
+    from cikflow.counts import absolute_counts
+    from cikflow.io.samplesheet import read_sample_sheet
+
+    sheet = read_sample_sheet(sheet_path) if sheet_path else None
+    tables = absolute_counts(
+        summary,
+        sheet=sheet,
+        bead_population=settings["bead_population"],
+        dual_platform_base=settings["dual_platform_base"],
+        min_bead_events=int(settings["min_bead_events"]),
+    )
+    return tables.summary, tables.flags
+
+
+def batch_kinetics(
+    summary_path: str | Path,
+    *,
+    batch: str,
+    out_dir: str | Path,
+    sheet_path: str | Path | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Write a batch's ``kinetics.tsv`` and ``harvest.tsv`` from ``summary.tsv``.
+
+    Parameters
+    ----------
+    summary_path : str or pathlib.Path
+        ``results/summary.tsv`` with absolute counts.
+    batch : str
+        The batch (patient culture).
+    out_dir : str or pathlib.Path
+        Folder of the two tables (``results/batch/<batch>``).
+    sheet_path : str or pathlib.Path, optional
+        The sample sheet (weight, harvest day, infused fraction or volume).
+    config : mapping, optional
+        Workflow configuration; its ``counts`` section names the populations
+        and the default harvest day.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The harvest metrics (:func:`cikflow.counts.harvest_metrics`).
+    """
+    from cikflow.counts import harvest_metrics, kinetics_table
+    from cikflow.io import read_table, write_table
+    from cikflow.io.samplesheet import read_sample_sheet
+
+    settings = _counts_settings(config)
+    summary = read_table(summary_path)
+    sheet = read_sample_sheet(sheet_path) if sheet_path else None
+    kinetics = kinetics_table(
+        summary, batch=str(batch), bead_population=settings["bead_population"]
+    )
+    harvest = harvest_metrics(
+        summary,
+        sheet=sheet,
+        batch=str(batch),
+        harvest_day=settings["harvest_day"],
+        bead_population=settings["bead_population"],
+        viable_population=settings["viable_population"],
+        leukocyte_population=settings["leukocyte_population"],
+    )
+    prov = provenance(
+        step="batch_kinetics",
+        config=config,
+        inputs={
+            k: str(v) for k, v in {"summary": summary_path, "sample_sheet": sheet_path}.items() if v
+        },
+        parameters={"batch": str(batch), "counts": settings},
+    )
+    out = Path(out_dir)
+    write_table(kinetics, out / "kinetics.tsv", provenance=prov)
+    write_table(harvest, out / "harvest.tsv", provenance=prov)
+    return harvest
+
+
+def release_verdicts(
+    harvest_paths: Sequence[str | Path],
+    *,
+    spec_path: str | Path,
+    out_path: str | Path,
+) -> pd.DataFrame:
+    """Evaluate a release specification for every batch and write ``release.tsv``.
+
+    Parameters
+    ----------
+    harvest_paths : sequence of str or pathlib.Path
+        Every batch's ``harvest.tsv``.
+    spec_path : str or pathlib.Path
+        The release specification (``config/release/*.yaml``).
+    out_path : str or pathlib.Path
+        ``results/release.tsv``; its provenance sidecar holds the spec's name,
+        version and SHA-256 and every input's SHA-256.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The verdicts (:data:`cikflow.release.RELEASE_COLUMNS`).
+    """
+    from cikflow.io import read_table, write_table
+    from cikflow.io.release import read_release_spec
+    from cikflow.release import evaluate_release
+
+    spec = read_release_spec(spec_path)
+    # a batch is named by its folder (results/batch/<batch>/harvest.tsv): IDs such as
+    # "007" stay text even where a table reader would make them numbers
+    batches = [Path(p).parent.name for p in harvest_paths]
+    tables = [read_table(p).assign(batch=b) for b, p in zip(batches, harvest_paths, strict=True)]
+    tables = [t for t in tables if not t.empty]
+    metrics = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=["batch", "metric", "value", "reason"])
+    )
+    verdicts = evaluate_release(metrics, spec=spec, batches=batches)
+    prov = provenance(
+        step="release",
+        inputs={
+            "release_spec": str(spec_path),
+            **{f"harvest_{b}": str(p) for b, p in zip(batches, harvest_paths, strict=True)},
+        },
+        parameters={"batches": batches},
+    )
+    prov["release_spec"] = {
+        "name": spec.name,
+        "version": spec.version,
+        "path": str(spec_path),
+        "sha256": spec.sha256,
+    }
+    write_table(verdicts, out_path, provenance=prov)
+    return verdicts
 
 
 def simulate_demo(
@@ -394,12 +547,26 @@ def batch_report(
     *,
     sample_dirs: Sequence[str | Path],
     out_path: str | Path,
+    release_path: str | Path | None = None,
+    batch_dirs: Sequence[str | Path] = (),
 ) -> None:
-    """Write the batch report from ``summary.tsv``, ``flags.tsv``, ``failed.tsv`` and statuses."""
+    """Write the batch report from ``summary.tsv``, ``flags.tsv``, ``failed.tsv`` and statuses.
+
+    With ``release_path`` (``release.tsv``) the report opens with the release
+    certificate; with ``batch_dirs`` (``results/batch/<batch>``, each holding
+    ``kinetics.tsv`` and ``harvest.tsv``) it draws absolute counts and fold
+    expansion over culture days and states the dose.
+    """
     from cikflow.io import read_json, read_table, sidecar_path
     from cikflow.report import write_batch_report
 
     r = Path(results_dir)
+
+    def stacked(name: str) -> pd.DataFrame | None:
+        tables = [read_table(Path(d) / name).assign(batch=Path(d).name) for d in batch_dirs]
+        tables = [t for t in tables if not t.empty]
+        return pd.concat(tables, ignore_index=True) if tables else None
+
     write_batch_report(
         out_path,
         summary=read_table(r / "summary.tsv"),
@@ -407,4 +574,8 @@ def batch_report(
         failed=read_table(r / "failed.tsv"),
         statuses=[read_json(Path(d) / "status.json") for d in sample_dirs],
         provenance=read_json(sidecar_path(r / "summary.tsv")),
+        release=read_table(release_path) if release_path else None,
+        release_provenance=read_json(sidecar_path(release_path)) if release_path else None,
+        kinetics=stacked("kinetics.tsv"),
+        harvest=stacked("harvest.tsv"),
     )

@@ -110,17 +110,32 @@ def _transformed_values(
     *,
     matrix: flowkit.Matrix | None,
     channel_map: Mapping[str, str],
+    max_events: int,
+    random_state: int,
 ) -> Callable[[str], np.ndarray]:
-    """Dimension → compensated, transformed values of all events (computed once each)."""
-    from cikflow.gating.template import make_transform, transform_name
-    from cikflow.preprocess import compensate
+    """Dimension → compensated, transformed values of the events gates are fitted on.
 
-    compensated = compensate(fcs, matrix)
+    Fitting uses a seeded subsample of at most ``max_events`` events (all of
+    them in smaller files): thresholds and contours from 200,000 events differ
+    from a full fit by far less than the populations' spread, at a fraction of
+    the transform cost. flowkit still gates every event with the fitted gates.
+    """
+    from cikflow.gating.template import make_transform, transform_name
+
+    events = fcs.events
+    if len(events) > max_events:
+        rng = np.random.default_rng(random_state)
+        events = events[np.sort(rng.choice(len(events), size=max_events, replace=False))]
+    if matrix is not None:
+        idx = [fcs.pnn.index(d) for d in matrix.detectors]
+        events = events.copy()
+        # the same arithmetic as flowkit's Matrix.apply (flowutils): solve S.T x = raw.T
+        events[:, idx] = np.linalg.solve(matrix.matrix.T, events[:, idx].T).T
     cache: dict[str, np.ndarray] = {}
 
     def values(dim: str) -> np.ndarray:
         if dim not in cache:
-            column = compensated[:, fcs.pnn.index(channel_map[dim])]
+            column = events[:, fcs.pnn.index(channel_map[dim])]
             xform = make_transform(template.spec["transforms"][transform_name(template.spec, dim)])
             cache[dim] = column if xform is None else xform.apply(column.reshape(-1, 1))[:, 0]
         return cache[dim]
@@ -137,6 +152,7 @@ def gate_fcs(
     compensation: str = "fcs",
     matrix_csv: str | None = None,
     min_events: int = 100,
+    fit_max_events: int = 200_000,
     random_state: int = 0,
 ) -> GatingOutcome:
     """Gate one file with a template.
@@ -157,6 +173,9 @@ def gate_fcs(
         Matrix file contents for ``compensation="file"``.
     min_events : int
         Gates whose parent holds fewer events are flagged ``low_events``.
+    fit_max_events : int
+        Data-driven gates are fitted on a seeded subsample of at most this many
+        events.
     random_state : int
         Seed of every data-driven fit (subsamples, mixtures).
 
@@ -194,7 +213,14 @@ def gate_fcs(
             template,
             channel_map=channel_map,
             compensation=matrix,
-            values=_transformed_values(fcs, template, matrix=matrix, channel_map=channel_map),
+            values=_transformed_values(
+                fcs,
+                template,
+                matrix=matrix,
+                channel_map=channel_map,
+                max_events=fit_max_events,
+                random_state=random_state,
+            ),
             sample_id=fcs.sample.id,
             random_state=random_state,
         )

@@ -306,6 +306,13 @@ class TailThreshold(_Threshold):
         mode = float(x[np.argmax(density)])
         left = mode - below[below < mode]
         sd = float(np.median(left) / 0.6745) if len(left) else 0.0
+        # the density's argmax is a noisy centre on a flat peak: refine it as the median of
+        # a symmetric window around it (positives lie far above), then the spread again
+        window = below[np.abs(below - mode) <= 2 * sd] if sd > 0 else below
+        if len(window) >= _MIN_FIT_EVENTS:
+            mode = float(np.median(window))
+            left = mode - below[below < mode]
+            sd = float(np.median(left) / 0.6745) if len(left) else 0.0
         raw = mode + self.k * sd
         self.mode_, self.spread_ = mode, sd
         self.threshold_ = float(np.clip(raw, lo, hi))

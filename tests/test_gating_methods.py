@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cikflow.evaluate import f1_score
+from cikflow.gating import gate_fcs
+from cikflow.gating.methods import (
+    BlobGate,
+    QuantileThreshold,
+    SingletGate,
+    TailThreshold,
+    ValleyThreshold,
+)
+from cikflow.io import read_fcs, read_template, write_fcs
+from cikflow.io.simulated import write_simulated
+from cikflow.simulate import CHANNELS, LABELS, POPULATION_MEMBERS, simulate_batches
+
+ALIASES = {"Viability": ["7-AAD"]}
+RNG = np.random.default_rng(0)
+NEG = RNG.normal(0.2, 0.03, 20000)
+POS = RNG.normal(0.7, 0.05, 10000)
+
+
+def test_valley_between_two_modes():
+    est = ValleyThreshold(search=(0.3, 0.6)).fit(np.concatenate([NEG, POS]))
+    # two Gaussians 0.5 apart (sd 0.03, 0.05): the density minimum lies where both tails
+    # are equally thin, ~0.2 + 0.5 * 0.03 / 0.08 ≈ 0.39, well inside (0.3, 0.6)
+    assert 0.35 < est.threshold_ < 0.45
+    assert est.flags_ == []
+
+
+def test_one_mode_gives_no_valley_and_the_fallback():
+    est = ValleyThreshold(search=(0.25, 0.6), fallback="quantile", fallback_quantile=0.99).fit(NEG)
+    assert [f.flag for f in est.flags_] == ["no_valley"]
+    assert est.threshold_ == pytest.approx(np.quantile(NEG, 0.99))
+    upper = ValleyThreshold(search=(0.3, 0.6), fallback="upper").fit(NEG)
+    assert upper.threshold_ == 0.6
+    assert {f.flag for f in upper.flags_} == {"no_valley", "at_bound"}
+
+
+def test_valley_outside_search_is_at_bound():
+    est = ValleyThreshold(search=(0.5, 0.8), fallback="lower").fit(np.concatenate([NEG, POS]))
+    assert est.threshold_ == 0.5
+    assert "at_bound" in {f.flag for f in est.flags_}
+
+
+def test_low_events():
+    est = ValleyThreshold(search=(0.3, 0.6)).fit(NEG[:5])
+    assert [f.flag for f in est.flags_] == ["low_events"]
+
+
+def test_quantile_and_tail_thresholds():
+    assert QuantileThreshold(quantile=0.9).fit(np.arange(101.0)).threshold_ == 90.0
+    clipped = QuantileThreshold(quantile=0.9, bounds=(0, 50)).fit(np.arange(101.0))
+    assert clipped.threshold_ == 50
+    assert [f.flag for f in clipped.flags_] == ["at_bound"]
+    # negative N(0, 1) with positives far above: mode 0, robust sd 1 → threshold ≈ 4
+    values = np.concatenate([RNG.normal(0, 1, 50000), RNG.normal(20, 1, 5000)])
+    tail = TailThreshold(search=(-10, 10), k=4, bandwidth=0.05).fit(values)
+    assert tail.threshold_ == pytest.approx(4.0, abs=0.15)
+
+
+def test_singlet_band():
+    area = RNG.uniform(30000, 200000, 5000)
+    singlets = np.column_stack([area, area * RNG.normal(0.86, 0.02, 5000)])
+    doublets = np.column_stack([area[:200] * 2, area[:200] * 0.9])
+    est = SingletGate(k=5).fit(np.vstack([singlets, doublets]))
+    assert est.ratio_ == pytest.approx(0.86, abs=0.005)
+    lo, hi = est.band_
+    assert 0.73 < lo < 0.8
+    assert 0.92 < hi < 0.99
+
+
+def _in_polygon(vertices, points):
+    """Even-odd point-in-polygon, written out for the test (independent of flowkit)."""
+    v = np.asarray(vertices)
+    x, y = points[:, 0], points[:, 1]
+    inside = np.zeros(len(points), dtype=bool)
+    for (x1, y1), (x2, y2) in zip(v, np.roll(v, -1, axis=0), strict=True):
+        crosses = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xcross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (x < xcross)
+    return inside
+
+
+def test_blob_finds_the_main_population_and_cuts_its_neighbour():
+    main = 10 ** RNG.multivariate_normal([4.7, 4.1], [[0.003, 0.001], [0.001, 0.007]], 16000)
+    side = 10 ** RNG.multivariate_normal([4.87, 4.62], [[0.004, 0.0], [0.0, 0.007]], 3000)
+    est = BlobGate(random_state=0).fit(np.vstack([main, side]))
+    assert est.flags_ == []
+    assert _in_polygon(est.vertices_, main).mean() > 0.995
+    assert _in_polygon(est.vertices_, side).mean() < 0.02
+    again = BlobGate(random_state=0).fit(np.vstack([main, side]))
+    assert again.vertices_ == est.vertices_
+
+
+@pytest.fixture(scope="module")
+def culture(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dd")
+    batches = simulate_batches(n_batches=1, days=(0, 7, 14, 21), n_events=20000, seed=23)
+    write_simulated(batches, out)
+    return out, batches[0].samples
+
+
+def _errors(folder, tube, template):
+    outcome = gate_fcs(read_fcs(folder / f"{tube.sample}.fcs"), template, aliases=ALIASES)
+    gates = outcome.gates.set_index("gate")
+    truth = {r["population"]: r["percent_of_base"] for r in tube.truth}
+    rows = {}
+    for pop in ("T", "CIK", "NK", "CIK_CD16pos", "NK_CD56bright"):
+        gate = template.populations[pop]
+        members = np.isin(tube.labels, [LABELS.index(lab) for lab in POPULATION_MEMBERS[pop]])
+        rows[pop] = {
+            "error": abs(gates.loc[gate, "percent_of_base"] - truth[pop]),
+            "f1": f1_score(outcome.membership[gate], members),
+        }
+    return pd.DataFrame(rows).T, outcome
+
+
+def test_data_driven_template_matches_truth_on_every_day(culture, repo_dir):
+    folder, tubes = culture
+    dd = read_template(repo_dir / "config" / "gating" / "cik_default.yaml")
+    static = read_template(repo_dir / "config" / "gating" / "cik_static.yaml")
+    for tube in tubes:
+        table, outcome = _errors(folder, tube, dd)
+        assert (table["f1"] >= 0.98).all(), (tube.sample, table.to_dict())
+        assert (table["error"] <= 0.5).all(), (tube.sample, table.to_dict())
+        assert outcome.flags == [], outcome.flags
+        if tube.day >= 14:
+            static_table, _ = _errors(folder, tube, static)
+            assert static_table.loc["CIK", "error"] > 5 * max(table.loc["CIK", "error"], 0.1)
+
+
+def test_fitted_gates_are_custom_sample_gates(culture, repo_dir):
+    folder, tubes = culture
+    dd = read_template(repo_dir / "config" / "gating" / "cik_default.yaml")
+    outcome = gate_fcs(read_fcs(folder / f"{tubes[3].sample}.fcs"), dd, aliases=ALIASES)
+    sample_id = tubes[3].sample
+    assert outcome.strategy.is_custom_gate(sample_id, "lymphocytes")
+    assert not outcome.strategy.is_custom_gate(sample_id, "cells")  # static
+    fitted = next(i for i in outcome.infos if i.name == "viable").fit
+    assert fitted["method"] == "valley"
+    # the viability valley lies between live (~130) and dead (~25,000) cells
+    assert 500 < fitted["fits"][0]["threshold"] < 10000
+
+
+def test_one_mode_marker_is_flagged_with_its_fallback(culture, repo_dir, tmp_path):
+    """A tube without CD16+ CIK cells: the CD16 split has one mode only."""
+    _, tubes = culture
+    tube = tubes[0]
+    events = tube.events.copy()
+    cd16 = [c[0] for c in CHANNELS].index("PE-Cy7-A")
+    cik = np.isin(tube.labels, [LABELS.index("CIK_CD16pos")])
+    events[cik, cd16] = RNG.normal(150, 60, cik.sum())  # CD16 now negative on every CIK cell
+    path = tmp_path / "nocd16.fcs"
+    write_fcs(
+        path,
+        events,
+        pnn=[c[0] for c in CHANNELS],
+        pns=[c[1] for c in CHANNELS],
+        keywords=tube.keywords,
+    )
+    dd = read_template(repo_dir / "config" / "gating" / "cik_default.yaml")
+    outcome = gate_fcs(read_fcs(path), dd, aliases=ALIASES)
+    flags = {(f["gate"], f["flag"]) for f in outcome.flags}
+    assert ("CIK_CD16pos", "no_valley") in flags
+    assert ("CIK_CD16neg", "no_valley") in flags
+    reason = next(f["reason"] for f in outcome.flags if f["gate"] == "CIK_CD16pos")
+    assert "fallback 'quantile'" in reason
+    fit = next(i for i in outcome.infos if i.name == "CIK_CD16pos").fit["fits"][0]
+    assert 300 <= fit["threshold"] <= 5000  # the fallback stays inside the search bounds
