@@ -154,7 +154,8 @@ def fit_gate(
         max_scatter = gate["dimensions"][scatter].get("max")
         if max_scatter is None:
             raise GatingTemplateError(
-                f"gate '{gate['name']}': method 'beads' needs a max on its first (scatter) dimension"
+                f"gate '{gate['name']}': method 'beads' needs a max on its first "
+                "(scatter) dimension"
             )
         search = params.get("search", [10000, 60000])
         est = BeadGate(
