@@ -16,6 +16,7 @@ __all__ = [
     "GatingError",
     "GatingTemplateError",
     "MissingMarkerError",
+    "ReleaseSpecError",
     "SampleSheetError",
 ]
 
@@ -71,3 +72,9 @@ class ConfigError(CikflowError):
 
 class CikflowWarning(UserWarning):
     """A recoverable oddity worth a line in the log and the report."""
+
+
+class ReleaseSpecError(CikflowError):
+    """A release specification is invalid; the message names the file and the field."""
+
+    code = "release_spec_error"

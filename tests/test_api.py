@@ -8,13 +8,16 @@ import inspect
 import pytest
 
 MODULES = [
+    "cikflow.counts",
     "cikflow.evaluate",
     "cikflow.gating",
     "cikflow.io",
+    "cikflow.io.release",
     "cikflow.io.samplesheet",
     "cikflow.panel",
     "cikflow.plotdata",
     "cikflow.preprocess",
+    "cikflow.release",
     "cikflow.report",
     "cikflow.report.figures",
     "cikflow.simulate",

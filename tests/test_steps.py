@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from cikflow.counts import COUNT_COLUMNS
 from cikflow.io import read_json, read_table, sidecar_path
 from cikflow.steps import (
     SUMMARY_COLUMNS,
@@ -79,7 +80,7 @@ def test_failed_table_lists_each_failure_and_good_samples_finish(batch):
         assert failed.loc[sample, "error"] == error
         assert text in failed.loc[sample, "message"]
     summary = read_table(root / "results" / "summary.tsv")
-    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert list(summary.columns) == SUMMARY_COLUMNS + COUNT_COLUMNS
     assert sorted(summary["sample"].unique()) == ["B01_d00", "B01_d21"]
     for sample in ("B01_d00", "B01_d21"):
         pops = set(summary.loc[summary["sample"] == sample, "population"])

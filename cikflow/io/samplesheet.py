@@ -6,7 +6,8 @@ A sample sheet is a tab-separated table with a header line. Lines starting with
 
 ``sample``, ``batch``, ``day``, ``fcs`` (required), ``weight_kg``,
 ``culture_volume_mL``, ``beads_per_tube``, ``sample_volume_uL``,
-``viable_cells_per_uL``, ``dilution`` (default 1) and ``label`` (default "").
+``viable_cells_per_uL``, ``dilution`` (default 1), ``harvest_day``,
+``infused_fraction``, ``infused_volume_mL`` and ``label`` (default "").
 
 :func:`read_sample_sheet` reads and validates a sheet; every problem is reported
 with the file, the line (as a text editor numbers it), the sample ID and the
@@ -61,15 +62,26 @@ COLUMNS: tuple[str, ...] = (
     "sample_volume_uL",
     "viable_cells_per_uL",
     "dilution",
+    "harvest_day",
+    "infused_fraction",
+    "infused_volume_mL",
     "label",
 )
 #: columns a sheet must have, with a value in every row
 REQUIRED_COLUMNS: tuple[str, ...] = ("sample", "batch", "day", "fcs")
 #: integer columns (``day`` is never empty; ``beads_per_tube`` may be)
-INTEGER_COLUMNS: frozenset[str] = frozenset({"day", "beads_per_tube"})
+INTEGER_COLUMNS: frozenset[str] = frozenset({"day", "beads_per_tube", "harvest_day"})
 #: real-valued columns (may be empty)
 NUMBER_COLUMNS: frozenset[str] = frozenset(
-    {"weight_kg", "culture_volume_mL", "sample_volume_uL", "viable_cells_per_uL", "dilution"}
+    {
+        "weight_kg",
+        "culture_volume_mL",
+        "sample_volume_uL",
+        "viable_cells_per_uL",
+        "dilution",
+        "infused_fraction",
+        "infused_volume_mL",
+    }
 )
 #: text cells read as empty in numeric columns (spreadsheets write these for "no value")
 NA_TOKENS: frozenset[str] = frozenset({"NA", "N/A", "NaN", "nan", "null", "None"})
@@ -244,6 +256,8 @@ def _describe(error: Any, cells: Mapping[str, Any]) -> tuple[str | None, str]:
         return column, f"must be >= {error.validator_value}, not {raw}"
     if kind == "exclusiveMinimum":
         return column, f"must be > {error.validator_value}, not {raw}"
+    if kind == "maximum":
+        return column, f"must be <= {error.validator_value}, not {raw}"
     if kind == "pattern":
         return column, (
             f"{raw} is not a valid ID (use letters, digits, '_', '.' and '-', "

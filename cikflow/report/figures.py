@@ -16,7 +16,12 @@ import plotly.graph_objects as go
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["fractions_figure", "gate_figure"]
+__all__ = [
+    "absolute_counts_figure",
+    "fold_expansion_figure",
+    "fractions_figure",
+    "gate_figure",
+]
 
 _COLORSCALE = "Viridis"
 _GATE_COLOR = "#d62728"
@@ -187,3 +192,99 @@ def fractions_figure(summary: pd.DataFrame, *, batch: str, populations: list[str
         margin={"l": 60, "r": 10, "t": 50, "b": 50},
     )
     return fig
+
+
+def _log_lines(
+    kinetics: pd.DataFrame, *, column: str, populations: list[str], hover: str
+) -> list[go.Scatter]:
+    traces = []
+    for pop in populations:
+        rows = kinetics[kinetics["population"] == pop].sort_values("day")
+        if rows.empty:
+            continue
+        traces.append(
+            go.Scatter(
+                x=rows["day"],
+                y=rows[column],
+                mode="lines+markers",
+                name=html.escape(pop),
+                customdata=rows["sample"].astype(str).map(html.escape),
+                hovertemplate=f"%{{customdata}}: {hover}<extra>{html.escape(pop)}</extra>",
+            )
+        )
+    return traces
+
+
+def _log_layout(fig: go.Figure, *, title: str, y_title: str) -> go.Figure:
+    fig.update_layout(
+        title={"text": title},
+        xaxis={"title": {"text": "culture day"}},
+        yaxis={"title": {"text": y_title}, "type": "log", "exponentformat": "power"},
+        width=640,
+        height=380,
+        margin={"l": 70, "r": 10, "t": 50, "b": 50},
+    )
+    return fig
+
+
+def absolute_counts_figure(
+    kinetics: pd.DataFrame, *, batch: str, populations: list[str]
+) -> go.Figure:
+    """Absolute counts per population over culture days for one batch (log axis).
+
+    Parameters
+    ----------
+    kinetics : pandas.DataFrame
+        Rows of ``kinetics.tsv`` (``day``, ``sample``, ``population``,
+        ``total_cells``, ``cells_per_uL``).
+    batch : str
+        Batch shown (title only).
+    populations : list of str
+        Populations drawn, in legend order.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Total cells in the culture per day; cells/µL when no culture volume
+        gave totals. Undefined counts leave gaps.
+    """
+    column, unit = "total_cells", "total cells in culture"
+    if not np.isfinite(kinetics["total_cells"].to_numpy(dtype=float)).any():
+        column, unit = "cells_per_uL", "cells/µL"
+    fig = go.Figure(
+        _log_lines(kinetics, column=column, populations=populations, hover=f"%{{y:.3~g}} {unit}")
+    )
+    return _log_layout(
+        fig, title=f"Batch {html.escape(batch)}: absolute counts ({unit})", y_title=unit
+    )
+
+
+def fold_expansion_figure(
+    kinetics: pd.DataFrame, *, batch: str, populations: list[str]
+) -> go.Figure:
+    """Fold expansion per population over culture days for one batch (log axis).
+
+    Parameters
+    ----------
+    kinetics : pandas.DataFrame
+        Rows of ``kinetics.tsv`` (``day``, ``sample``, ``population``,
+        ``fold_expansion``).
+    batch : str
+        Batch shown (title only).
+    populations : list of str
+        Populations drawn, in legend order.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Total cells on each day ÷ total cells on the reference day (day 0 or
+        the first day present); undefined folds leave gaps.
+    """
+    fig = go.Figure(
+        _log_lines(
+            kinetics, column="fold_expansion", populations=populations, hover="%{y:.3g}-fold"
+        )
+    )
+    return _log_layout(
+        fig, title=f"Batch {html.escape(batch)}: fold expansion", y_title="fold vs reference day"
+    )

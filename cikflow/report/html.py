@@ -12,7 +12,13 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cikflow.report.figures import fractions_figure, gate_figure
+from cikflow.release import SYMBOLS
+from cikflow.report.figures import (
+    absolute_counts_figure,
+    fold_expansion_figure,
+    fractions_figure,
+    gate_figure,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -49,6 +55,21 @@ _SAMPLE_FIELDS = (
     "flags",
 )
 _PLOT_CONFIG = {"displaylogo": False, "responsive": False}
+#: harvest metrics listed under each batch's dose, in this order (when present)
+HARVEST_SHOWN = (
+    "harvest_day",
+    "weight_kg",
+    "viability_percent",
+    "bead_events",
+    "bead_cv_percent",
+    "CIK_percent_of_base",
+    "CIK_total_cells",
+    "CIK_fold_expansion",
+    "CIK_cells_per_kg",
+    "CIK_infused_cells_per_kg",
+    "NK_cells_per_kg",
+    "T_cells_per_kg",
+)
 
 
 @functools.cache
@@ -138,6 +159,10 @@ def write_batch_report(
     statuses: Sequence[Mapping[str, Any]],
     provenance: Mapping[str, Any],
     sample_href: str = "samples/{sample}.html",
+    release: pd.DataFrame | None = None,
+    release_provenance: Mapping[str, Any] | None = None,
+    kinetics: pd.DataFrame | None = None,
+    harvest: pd.DataFrame | None = None,
 ) -> None:
     """Write the batch report (``index.html``) and plotly.js beside it.
 
@@ -153,6 +178,15 @@ def write_batch_report(
         The summary's provenance record.
     sample_href : str
         Link pattern to a sample report.
+    release : pandas.DataFrame, optional
+        ``release.tsv``: shown first, as the release certificate per batch.
+    release_provenance : mapping, optional
+        Its provenance record (the spec's name, version and SHA-256).
+    kinetics : pandas.DataFrame, optional
+        Every batch's ``kinetics.tsv``: absolute counts and fold expansion
+        over culture days (log axes) and a table of total cells.
+    harvest : pandas.DataFrame, optional
+        Every batch's ``harvest.tsv``: the dose and other metrics at harvest.
     """
     out = Path(out_path)
     write_plotly_js(out.parent)
@@ -179,6 +213,7 @@ def write_batch_report(
                     for pop in populations
                     if pop in table.index
                 ],
+                **_count_blocks(kinetics, harvest, batch=batch, index=i, populations=populations),
             }
         )
     html = (
@@ -195,6 +230,109 @@ def write_batch_report(
             provenance=provenance,
             review_text=REVIEW_TEXT,
             plotly_js=PLOTLY_JS,
+            release=_certificates(release, batches=[b["batch"] for b in batches]),
+            release_spec=(release_provenance or {}).get("release_spec"),
         )
     )
     out.write_text(html)
+
+
+def _number(value: Any, *, unit: str = "") -> str:
+    """A value for the report: 4 significant digits, n/a for NaN."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    if number != number:
+        return "n/a"
+    if unit == "day" or (unit == "events" and number.is_integer()):
+        return f"{number:.0f}"
+    return f"{number:.4g}"
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or value != value else str(value)
+
+
+def _certificates(release: pd.DataFrame | None, *, batches: Sequence[str]) -> list[dict[str, Any]]:
+    """One release certificate per batch: verdict and criteria rows."""
+    if release is None or release.empty:
+        return []
+    names = [str(b) for b in dict.fromkeys(release["batch"].astype(str))]
+    order = [b for b in batches if b in names] + [b for b in names if b not in batches]
+    out = []
+    for batch in order:
+        rows = release[release["batch"].astype(str) == batch]
+        out.append(
+            {
+                "batch": batch,
+                "verdict": str(rows["batch_verdict"].iloc[0]),
+                "review": bool(rows["review_required"].astype(str).str.lower().eq("true").any()),
+                "rows": [
+                    {
+                        "criterion": _text(r["criterion"]),
+                        "metric": _text(r["metric"]),
+                        "value": _number(r["value"], unit=_text(r["unit"])),
+                        "limit": f"{SYMBOLS.get(r['operator'], r['operator'])} "
+                        f"{_number(r['limit'])}",
+                        "unit": _text(r["unit"]),
+                        "verdict": _text(r["verdict"]),
+                        "reason": _text(r["reason"]),
+                        "day": _number(r["day"], unit="day"),
+                    }
+                    for r in rows.to_dict("records")
+                ],
+            }
+        )
+    return out
+
+
+def _count_blocks(
+    kinetics: pd.DataFrame | None,
+    harvest: pd.DataFrame | None,
+    *,
+    batch: str,
+    index: int,
+    populations: list[str],
+) -> dict[str, Any]:
+    """A batch's count figures, total-cell table and harvest metrics (None when absent)."""
+    blocks: dict[str, Any] = {
+        "counts_figure": None,
+        "fold_figure": None,
+        "count_days": [],
+        "count_table": [],
+        "harvest": [],
+    }
+    rows = None if kinetics is None else kinetics[kinetics["batch"].astype(str) == batch]
+    if rows is not None and not rows.empty:
+        blocks["counts_figure"] = _div(
+            absolute_counts_figure(rows, batch=batch, populations=populations),
+            f"batch-{index}-counts",
+        )
+        blocks["fold_figure"] = _div(
+            fold_expansion_figure(rows, batch=batch, populations=populations),
+            f"batch-{index}-fold",
+        )
+        table = rows.pivot_table(
+            index="population", columns="day", values="total_cells", sort=False, dropna=False
+        )
+        blocks["count_days"] = [int(d) for d in table.columns]
+        blocks["count_table"] = [
+            {"population": pop, "values": [_number(v) for v in table.loc[pop]]}
+            for pop in populations
+            if pop in table.index
+        ]
+    metrics = None if harvest is None else harvest[harvest["batch"].astype(str) == batch]
+    if metrics is not None and not metrics.empty:
+        by_metric = {str(r["metric"]): r for r in metrics.to_dict("records")}
+        blocks["harvest"] = [
+            {
+                "metric": name,
+                "value": _number(by_metric[name]["value"], unit=_text(by_metric[name]["unit"])),
+                "unit": _text(by_metric[name]["unit"]),
+                "reason": _text(by_metric[name]["reason"]),
+            }
+            for name in HARVEST_SHOWN
+            if name in by_metric
+        ]
+    return blocks
