@@ -1,5 +1,8 @@
-"""The template language on a second panel: FlowSOM's mouse file 68983.fcs against the
-expert's per-event FlowJo labels (GPL data, used from ../shared only)."""
+"""The template language on a second panel.
+
+FlowSOM's mouse file 68983.fcs against the expert's per-event FlowJo labels (GPL data,
+used from ../shared only).
+"""
 
 from __future__ import annotations
 
