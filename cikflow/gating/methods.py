@@ -425,7 +425,9 @@ class BlobGate:
             else xy[rng.choice(len(xy), self.max_events, replace=False)]
         )
         gmm = GaussianMixture(
-            n_components=self.n_components, covariance_type="full", random_state=self.random_state
+            n_components=self.n_components,
+            covariance_type="full",
+            random_state=self.random_state,
         ).fit(sample)
         if self.select == "nearest" and self.seed is not None:
             target = (
