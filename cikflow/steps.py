@@ -33,6 +33,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "batch_kinetics",
     "batch_report",
+    "export_workspace",
     "gate_file",
     "provenance",
     "release_verdicts",
@@ -140,8 +141,9 @@ def gate_file(
         YAML or GatingML template.
     out_dir : str or pathlib.Path
         Folder for ``gates.tsv``, ``populations.tsv``, ``flags.tsv``,
-        ``plots.json``, ``status.json`` (and ``events.tsv.gz`` with
-        ``events_table``).
+        ``plots.json``, ``status.json``, ``gates.xml`` (the gates applied, with
+        this sample's fitted coordinates, as GatingML 2.0; no gates when gating
+        failed) and, with ``events_table``, ``events.tsv.gz``.
     row : mapping, optional
         The sample-sheet row (sample, batch, day …); without it the sample ID
         is the file stem.
@@ -226,7 +228,9 @@ def gate_file(
                 for dim in outcome.channel_map
                 if (tname := _transform_of(template, dim)) is not None
             },
+            fits=[_fit_summary(i) for i in outcome.infos if i.fit],
         )
+        status.update(gatingml=_write_gatingml(outcome, out / "gates.xml"))
         gates = outcome.gates
         if template.kind == "yaml":
             matrix, _ = spillover_matrix(
@@ -273,6 +277,8 @@ def gate_file(
     except CikflowError as exc:
         status.update(status="failed", error=type(exc).__name__, message=str(exc))
         log.error("%s failed: %s: %s", sample, type(exc).__name__, exc)
+    if status["status"] != "ok":  # no stale gates from an earlier run
+        status["gatingml"] = _write_gatingml(None, out / "gates.xml")
     status["flags"] = flags[["gate", "flag", "reason"]].to_dict("records")
     prov = provenance(
         step="gate",
@@ -287,6 +293,44 @@ def gate_file(
     write_json({"sample": sample, "gates": plots}, out / "plots.json")
     write_json({**status, "provenance": prov}, out / "status.json")
     return status
+
+
+def _write_gatingml(outcome: Any, path: Path) -> str:
+    """Write the gates a sample was gated with (none without an outcome); say what was written."""
+    import flowkit as fk
+
+    from cikflow.exceptions import ExportError
+    from cikflow.io import export_gatingml
+
+    if outcome is None:
+        export_gatingml(fk.GatingStrategy(), path)
+        return "none"
+    try:
+        export_gatingml(outcome.strategy, path, sample_id=outcome.sample)
+    except ExportError as exc:  # gating stands; only the exchange file is missing
+        log.warning("%s: %s", outcome.sample, exc)
+        export_gatingml(fk.GatingStrategy(), path)
+        return f"not written: {exc}"
+    return "gates.xml"
+
+
+def _fit_summary(info: Any) -> dict[str, Any]:
+    """What a data-driven gate fitted, for the report: method, values (data units), flags."""
+    values = []
+    for fit in info.fit.get("fits", []):
+        if "threshold" in fit:
+            values.append(f"{fit['dimension']} {fit['threshold']:.4g}")
+        elif "thresholds" in fit:
+            values.extend(
+                f"{d} {t:.4g}" for d, t in zip(fit["dimensions"], fit["thresholds"], strict=True)
+            )
+        elif "vertices" in fit:
+            values.append(f"{' x '.join(fit['dimensions'])}: {len(fit['vertices'])}-vertex polygon")
+    if info.fit.get("band"):
+        lo, hi = info.fit["band"]
+        values.append(f"height/area ratio {lo:.3f} to {hi:.3f}")
+    flags = [f["flag"] for f in info.fit.get("flags", [])]
+    return {"gate": info.name, "method": info.method, "values": "; ".join(values), "flags": flags}
 
 
 def _transform_of(template: Any, dim: str) -> str | None:
@@ -579,3 +623,59 @@ def batch_report(
         kinetics=stacked("kinetics.tsv"),
         harvest=stacked("harvest.tsv"),
     )
+
+
+def export_workspace(
+    sample_dirs: Sequence[str | Path],
+    *,
+    out_path: str | Path,
+    group: str | None = None,
+) -> list[str]:
+    """Write a batch's samples, each with the gates it was gated with, as a FlowJo workspace.
+
+    Reads each sample's ``status.json`` and ``gates.xml`` (written by
+    :func:`gate_file`) and its FCS file; samples that failed, or whose gates
+    could not be exported, are left out and logged.
+
+    Parameters
+    ----------
+    sample_dirs : sequence of str or pathlib.Path
+        Per-sample result folders of one batch.
+    out_path : str or pathlib.Path
+        The ``.wsp`` file to write.
+    group : str, optional
+        FlowJo sample group holding the samples (besides ``All Samples``);
+        default the batch of the first sample.
+
+    Returns
+    -------
+    list of str
+        Why each left-out sample was left out.
+    """
+    from cikflow.io import (
+        WorkspaceSample,
+        export_flowjo_wsp,
+        read_fcs,
+        read_json,
+        read_template,
+    )
+
+    entries, skipped = [], []
+    for d in sample_dirs:
+        status = read_json(Path(d) / "status.json")
+        group = group or status.get("batch") or None
+        if status["status"] != "ok" or status.get("gatingml") != "gates.xml":
+            reason = status.get("message") or status.get("gatingml", "no gates.xml")
+            skipped.append(f"{status['sample']}: {reason}")
+            continue
+        try:
+            strategy = read_template(Path(d) / "gates.xml").strategy
+            fcs = read_fcs(status["fcs"], sample_id=status["sample"])
+        except CikflowError as exc:
+            skipped.append(f"{status['sample']}: {exc}")
+            continue
+        entries.append(WorkspaceSample(fcs, strategy))
+    skipped += export_flowjo_wsp(entries, out_path, group=group or "All Samples", on_error="skip")
+    for reason in skipped:
+        log.warning("left out of %s: %s", out_path, reason)
+    return skipped

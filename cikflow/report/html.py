@@ -132,7 +132,8 @@ def write_sample_report(
     """
     figures = [_div(gate_figure(dict(p)), f"gate-{i}") for i, p in enumerate(plots)]
     # a failed sample's status lacks what was never read; show those fields empty
-    status = {**dict.fromkeys(_SAMPLE_FIELDS, ""), "panel": {}, "transforms": {}, **status}
+    empty = {"panel": {}, "transforms": {}, "fits": []}
+    status = {**dict.fromkeys(_SAMPLE_FIELDS, ""), **empty, **status}
     html = (
         _env()
         .get_template("sample.html.j2")
