@@ -65,6 +65,28 @@ def _gate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from cikflow.io import read_fcs
+
+    worst = 0
+    for name in args.files:
+        try:
+            fcs = read_fcs(name, strict=args.strict)
+        except CikflowError as exc:
+            print(f"{name}\t{type(exc).__name__}: {exc}")
+            worst = max(worst, 2)
+            continue
+        except Exception as exc:  # a reader bug: report it, do not hide the other files
+            print(f"{name}\tunexpected {type(exc).__name__}: {exc}")
+            worst = 3
+            continue
+        notes = (
+            f"\t{len(fcs.warnings)} warning(s): {'; '.join(fcs.warnings)}" if fcs.warnings else ""
+        )
+        print(f"{name}\tok {fcs.n_events}x{len(fcs.pnn)}{notes}")
+    return worst
+
+
 def _compare(args: argparse.Namespace) -> int:
     from cikflow.evaluate import compare_to_truth
     from cikflow.io import read_table
@@ -108,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="config.yaml for panel aliases and compensation")
     p.add_argument("--events", action="store_true", help="also write per-event membership")
     p.set_defaults(func=_gate)
+
+    p = sub.add_parser("inspect", help="read FCS files: 'ok <events>x<channels>' or the error")
+    p.add_argument("files", nargs="+", help="FCS files")
+    p.add_argument("--strict", action="store_true", help="refuse files that need a repair")
+    p.set_defaults(func=_inspect)
 
     p = sub.add_parser("compare", help="absolute error of a summary.tsv against a truth.tsv")
     p.add_argument("summary", help="results/summary.tsv")

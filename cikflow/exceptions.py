@@ -12,7 +12,14 @@ __all__ = [
     "CikflowWarning",
     "CompensationError",
     "ConfigError",
+    "FcsDataError",
+    "FcsHeaderError",
+    "FcsNotFoundError",
+    "FcsOffsetError",
     "FcsReadError",
+    "FcsTextError",
+    "FcsTruncatedError",
+    "FcsUnsupportedError",
     "GatingError",
     "GatingTemplateError",
     "MissingMarkerError",
@@ -32,6 +39,48 @@ class FcsReadError(CikflowError):
     """An FCS file is missing, not an FCS file, truncated or otherwise unreadable."""
 
     code = "fcs_read_error"
+
+
+class FcsNotFoundError(FcsReadError):
+    """The FCS file does not exist (or is not a regular file)."""
+
+    code = "fcs_not_found"
+
+
+class FcsHeaderError(FcsReadError):
+    """The file is not an FCS file: its 58-byte HEADER is missing, foreign or unreadable."""
+
+    code = "fcs_header_error"
+
+
+class FcsTextError(FcsReadError):
+    """The TEXT segment cannot be parsed, or a required keyword is missing or invalid."""
+
+    code = "fcs_text_error"
+
+
+class FcsOffsetError(FcsReadError):
+    """Segment offsets are impossible or contradict each other beyond what can be repaired."""
+
+    code = "fcs_offset_error"
+
+
+class FcsTruncatedError(FcsReadError):
+    """The file ends before the end of a segment it declares (a partial copy)."""
+
+    code = "fcs_truncated"
+
+
+class FcsDataError(FcsReadError):
+    """The DATA segment does not hold the events the TEXT segment declares ($TOT, $PnB)."""
+
+    code = "fcs_data_error"
+
+
+class FcsUnsupportedError(FcsReadError):
+    """A valid FCS layout cikflow does not read ($DATATYPE A, histogram $MODE, odd $PnB)."""
+
+    code = "fcs_unsupported"
 
 
 class MissingMarkerError(CikflowError):

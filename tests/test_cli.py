@@ -63,7 +63,7 @@ def test_gate_writes_tables_and_per_event_membership(demo, repo_dir, tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(b"not an fcs file at all, just text" * 3, "FcsReadError"), (b"", "FcsReadError")],
+    [(b"not an fcs file at all, just text" * 3, "FcsHeaderError"), (b"", "FcsHeaderError")],
     ids=["text", "empty"],
 )
 def test_gate_bad_file_exits_2_without_traceback(repo_dir, tmp_path, capsys, content, expected):

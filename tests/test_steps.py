@@ -28,10 +28,10 @@ REQUIRED = [
     "viable_lymphocytes",
 ]
 BAD = {
-    "bad_not_fcs": ("not_fcs.fcs", "FcsReadError", "not an FCS file"),
-    "bad_truncated": ("truncated.fcs", "FcsReadError", "greater than file size"),
+    "bad_not_fcs": ("not_fcs.fcs", "FcsHeaderError", "not an FCS file"),
+    "bad_truncated": ("truncated.fcs", "FcsTruncatedError", "greater than file size"),
     "bad_no_cd56": ("no_cd56.fcs", "MissingMarkerError", "marker 'CD56'"),
-    "bad_missing": ("missing.fcs", "FcsReadError", "file not found"),
+    "bad_missing": ("missing.fcs", "FcsNotFoundError", "file not found"),
 }
 
 

@@ -55,10 +55,10 @@ def scenario(repo_dir, tmp_path_factory):
 def test_batch_survives_bad_inputs(scenario):
     failed = read_table(scenario / "results" / "failed.tsv").set_index("sample")
     assert failed["error"].to_dict() == {
-        "bad_not_fcs": "FcsReadError",
-        "bad_truncated": "FcsReadError",
+        "bad_not_fcs": "FcsHeaderError",
+        "bad_truncated": "FcsTruncatedError",
         "bad_no_cd56": "MissingMarkerError",
-        "bad_missing": "FcsReadError",
+        "bad_missing": "FcsNotFoundError",
     }
     summary = read_table(scenario / "results" / "summary.tsv")
     assert sorted(summary["sample"].unique()) == ["B01_d00", "B01_d21", "B02_d00", "B02_d21"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -194,6 +195,19 @@ def gate_fcs(
     if template.kind == "gatingml":
         assert template.strategy is not None
         strategy = template.strategy
+        if template.spec.get("overrides"):
+            from cikflow.gating.overrides import apply_overrides
+
+            # a copy per sample: the fitted gates are this sample's custom gates
+            strategy = copy.deepcopy(strategy)
+            records = apply_overrides(
+                strategy,
+                fcs.sample,
+                overrides=template.spec["overrides"],
+                random_state=random_state,
+            )
+            for record in records:
+                flags.extend({"gate": record["gate"], **f} for f in record["flags"])
         infos = _gatingml_infos(strategy)
         channel_map: dict[str, str] = {}
         comp_text = "as referenced by the GatingML template"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cikflow.io.fcs import FcsData, file_sha256, read_fcs, write_fcs
+from cikflow.io.fcs import FcsData, file_sha256, read_fcs, select_events, write_fcs
 from cikflow.io.tables import (
     read_json,
     read_table,
@@ -22,6 +22,7 @@ __all__ = [
     "read_table",
     "read_template",
     "read_yaml",
+    "select_events",
     "sidecar_path",
     "write_fcs",
     "write_json",
