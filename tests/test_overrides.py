@@ -80,9 +80,10 @@ overrides:
 )
 def test_override_errors_name_the_gate(shared_data, tmp_path, body, message):
     folder = shared_data / "gatingml-flowkit"
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        f"name: x\nversion: 1\nimport: {folder / 'gml' / 'gml_range_gate.xml'}\n{body}\n"
+    )
+    fcs = read_fcs(folder / "data1.fcs")
     with pytest.raises(GatingTemplateError, match=message):
-        template = _template(
-            tmp_path,
-            f"name: x\nversion: 1\nimport: {folder / 'gml' / 'gml_range_gate.xml'}\n{body}\n",
-        )
-        gate_fcs(read_fcs(folder / "data1.fcs"), template)
+        gate_fcs(fcs, read_template(path))

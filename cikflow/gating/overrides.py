@@ -87,7 +87,7 @@ def apply_overrides(
     """
     import flowkit as fk
 
-    order = {tuple(path) + (name,): i for i, (name, path) in enumerate(strategy.get_gate_ids())}
+    order = {(*path, name): i for i, (name, path) in enumerate(strategy.get_gate_ids())}
     targets = sorted(
         ((_find(strategy, n), n) for n in overrides), key=lambda t: order[(*t[0], t[1])]
     )
