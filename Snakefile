@@ -11,6 +11,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/gating.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -19,3 +20,4 @@ rule all:
     input:
         "results/summary.tsv",
         "results/report/index.html",
+        get_workspaces,

@@ -12,6 +12,7 @@ __all__ = [
     "CikflowWarning",
     "CompensationError",
     "ConfigError",
+    "ExportError",
     "FcsDataError",
     "FcsHeaderError",
     "FcsNotFoundError",
@@ -111,6 +112,12 @@ class GatingError(CikflowError):
     """Gating a sample failed (for example an empty parent population)."""
 
     code = "gating_error"
+
+
+class ExportError(CikflowError):
+    """Gates cannot be written in the requested exchange format; the message says why."""
+
+    code = "export_error"
 
 
 class ConfigError(CikflowError):

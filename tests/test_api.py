@@ -11,6 +11,7 @@ MODULES = [
     "cikflow.counts",
     "cikflow.evaluate",
     "cikflow.gating",
+    "cikflow.gating.concrete",
     "cikflow.io",
     "cikflow.io.release",
     "cikflow.io.samplesheet",

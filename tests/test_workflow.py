@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cikflow.io import read_table
+from cikflow.io import read_table, read_template
 
 pytestmark = pytest.mark.slow
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -66,6 +66,17 @@ def test_batch_survives_bad_inputs(scenario):
     for sample in ("B01_d00", "bad_missing", "bad_no_cd56"):
         assert f'href="samples/{sample}.html"' in index
         assert (scenario / "results" / "report" / "samples" / f"{sample}.html").is_file()
+
+
+def test_gates_exported_per_sample_and_per_batch(scenario):
+    import flowkit as fk
+
+    results = scenario / "results"
+    for sample in ("B01_d00", "B02_d21"):
+        assert read_template(results / "samples" / sample / "gates.xml").strategy.get_gate_ids()
+    wsp = fk.parse_wsp(str(results / "batch" / "B01" / "workspace.wsp"))
+    assert sorted(wsp["samples"]) == ["B01_d00.fcs", "B01_d21.fcs"]
+    assert fk.parse_wsp(str(results / "batch" / "B09" / "workspace.wsp"))["samples"] == {}
 
 
 def test_demo_data_made_by_the_workflow_matches_its_sheet(scenario):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from cikflow.io.export import WorkspaceSample, export_flowjo_wsp, export_gatingml
 from cikflow.io.fcs import FcsData, file_sha256, read_fcs, select_events, write_fcs
+from cikflow.io.flowjo import read_flowjo_counts, read_flowjo_template
 from cikflow.io.tables import (
     read_json,
     read_table,
@@ -16,8 +18,13 @@ from cikflow.io.template import read_template
 
 __all__ = [
     "FcsData",
+    "WorkspaceSample",
+    "export_flowjo_wsp",
+    "export_gatingml",
     "file_sha256",
     "read_fcs",
+    "read_flowjo_counts",
+    "read_flowjo_template",
     "read_json",
     "read_table",
     "read_template",

@@ -19,6 +19,7 @@ try:
 except CikflowError as exc:  # a named error, not a traceback
     raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
 SAMPLES = list(SHEET.index)
+BATCHES = sorted(SHEET["batch"].astype(str).unique())
 DEMO = config["demo"]
 DEMO_SAMPLES = [
     f"B{b + 1:02d}_d{day:02d}" for b in range(DEMO["n_batches"]) for day in DEMO["days"]
@@ -28,6 +29,7 @@ DEMO_FILES = [f"{DEMO['folder']}/{s}.fcs" for s in DEMO_SAMPLES]
 
 wildcard_constraints:
     sample="|".join(SAMPLES) if SAMPLES else "NO_SAMPLES",
+    batch="|".join(BATCHES) if BATCHES else "NO_BATCHES",
 
 
 def get_fcs(wildcards):
@@ -50,3 +52,17 @@ def get_settings(wildcards):
 def sample_files(name):
     """One per-sample result file for every sample of the sheet."""
     return expand("results/samples/{sample}/{name}", sample=SAMPLES, name=name)
+
+
+def get_batch_files(wildcards):
+    """Each sample's status and exported gates, for every sample of the job's batch."""
+    samples = SHEET.index[SHEET["batch"].astype(str) == wildcards.batch]
+    return {
+        name: expand("results/samples/{sample}/{file}", sample=samples, file=file)
+        for name, file in (("status", "status.json"), ("gatingml", "gates.xml"))
+    }
+
+
+def get_workspaces(wildcards):
+    """The FlowJo workspace of every batch."""
+    return expand("results/batch/{batch}/workspace.wsp", batch=BATCHES)

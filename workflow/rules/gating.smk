@@ -11,6 +11,7 @@ rule gate:
         populations="results/samples/{sample}/populations.tsv",
         flags="results/samples/{sample}/flags.tsv",
         plots="results/samples/{sample}/plots.json",
+        gatingml="results/samples/{sample}/gates.xml",
     log:
         "logs/gate/{sample}.log",
     conda:
