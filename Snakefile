@@ -12,6 +12,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/gating.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/counts.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -19,5 +20,6 @@ rule all:
     default_target: True
     input:
         "results/summary.tsv",
+        "results/release.tsv",
         "results/report/index.html",
         get_workspaces,

@@ -44,6 +44,7 @@ def _run(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[s
 def scenario(repo_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("wf")
     shutil.copytree(repo_dir / "config" / "gating", root / "config" / "gating")
+    shutil.copytree(repo_dir / "config" / "release", root / "config" / "release")
     work = root / "scenario"
     shutil.copytree(repo_dir / ".test" / "config", work / "config")
     shutil.copytree(repo_dir / ".test" / "bad", work / "bad")

@@ -7,7 +7,9 @@ from snakemake.utils import min_version, validate
 
 from cikflow.exceptions import CikflowError
 from cikflow.io import read_template
+from cikflow.io.release import read_release_spec
 from cikflow.io.samplesheet import read_sample_sheet
+from cikflow.release import spec_problems
 
 min_version("9.0")
 
@@ -18,6 +20,25 @@ try:
     read_template(config["template"])  # fail fast on an invalid template
 except CikflowError as exc:  # a named error, not a traceback
     raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
+try:  # a release spec error, or a criterion on a metric no population gives, stops here too
+    RELEASE_SPEC = read_release_spec(config["release_spec"])
+    POPULATIONS = list(read_template(config["template"]).populations or {})
+    SPEC_PROBLEMS = (
+        spec_problems(
+            RELEASE_SPEC,
+            populations=POPULATIONS,
+            bead_population=config["counts"]["bead_population"],
+        )
+        if POPULATIONS
+        else []
+    )
+except CikflowError as exc:
+    raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
+if SPEC_PROBLEMS:
+    raise WorkflowError(
+        f"cikflow ReleaseSpecError: {config['release_spec']}: "
+        + "; ".join(SPEC_PROBLEMS)
+    )
 SAMPLES = list(SHEET.index)
 BATCHES = sorted(SHEET["batch"].astype(str).unique())
 DEMO = config["demo"]
@@ -52,6 +73,11 @@ def get_settings(wildcards):
 def sample_files(name):
     """One per-sample result file for every sample of the sheet."""
     return expand("results/samples/{sample}/{name}", sample=SAMPLES, name=name)
+
+
+def batch_files(name):
+    """One per-batch result file for every batch of the sheet."""
+    return expand("results/batch/{batch}/{name}", batch=BATCHES, name=name)
 
 
 def get_batch_files(wildcards):

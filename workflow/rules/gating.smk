@@ -44,5 +44,6 @@ rule summarize:
         "../envs/cikflow.yaml"
     params:
         settings=get_settings,
+        counts=lookup(dpath="counts", within=config),
     script:
         "../scripts/summarize.py"

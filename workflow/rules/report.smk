@@ -23,6 +23,9 @@ rule batch_report:
         failed=rules.summarize.output.failed,
         status=sample_files("status.json"),
         samples=expand("results/report/samples/{sample}.html", sample=SAMPLES),
+        release=rules.release.output.release,
+        kinetics=batch_files("kinetics.tsv"),
+        harvest=batch_files("harvest.tsv"),
     output:
         index=report(
             "results/report/index.html",

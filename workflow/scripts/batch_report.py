@@ -8,4 +8,6 @@ batch_report(
     Path(snakemake.input.summary).parent,
     sample_dirs=[Path(p).parent for p in snakemake.input.status],
     out_path=snakemake.output.index,
+    release_path=snakemake.input.release,
+    batch_dirs=[Path(p).parent for p in snakemake.input.harvest],
 )

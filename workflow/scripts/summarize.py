@@ -9,5 +9,5 @@ summarize(
     out_dir=Path(snakemake.output.summary).parent,
     sheet_path=snakemake.input.sheet,
     template_path=snakemake.input.template,
-    config=snakemake.params.settings,
+    config={**snakemake.params.settings, "counts": snakemake.params.counts},
 )
