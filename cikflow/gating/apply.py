@@ -144,6 +144,29 @@ def _transformed_values(
     return values
 
 
+def _evaluate(
+    strategy: flowkit.GatingStrategy, sample: flowkit.Sample
+) -> dict[tuple[str, tuple[str, ...]], np.ndarray]:
+    """Every gate's membership: cikflow's evaluator, or flowkit's gate_sample where it must."""
+    from cikflow.gating.engine import evaluate, supports
+
+    if supports(strategy, sample_id=sample.id):
+        try:
+            return evaluate(strategy, sample)
+        except NotImplementedError:
+            pass  # mixed compensation within a gate: flowkit decides what that means
+    results = strategy.gate_sample(sample)
+    out = {}
+    for name, path in strategy.get_gate_ids():
+        try:
+            out[(name, tuple(path))] = np.asarray(
+                results.get_gate_membership(name, path), dtype=bool
+            )
+        except Exception:
+            continue
+    return out
+
+
 def gate_fcs(
     fcs: FcsData,
     template: Template,
@@ -242,7 +265,7 @@ def gate_fcs(
             if info.gate_type != "quadrant_child":
                 flags.extend({"gate": info.name, **f} for f in info.fit.get("flags", []))
     try:
-        results = strategy.gate_sample(fcs.sample)
+        masks = _evaluate(strategy, fcs.sample)
     except Exception as exc:  # flowkit raises plain errors on unknown channels etc.
         raise GatingError(f"{source}: gating failed ({type(exc).__name__}: {exc})") from exc
 
@@ -251,9 +274,7 @@ def gate_fcs(
     for info in infos:
         if info.gate_type == "quadrant":
             continue
-        membership[info.name] = np.asarray(
-            results.get_gate_membership(info.name, info.path), dtype=bool
-        )
+        membership[info.name] = masks[(info.name, tuple(info.path))]
     counts = {name: int(mask.sum()) for name, mask in membership.items()}
     base_name = template.base if template.kind == "yaml" else None
     base_n = counts.get(base_name, total) if base_name else total
