@@ -1,0 +1,105 @@
+"""The batch report's release certificate and count figures in offline Chromium.
+
+A small simulated culture goes through the public steps (gate, summarize with the
+sample sheet, batch kinetics, release verdicts, batch report); the page must open
+with no console error and no request leaving the machine, show the certificate
+before the batch sections, and draw the absolute-count and fold-expansion figures
+on log axes. Reuses the launcher of ``test_report_browser`` (skips the same way).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pytest
+from test_report_browser import CHROMIUM, LAUNCH_ARGS, _assert_clean, open_page, sync_api
+
+from cikflow.io import write_table
+from cikflow.io.simulated import write_simulated
+from cikflow.simulate import simulate_batches
+from cikflow.steps import batch_kinetics, batch_report, gate_file, release_verdicts, summarize
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+CONFIG = {"panel": {"aliases": {"Viability": ["7-AAD"]}}}
+#: per plot: its id, y-axis type and trace count
+_AXES = """() => [...document.querySelectorAll('.plotly-graph-div')].map(d => ({
+    id: d.id,
+    yaxis: d.layout.yaxis.type || 'linear',
+    traces: (d.data || []).length,
+    drawn: d.querySelectorAll('.main-svg .cartesianlayer .mlayer > *').length,
+}))"""
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory, repo_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("release_report")
+    data, results = root / "data", root / "results"
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    batches = simulate_batches(n_batches=1, days=(0, 21), n_events=3000, seed=7)
+    write_simulated(batches, data)
+    rows: list[dict[str, Any]] = [
+        {**s.sheet, "fcs": str(data / str(s.sheet["fcs"]))} for s in batches[0].samples
+    ]
+    sheet = data / "sheet.tsv"
+    write_table(pd.DataFrame(rows), sheet)
+    dirs = []
+    for row in rows:
+        out = results / "samples" / row["sample"]
+        gate_file(row["fcs"], template_path=template, out_dir=out, row=row, config=CONFIG)
+        dirs.append(out)
+    summarize(dirs, out_dir=results, sheet_path=sheet, template_path=template, config=CONFIG)
+    batch_dir = results / "batch" / "B01"
+    batch_kinetics(results / "summary.tsv", batch="B01", out_dir=batch_dir, sheet_path=sheet)
+    release_verdicts(
+        [batch_dir / "harvest.tsv"],
+        spec_path=repo_dir / "config" / "release" / "default.yaml",
+        out_path=results / "release.tsv",
+    )
+    page = results / "report" / "index.html"
+    batch_report(
+        results,
+        sample_dirs=dirs,
+        out_path=page,
+        release_path=results / "release.tsv",
+        batch_dirs=[batch_dir],
+    )
+    return page
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_certificate_first_and_count_figures_on_log_axes(browser: Any, index: Path) -> None:
+    with open_page(browser, index) as run:
+        page = run.page
+        plots = {p["id"]: p for p in page.evaluate(_AXES)}
+        assert set(plots) == {"batch-0", "batch-0-counts", "batch-0-fold"}
+        assert plots["batch-0"]["yaxis"] == "linear"
+        for name in ("batch-0-counts", "batch-0-fold"):
+            assert plots[name]["yaxis"] == "log"
+            assert plots[name]["traces"] == 7
+            assert plots[name]["drawn"] >= plots[name]["traces"]
+        headings = page.locator("h2").all_inner_texts()
+        assert headings.index("Release certificate") < headings.index("Batch B01")
+        rows = page.locator("table.release tr").all_inner_texts()
+        assert len(rows) == 1 + 3
+        dose = next(r for r in rows if r.startswith("dose_CIK"))
+        assert "CIK_cells_per_kg" in dose
+        assert "≥ 2.5e+06" in dose
+        assert "cells/kg" in dose
+        verdict = page.locator("h3.certificate").inner_text()
+        assert verdict.startswith("Batch B01: ")
+        assert verdict.split(": ")[1] in ("PASS", "FAIL", "NOT EVALUABLE")
+        assert page.locator("#harvest-B01").is_visible()
+        _assert_clean(run)
