@@ -250,6 +250,7 @@ def gate_fcs(
             template,
             channel_map=channel_map,
             compensation=matrix,
+            # static templates need no fitting events at all
             values=_transformed_values(
                 fcs,
                 template,
@@ -257,7 +258,9 @@ def gate_fcs(
                 channel_map=channel_map,
                 max_events=fit_max_events,
                 random_state=random_state,
-            ),
+            )
+            if any(g.get("method", "static") != "static" for g in template.spec["gates"])
+            else None,
             sample_id=fcs.sample.id,
             random_state=random_state,
         )
