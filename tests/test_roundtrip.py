@@ -407,3 +407,20 @@ def test_gatingml_compliance_set_survives_export(shared_data: Path, tmp_path, xm
     before = gate_fcs(data1, read_template(folder / "gml" / xml)).membership
     export_gatingml(read_template(folder / "gml" / xml).strategy, tmp_path / xml)
     _assert_same(gate_fcs(data1, read_template(tmp_path / xml)).membership, before)
+
+
+def test_workspace_gates_follow_the_file_whatever_the_sample_id(shared_data):
+    """Sample-sheet IDs differ from FlowJo's sample names: each file still gets its own gates."""
+    from cikflow.io.flowjo import read_flowjo_counts
+
+    folder = shared_data / "flowjo-wsp-coereba"
+    template = read_template(folder / "CytoML.wsp")
+    counts = read_flowjo_counts(folder / "CytoML.wsp")
+    vd2 = counts[counts["gate"] == "Vd2"]
+    expected = dict(zip(vd2["sample"], vd2["count"], strict=True))
+    files = sorted(folder.glob("*.fcs"))
+    assert len(files) == 30
+    for i, path in enumerate(files):
+        outcome = gate_fcs(read_fcs(path, sample_id=f"row{i}"), template)
+        got = outcome.gates.set_index("gate").loc["Vd2", "events"]
+        assert got == expected[path.name], path.name

@@ -144,6 +144,37 @@ def _transformed_values(
     return values
 
 
+def _own_gates(strategy: flowkit.GatingStrategy, fcs: FcsData) -> flowkit.GatingStrategy:
+    """The strategy with this file's own workspace gates keyed by its sample ID.
+
+    A FlowJo workspace keeps per-sample gates under its own sample names (the
+    file name or stem), not the sample sheet's ID: those gates are copied to the
+    sample ID (in a copy of the strategy) so that gating and export find them.
+    """
+    sample_id = fcs.sample.id
+    ids = strategy.get_gate_ids()
+
+    def has_custom(key: str) -> bool:
+        return any(strategy.is_custom_gate(key, name, path) for name, path in ids)
+
+    if has_custom(sample_id):
+        return strategy
+    key = next((k for k in (fcs.path.name, fcs.path.stem) if has_custom(k)), None)
+    if key is None:
+        return strategy
+    import flowkit as fk
+
+    own = copy.deepcopy(strategy)
+    for name, path in ids:
+        if own.is_custom_gate(key, name, path):
+            try:
+                gate = own.get_gate(name, path, sample_id=key)
+            except fk.exceptions.QuadrantReferenceError:
+                continue
+            own.add_gate(copy.deepcopy(gate), path, sample_id=sample_id)
+    return own
+
+
 def _evaluate(
     strategy: flowkit.GatingStrategy, sample: flowkit.Sample
 ) -> dict[tuple[str, tuple[str, ...]], np.ndarray]:
@@ -217,7 +248,7 @@ def gate_fcs(
     flags: list[dict[str, Any]] = []
     if template.kind == "gatingml":
         assert template.strategy is not None
-        strategy = template.strategy
+        strategy = _own_gates(template.strategy, fcs)
         if template.spec.get("overrides"):
             from cikflow.gating.overrides import apply_overrides
 
