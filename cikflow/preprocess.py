@@ -65,8 +65,11 @@ def spillover_matrix(
         if source == "file":
             matrix = _matrix_from_csv(text)
         else:
-            fluoro = [fcs.pnn[i] for i in fcs.sample.fluoro_indices]
-            matrix = fk.Matrix(text, fluoro, null_channels=fcs.sample.null_channels)
+            # the keyword names its own detectors (FCS 3.1: "n,name1,...,namen,values");
+            # they may be a subset of the file's fluorescence channels
+            tokens = [t.strip() for t in text.split(",")]
+            detectors = tokens[1 : 1 + int(float(tokens[0]))]
+            matrix = fk.Matrix(text, detectors, null_channels=fcs.sample.null_channels)
     except CompensationError:
         raise
     except Exception as exc:

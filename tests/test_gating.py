@@ -183,3 +183,18 @@ def test_membership_matches_truth_labels_per_event(sim, default_template):
         }
     )
     assert (scores >= 0.9).all(), scores.to_dict()
+
+
+def test_spillover_covering_a_subset_of_detectors(sim, default_template, tmp_path):
+    """Unstained detectors outside $SPILLOVER: compensation and gating are unchanged."""
+    from cikflow.simulate import extra_channels
+
+    folder, tubes = sim
+    tube = tubes["B01_d00"]
+    wide, pnn, pns = extra_channels(tube.events, n_extra=5)
+    path = tmp_path / "wide.fcs"
+    write_fcs(path, wide, pnn=pnn, pns=pns, keywords=tube.keywords)
+    narrow = gate_fcs(read_fcs(folder / "B01_d00.fcs"), default_template, aliases=ALIASES)
+    widened = gate_fcs(read_fcs(path), default_template, aliases=ALIASES)
+    assert widened.compensation == "$SPILLOVER (5 detectors)"
+    pd.testing.assert_series_equal(narrow.gates["events"], widened.gates["events"])
