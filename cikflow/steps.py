@@ -158,6 +158,7 @@ def gate_file(
     dict
         The status written to ``status.json`` (``status`` is ``ok`` or ``failed``).
     """
+    from cikflow.acquisition import run_acquisition_qc
     from cikflow.gating.apply import gate_fcs
     from cikflow.io import read_fcs, read_template, write_json, write_table, write_text_gz
     from cikflow.plotdata import gate_plot_data
@@ -203,6 +204,9 @@ def gate_file(
             fcs_smno=kw.get("smno", ""),
             fcs_version=str(fcs.sample.version),
         )
+        qc = run_acquisition_qc(fcs, settings=config.get("qc"))
+        fcs = qc.fcs  # gating sees only the events acquisition QC kept
+        status.update(qc=qc.record, read_warnings=list(fcs.warnings))
         matrix_file = comp_cfg.get("matrix_file")
         matrix_csv = (
             Path(matrix_file).read_text()
@@ -244,7 +248,7 @@ def gate_file(
                 bins=int(config.get("report", {}).get("bins", 96)),
             )
         pop_map = template.populations or {g: g for g in gates["gate"]}
-        review = bool(outcome.flags)
+        review = bool(outcome.flags or qc.flags)
         by_gate = gates.set_index("gate")
         populations = pd.DataFrame(
             [
@@ -265,13 +269,17 @@ def gate_file(
             columns=SUMMARY_COLUMNS,
         )
         flags = pd.DataFrame(
-            [{"batch": batch, "sample": sample, "day": day, **f} for f in outcome.flags],
+            [
+                {"batch": batch, "sample": sample, "day": day, **f}
+                for f in [*qc.flags, *outcome.flags]
+            ],
             columns=FLAG_COLUMNS,
         )
         if events_table:
             cols = list(outcome.membership)
             lines = ["\t".join(cols)]
-            matrix01 = np.column_stack([outcome.membership[c] for c in cols]).astype(np.int8)
+            matrix01 = np.zeros((qc.keep.size, len(cols)), dtype=np.int8)  # QC-removed: 0
+            matrix01[qc.keep] = np.column_stack([outcome.membership[c] for c in cols])
             lines.extend("\t".join(map(str, r)) for r in matrix01.tolist())
             write_text_gz("\n".join(lines) + "\n", out / "events.tsv.gz")
     except CikflowError as exc:

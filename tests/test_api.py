@@ -8,6 +8,8 @@ import inspect
 import pytest
 
 MODULES = [
+    "cikflow.acquisition",
+    "cikflow.clustering",
     "cikflow.counts",
     "cikflow.evaluate",
     "cikflow.gating",
@@ -18,10 +20,12 @@ MODULES = [
     "cikflow.panel",
     "cikflow.plotdata",
     "cikflow.preprocess",
+    "cikflow.qc",
     "cikflow.release",
     "cikflow.report",
     "cikflow.report.figures",
     "cikflow.simulate",
+    "cikflow.simulate_anomaly",
     "cikflow.steps",
 ]
 

@@ -67,7 +67,8 @@ def get_row(wildcards):
 
 def get_settings(wildcards):
     """The science settings a per-sample job uses (a change reruns the job)."""
-    return {key: config[key] for key in ("panel", "compensation", "gating", "report")}
+    keys = ("panel", "compensation", "gating", "report")
+    return {**{key: config[key] for key in keys}, "qc": config.get("qc", {})}
 
 
 def sample_files(name):
