@@ -579,6 +579,18 @@ def choose_count_method(
 # tables
 
 
+#: summary ``method`` whose rows carry absolute counts (other methods, e.g. ``cluster``,
+#: are concordance checks of the same tube and get NaN counts)
+COUNTED_METHOD = "gate"
+
+
+def _counted(table: pd.DataFrame) -> pd.Series:
+    """Rows of ``table`` that get absolute counts: its gate rows (all rows without a method)."""
+    if "method" not in table.columns:
+        return pd.Series(data=True, index=table.index)
+    return table["method"].astype(str).eq(COUNTED_METHOD)
+
+
 def _events_by_population(rows: pd.DataFrame) -> dict[str, float]:
     return {str(p): _number(e) for p, e in zip(rows["population"], rows["events"], strict=True)}
 
@@ -611,7 +623,8 @@ def absolute_counts(
     """Absolute counts, total cells and fold expansion for every summary row.
 
     Per sample the counting route is chosen by :func:`choose_count_method`;
-    every population of the sample (except the beads) gets ``cells_per_uL``,
+    every gated population of the sample (``method`` ``gate``, or every row
+    of a summary without a ``method`` column; not the beads) gets ``cells_per_uL``,
     ``total_cells`` (× the sheet's ``culture_volume_mL``) and
     ``fold_expansion`` against the same population's total cells on the
     batch's reference day: day 0, or the first day analysed (mean over
@@ -664,11 +677,15 @@ def absolute_counts(
     flags: list[dict[str, Any]] = []
     methods, reasons = [], []
     bead_n, bead_cv, per_uL, totals = [], [], [], []
-    sample_events = {str(s): _events_by_population(g) for s, g in out.groupby("sample", sort=False)}
+    counted = _counted(out).tolist()
+    sample_events = {
+        str(s): _events_by_population(g)
+        for s, g in out[_counted(out)].groupby("sample", sort=False)
+    }
     sample_method: dict[str, CountMethod] = {}
-    for row in rows:
+    for row, is_counted in zip(rows, counted, strict=True):
         sample = str(row["sample"])
-        events = sample_events[sample]
+        events = sample_events.get(sample, {})
         sheet_row = by_sample.get(sample)
         beads = events.get(bead_population, math.nan)
         cv = count_cv_percent(beads).value
@@ -686,6 +703,8 @@ def absolute_counts(
         value, reason, total = math.nan, method.reason, math.nan
         if str(row["population"]) == bead_population:
             reason = "counting beads, not cells"
+        elif not is_counted:
+            reason = f"absolute counts from the {COUNTED_METHOD} rows only"
         elif method.method != NOT_EVALUABLE and sheet_row is not None:
             if method.method == SINGLE_PLATFORM:
                 res = single_platform_cells_per_uL(
@@ -707,7 +726,7 @@ def absolute_counts(
             )
             total = tot.value
             reason = "; ".join(r for r in (reason, res.reason, tot.reason) if r)
-        methods.append(method.method)
+        methods.append(method.method if is_counted else NOT_EVALUABLE)
         reasons.append(reason)
         bead_n.append(beads)
         bead_cv.append(cv)
@@ -808,8 +827,12 @@ def _folds(
     reasons = [""] * len(table)
     records = table.to_dict("records")
     positions = {idx: i for i, idx in enumerate(table.index)}
-    for (_, population), group in table.groupby(["batch", "population"], sort=False):
-        if str(population) == bead_population:
+    keys = (
+        ["batch", "method", "population"] if "method" in table.columns else ["batch", "population"]
+    )
+    for key, group in table.groupby(keys, sort=False):
+        population = key[-1]
+        if str(population) == bead_population or not _counted(group).all():
             continue
         ref_day = group["day"].min()
         ref_total = float(group.loc[group["day"] == ref_day, "total_cells"].mean())
@@ -851,8 +874,9 @@ def kinetics_table(
     Returns
     -------
     pandas.DataFrame
-        :data:`KINETICS_COLUMNS`, one row per sample and population, sorted by
-        day; days without an analysed sample are absent.
+        :data:`KINETICS_COLUMNS`, one row per sample and population (gate
+        rows; cluster rows of the same tube are left out), sorted by day; days
+        without an analysed sample are absent.
 
     Examples
     --------
@@ -867,6 +891,7 @@ def kinetics_table(
     rows = summary[
         (summary["batch"].astype(str) == str(batch))
         & (summary["population"].astype(str) != bead_population)
+        & _counted(summary)
     ]
     rows = rows.sort_values(["day", "sample"], kind="stable").reset_index(drop=True)
     return rows.reindex(columns=KINETICS_COLUMNS)
@@ -902,7 +927,8 @@ def harvest_metrics(
 
     The harvest day is the sheet's ``harvest_day`` for the batch, else
     ``harvest_day``, else the batch's last day in the sheet. Values are
-    from the analysed sample(s) of that day (mean over replicate tubes).
+    from the gate rows of the analysed sample(s) of that day (mean over
+    replicate tubes).
 
     Metrics (``unit``): ``viability_percent`` (%), ``bead_events`` (events),
     ``bead_cv_percent`` (%), ``weight_kg`` (kg), and per population *P*:
@@ -952,7 +978,7 @@ def harvest_metrics(
     'no infused_fraction or infused_volume_mL in the sample sheet'
     """
     batch = str(batch)
-    cells = summary[summary["batch"].astype(str) == batch]
+    cells = summary[(summary["batch"].astype(str) == batch) & _counted(summary)]
     if populations is None:
         populations = [p for p in dict.fromkeys(summary["population"].astype(str))]
     populations = [p for p in populations if p != bead_population]

@@ -620,3 +620,25 @@ def test_harvest_of_batch_with_no_analysed_sample(counted, sheet):
     assert m.loc["harvest_day", "value"] == 5
     assert np.isnan(m.drop(["harvest_day", "weight_kg"])["value"].astype(float)).all()
     assert m.loc["CIK_cells_per_kg", "reason"] == "no analysed sample of batch B9 on harvest day 5"
+
+
+def test_cluster_rows_get_no_counts_and_leave_gate_counts_alone(summary, sheet, counted):
+    gate = summary.assign(method="gate")
+    # cluster-based rows of the same tubes, with other event numbers
+    cluster = gate[gate["population"].isin(["CIK", "NK"])].assign(
+        method="cluster", events=lambda t: t["events"] * 2 + 1
+    )
+    both = pd.concat([gate, cluster], ignore_index=True)
+    out = absolute_counts(both, sheet=sheet)
+    rows = out.summary
+    gate_rows = rows[rows["method"] == "gate"].drop(columns="method").reset_index(drop=True)
+    pd.testing.assert_frame_equal(gate_rows, counted.summary, check_dtype=False)
+    clustered = rows[rows["method"] == "cluster"]
+    assert clustered["cells_per_uL"].isna().all()
+    assert clustered["fold_expansion"].isna().all()
+    assert (clustered["count_reason"] == "absolute counts from the gate rows only").all()
+    assert sorted(out.flags["flag"]) == sorted(counted.flags["flag"])
+    kinetics = kinetics_table(rows, batch="B1")
+    assert len(kinetics) == len(kinetics_table(counted.summary, batch="B1"))
+    m = harvest_metrics(rows, sheet=sheet, batch="B1").set_index("metric")
+    assert m.loc["CIK_cells_per_kg", "value"] == pytest.approx(7.5e7 / 70)
