@@ -9,7 +9,6 @@ import pytest
 
 MODULES = [
     "cikflow.acquisition",
-    "cikflow.clustering",
     "cikflow.counts",
     "cikflow.evaluate",
     "cikflow.gating",
