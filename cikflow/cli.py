@@ -87,6 +87,27 @@ def _inspect(args: argparse.Namespace) -> int:
     return worst
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from cikflow.verify import verify_results
+
+    table = verify_results(args.results, base_dir=args.base)
+    if table.empty:
+        print(f"{args.results}: no provenance records found")
+        return 2
+    for row in table.itertuples():
+        if row.status == "ok" and not args.all:
+            continue
+        detail = ""
+        if row.status in ("changed", "inconsistent"):
+            detail = f"  recorded {row.recorded_sha256}, now {row.current_sha256}"
+        print(f"{row.status:<12} {row.path}{detail}")
+    counts = table["status"].value_counts().to_dict()
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    print(f"{len(table)} inputs checked: {summary}")
+    bad = {"changed", "missing", "appeared", "inconsistent"}
+    return 1 if bad & set(counts) else 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from cikflow.evaluate import compare_to_truth
     from cikflow.io import read_table
@@ -135,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="FCS files")
     p.add_argument("--strict", action="store_true", help="refuse files that need a repair")
     p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("verify", help="recompute recorded input hashes; name what changed")
+    p.add_argument("results", help="results folder (searched for provenance records)")
+    p.add_argument("--base", help="folder relative input paths start from (default: its parent)")
+    p.add_argument("--all", action="store_true", help="also list unchanged inputs")
+    p.set_defaults(func=_verify)
 
     p = sub.add_parser("compare", help="absolute error of a summary.tsv against a truth.tsv")
     p.add_argument("summary", help="results/summary.tsv")

@@ -26,6 +26,7 @@ MODULES = [
     "cikflow.simulate",
     "cikflow.simulate_anomaly",
     "cikflow.steps",
+    "cikflow.verify",
 ]
 
 

@@ -1,0 +1,96 @@
+"""Tamper check: recompute the SHA-256 of every input a results folder records.
+
+Every table cikflow writes has a provenance record (``*.provenance.json`` sidecars, the
+``provenance`` of each ``status.json``) listing its inputs with their SHA-256 at the time
+the table was made: the sample sheet, the gating template, the release specification
+(``inputs``) and every FCS file (``fcs_inputs`` of ``summary.tsv``, ``inputs.fcs`` of each
+sample). :func:`verify_results` hashes each listed file again and says which changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cikflow.io import file_sha256, read_json
+
+__all__ = ["VERIFY_COLUMNS", "verify_results"]
+
+VERIFY_COLUMNS = ["path", "status", "recorded_sha256", "current_sha256", "records"]
+
+
+def _records(doc: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(path, recorded sha256) pairs of one provenance record."""
+    out = [
+        (str(item["path"]), item.get("sha256"))
+        for item in (doc.get("inputs") or {}).values()
+        if isinstance(item, dict) and item.get("path")
+    ]
+    out += [
+        (str(item["fcs"]), item.get("sha256"))
+        for item in (doc.get("fcs_inputs") or {}).values()
+        if isinstance(item, dict) and item.get("fcs")
+    ]
+    return out
+
+
+def verify_results(results_dir: str | Path, *, base_dir: str | Path | None = None) -> pd.DataFrame:
+    """Check every recorded input of a results folder against the file as it is now.
+
+    Parameters
+    ----------
+    results_dir : str or pathlib.Path
+        A results folder (``results/``), searched recursively for ``*.provenance.json``
+        and ``status.json``.
+    base_dir : str or pathlib.Path, optional
+        Folder that relative input paths are relative to; default the results folder's
+        parent (the workflow's working directory).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per input path, columns :data:`VERIFY_COLUMNS`. ``status``: ``ok``
+        (same SHA-256), ``changed`` (different), ``missing`` (recorded with a hash,
+        gone now), ``appeared`` (absent when the results were made, present now),
+        ``absent`` (absent then and now), ``inconsistent`` (records disagree with each
+        other: the results were made from different versions of the file). A record
+        without a hash (a step that could not read the file) is compared with none.
+        ``records`` counts the provenance records that list the path.
+    """
+    results = Path(results_dir)
+    base = Path(base_dir) if base_dir is not None else results.resolve().parent
+    recorded: dict[str, set[str | None]] = {}
+    counts: dict[str, int] = {}
+    sources = sorted(results.rglob("*.provenance.json")) + sorted(results.rglob("status.json"))
+    for source in sources:
+        doc = read_json(source)
+        doc = doc.get("provenance", doc) if source.name == "status.json" else doc
+        for path, sha in _records(doc):
+            recorded.setdefault(path, set()).add(sha)
+            counts[path] = counts.get(path, 0) + 1
+    rows = []
+    for path in sorted(recorded):
+        hashes = recorded[path]
+        file = Path(path) if Path(path).is_absolute() else base / path
+        current = file_sha256(file) if file.is_file() else None
+        known = sorted(h for h in hashes if h)  # None: that step did not hash the file
+        if len(known) > 1:
+            status = "inconsistent"
+        elif not known:
+            status = "appeared" if current else "absent"
+        elif current is None:
+            status = "missing"
+        else:
+            status = "ok" if current == known[0] else "changed"
+        rows.append(
+            {
+                "path": path,
+                "status": status,
+                "recorded_sha256": ",".join(known) if known else None,
+                "current_sha256": current,
+                "records": counts[path],
+            }
+        )
+    return pd.DataFrame(rows, columns=VERIFY_COLUMNS)
