@@ -13,6 +13,7 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/gating.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/counts.smk"
+include: "workflow/rules/clustering.smk"
 include: "workflow/rules/report.smk"
 
 

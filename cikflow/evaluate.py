@@ -33,6 +33,7 @@ def compare_to_truth(
     truth: pd.DataFrame,
     *,
     populations: Sequence[str] = KEY_POPULATIONS,
+    method: str = "gate",
 ) -> pd.DataFrame:
     """Absolute error of ``percent_of_base`` per sample and population.
 
@@ -43,6 +44,9 @@ def compare_to_truth(
         (``results/summary.tsv`` and a simulator's ``truth.tsv``).
     populations : sequence of str
         Populations compared.
+    method : str
+        Rows of ``summary`` compared, by its ``method`` column (``gate`` or
+        ``cluster``); a summary without that column is taken whole.
 
     Returns
     -------
@@ -60,6 +64,8 @@ def compare_to_truth(
     2.5
     """
     keep = ["batch", "sample", "day", "population", "percent_of_base"]
+    if "method" in summary.columns:
+        summary = summary[summary["method"].astype(str) == method]
     left = summary.loc[summary["population"].isin(populations), keep]
     right = truth.loc[
         truth["population"].isin(populations), ["sample", "population", "percent_of_base"]

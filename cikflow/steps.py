@@ -33,6 +33,8 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "batch_kinetics",
     "batch_report",
+    "cluster_batch",
+    "collect_concordance",
     "export_workspace",
     "gate_file",
     "provenance",
@@ -187,6 +189,7 @@ def gate_file(
     populations = pd.DataFrame(columns=SUMMARY_COLUMNS)
     flags = pd.DataFrame(columns=FLAG_COLUMNS)
     plots: list[dict[str, Any]] = []
+    clustered: Any = None  # cikflow.clustering.GatedClusters, or why clustering did not run
     template_info: dict[str, Any] = {"path": str(template_path)}
     try:
         template = read_template(template_path)
@@ -244,8 +247,11 @@ def gate_file(
                 fcs,
                 outcome,
                 template=template,
-                compensated=compensate(fcs, matrix),
+                compensated=(compensated := compensate(fcs, matrix)),
                 bins=int(config.get("report", {}).get("bins", 96)),
+            )
+            clustered = _cluster_gated(
+                outcome, template=template, fcs=fcs, compensated=compensated, config=config
             )
         pop_map = template.populations or {g: g for g in gates["gate"]}
         review = bool(outcome.flags or qc.flags)
@@ -275,6 +281,10 @@ def gate_file(
             ],
             columns=FLAG_COLUMNS,
         )
+        if not isinstance(clustered, str | type(None)):  # cluster rows beside the gate rows
+            populations, flags = _with_clusters(
+                populations, flags, clustered, batch=batch, sample=sample, day=day
+            )
         if events_table:
             cols = list(outcome.membership)
             lines = ["\t".join(cols)]
@@ -298,9 +308,85 @@ def gate_file(
     write_table(gates, out / "gates.tsv", provenance=prov)
     write_table(populations, out / "populations.tsv", provenance=prov)
     write_table(flags, out / "flags.tsv")
-    write_json({"sample": sample, "gates": plots}, out / "plots.json")
+    write_json({"sample": sample, "gates": plots, **_cluster_plot(clustered)}, out / "plots.json")
+    _write_clusters(clustered, out, status=status)
     write_json({**status, "provenance": prov}, out / "status.json")
     return status
+
+
+def _cluster_gated(
+    outcome: Any, *, template: Any, fcs: Any, compensated: np.ndarray, config: Mapping[str, Any]
+) -> Any:
+    """Cluster a gated sample (:func:`cikflow.clustering.cluster_outcome`), or say why not."""
+    from cikflow.clustering import cluster_outcome
+
+    try:
+        return cluster_outcome(
+            outcome,
+            template=template,
+            compensated=compensated,
+            pnn=fcs.pnn,
+            settings=config.get("clustering"),
+            bins=int(config.get("report", {}).get("bins", 96)),
+        )
+    except CikflowError as exc:  # gating stands; the sample has no cluster-based values
+        log.warning("%s: clustering not run: %s", outcome.sample, exc)
+        return f"not run: {exc}"
+
+
+def _with_clusters(
+    populations: pd.DataFrame,
+    flags: pd.DataFrame,
+    clustered: Any,
+    *,
+    batch: str,
+    sample: str,
+    day: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add the cluster-based rows (``method`` = ``cluster``) and the discordance flags."""
+    review = bool(populations["review_required"].any()) or bool(clustered.flags)
+    ids = {"batch": batch, "sample": sample, "day": day}
+    rows = clustered.populations.assign(**ids, method="cluster", review_required=review)
+    populations = pd.concat(
+        [populations.assign(review_required=review), rows[SUMMARY_COLUMNS]], ignore_index=True
+    )
+    extra = pd.DataFrame([{**ids, **f} for f in clustered.flags], columns=FLAG_COLUMNS)
+    if not extra.empty:
+        flags = pd.concat([flags, extra], ignore_index=True) if not flags.empty else extra
+    return populations, flags
+
+
+def _cluster_plot(clustered: Any) -> dict[str, Any]:
+    return {"clusters": clustered.map} if hasattr(clustered, "map") and clustered.map else {}
+
+
+def _write_clusters(clustered: Any, out: Path, *, status: dict[str, Any]) -> None:
+    """Write ``clusters.tsv``, ``concordance.tsv``, ``markers.tsv.gz``; note the run in status."""
+    from cikflow.clustering import CLUSTER_COLUMNS, CONCORDANCE_COLUMNS
+    from cikflow.io import write_table, write_text_gz
+
+    ids = {k: status.get(k) for k in ("batch", "sample", "day")}
+    if status["status"] != "ok" or not hasattr(clustered, "result"):
+        status["clustering"] = {"status": "not run", "reason": clustered or status["status"]}
+        write_table(pd.DataFrame(columns=CLUSTER_COLUMNS), out / "clusters.tsv")
+        write_table(pd.DataFrame(columns=[*ids, *CONCORDANCE_COLUMNS]), out / "concordance.tsv")
+        write_text_gz("", out / "markers.tsv.gz")
+        return
+    result = clustered.result
+    status["clustering"] = {
+        "status": "ok",
+        "markers": clustered.markers,
+        "n_clusters": len(result.model.cluster_centers_),
+        "fit_events": result.model.n_fit_events_,
+        "events": len(result.labels),
+        "dividers": result.dividers.to_dict("records"),
+    }
+    write_table(result.clusters, out / "clusters.tsv")
+    write_table(
+        clustered.concordance.assign(**ids)[[*ids, *CONCORDANCE_COLUMNS]], out / "concordance.tsv"
+    )
+    text = clustered.pool.to_csv(sep="\t", index=False, float_format="%.6g", lineterminator="\n")
+    write_text_gz(text, out / "markers.tsv.gz")
 
 
 def _write_gatingml(outcome: Any, path: Path) -> str:
@@ -391,7 +477,21 @@ def summarize(
     )
     summary = summary.sort_values(["batch", "day", "sample"], kind="stable")[SUMMARY_COLUMNS]
     counts_cfg = _counts_settings(config)
-    summary, count_flags = _add_counts(summary, sheet_path=sheet_path, settings=counts_cfg)
+    # absolute counts come from the gates; cluster-based rows follow each sample's gate rows
+    clustered = summary["method"].astype(str) == "cluster"
+    cluster_rows = summary[clustered]
+    summary, count_flags = _add_counts(
+        summary[~clustered].reset_index(drop=True), sheet_path=sheet_path, settings=counts_cfg
+    )
+    if not cluster_rows.empty:
+        review = summary.groupby("sample")["review_required"].any()
+        cluster_rows = cluster_rows.assign(
+            review_required=cluster_rows["sample"].isin(review[review].index)
+            | cluster_rows["review_required"].astype(bool)
+        )
+        summary = pd.concat([summary, cluster_rows], ignore_index=True).sort_values(
+            ["batch", "day", "sample"], kind="stable", ignore_index=True
+        )
     if not count_flags.empty:
         flags.append(count_flags)
     flag_df = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=FLAG_COLUMNS)
@@ -412,6 +512,13 @@ def summarize(
     write_table(flag_df, out / "flags.tsv", provenance=prov)
     write_table(failed_df, out / "failed.tsv", provenance=prov)
     return summary
+
+
+def _gate_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """The gate-based rows of a summary (cluster-based rows are a second opinion only)."""
+    if "method" not in summary.columns:
+        return summary
+    return summary[summary["method"].astype(str) != "cluster"].reset_index(drop=True)
 
 
 def _counts_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -472,7 +579,7 @@ def batch_kinetics(
     from cikflow.io.samplesheet import read_sample_sheet
 
     settings = _counts_settings(config)
-    summary = read_table(summary_path)
+    summary = _gate_rows(read_table(summary_path))
     sheet = read_sample_sheet(sheet_path) if sheet_path else None
     kinetics = kinetics_table(
         summary, batch=str(batch), bead_population=settings["bead_population"]
@@ -586,11 +693,15 @@ def sample_report(sample_dir: str | Path, *, out_path: str | Path) -> None:
     from cikflow.report import write_sample_report
 
     d = Path(sample_dir)
+    plots = read_json(d / "plots.json")
+    concordance = d / "concordance.tsv"  # with the cluster map in plots.json, when clustered
     write_sample_report(
         out_path,
         status=read_json(d / "status.json"),
-        plots=read_json(d / "plots.json")["gates"],
+        plots=plots["gates"],
         gates=read_table(d / "gates.tsv"),
+        clusters=plots.get("clusters"),
+        concordance=read_table(concordance) if concordance.is_file() else None,
     )
 
 
@@ -607,7 +718,10 @@ def batch_report(
     With ``release_path`` (``release.tsv``) the report opens with the release
     certificate; with ``batch_dirs`` (``results/batch/<batch>``, each holding
     ``kinetics.tsv`` and ``harvest.tsv``) it draws absolute counts and fold
-    expansion over culture days and states the dose.
+    expansion over culture days and states the dose. Where present, the gate vs
+    cluster concordance (``concordance.tsv`` beside ``summary.tsv``) and each
+    batch's drift from its reference clusters (``drift.tsv`` in its folder) are
+    shown too; the fractions drawn are the gate-based ones.
     """
     from cikflow.io import read_json, read_table, sidecar_path
     from cikflow.report import write_batch_report
@@ -619,9 +733,10 @@ def batch_report(
         tables = [t for t in tables if not t.empty]
         return pd.concat(tables, ignore_index=True) if tables else None
 
+    drift = [Path(d) / "drift.tsv" for d in batch_dirs if (Path(d) / "drift.tsv").is_file()]
     write_batch_report(
         out_path,
-        summary=read_table(r / "summary.tsv"),
+        summary=_gate_rows(read_table(r / "summary.tsv")),
         flags=read_table(r / "flags.tsv"),
         failed=read_table(r / "failed.tsv"),
         statuses=[read_json(Path(d) / "status.json") for d in sample_dirs],
@@ -630,6 +745,10 @@ def batch_report(
         release_provenance=read_json(sidecar_path(release_path)) if release_path else None,
         kinetics=stacked("kinetics.tsv"),
         harvest=stacked("harvest.tsv"),
+        concordance=(
+            read_table(r / "concordance.tsv") if (r / "concordance.tsv").is_file() else None
+        ),
+        drift=pd.concat([read_table(p) for p in drift], ignore_index=True) if drift else None,
     )
 
 
@@ -687,3 +806,163 @@ def export_workspace(
     for reason in skipped:
         log.warning("left out of %s: %s", out_path, reason)
     return skipped
+
+
+def cluster_batch(
+    sample_dirs: Sequence[str | Path],
+    *,
+    template_path: str | Path,
+    out_dir: str | Path,
+    batch: str = "",
+    config: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Fit a batch's reference clusters on all its days and measure each day's drift.
+
+    Reads each clustered sample's ``markers.tsv.gz`` (a seeded subsample of its
+    base events' transformed markers, written by :func:`gate_file`) and the
+    thresholds its cluster labels used (``status.json``). Fits one
+    :class:`~cikflow.clustering.ClusterModel` on an equal share of every day's
+    events (:func:`~cikflow.clustering.balanced_pool`), names its clusters
+    against the batch's median thresholds, and writes in ``out_dir``:
+
+    - ``reference.tsv``: one row per reference cluster (pooled events,
+      phenotype, centroid per marker in transformed units);
+    - ``drift.tsv``: per day, the mean distance of its events to the nearest
+      reference centroid, and its ``drift_ratio`` against the same model fitted
+      on the other days, ``drifted`` above ``clustering.drift_limit``
+      (:func:`~cikflow.clustering.drift_table`);
+    - ``reference_populations.tsv``: per day and population, the events and
+      percent the reference clusters give.
+
+    Samples that failed or were not clustered are left out (logged).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The drift table.
+    """
+    from cikflow.clustering import (
+        CLUSTERING_DEFAULTS,
+        DRIFT_COLUMNS,
+        ClusterModel,
+        balanced_pool,
+        drift_table,
+        label_clusters,
+        median_dividers,
+        resolve_dividers,
+        tree_populations,
+    )
+    from cikflow.io import read_json, read_table, read_template, write_table
+
+    cfg = {**CLUSTERING_DEFAULTS, **dict((config or {}).get("clustering") or {})}
+    markers = [str(m) for m in cfg["markers"]]
+    seed = int(cfg["random_state"])
+    values: dict[str, np.ndarray] = {}
+    days: dict[str, Any] = {}
+    dividers: list[pd.DataFrame] = []
+    inputs: dict[str, str] = {"template": str(template_path)}
+    for d in sample_dirs:
+        status = read_json(Path(d) / "status.json")
+        info = status.get("clustering") or {}
+        sample = str(status["sample"])
+        if status["status"] != "ok" or info.get("status") != "ok" or info["markers"] != markers:
+            log.warning("%s left out of the reference model: %s", sample, info.get("reason", ""))
+            continue
+        values[sample] = read_table(Path(d) / "markers.tsv.gz")[markers].to_numpy(dtype=float)
+        days[sample] = status.get("day")
+        dividers.append(pd.DataFrame(info.get("dividers") or []))
+        inputs[f"markers_{sample}"] = str(Path(d) / "markers.tsv.gz")
+    reference = pd.DataFrame(columns=["batch", "cluster", "events", "phenotype"])
+    drift = pd.DataFrame(columns=DRIFT_COLUMNS)
+    per_day = pd.DataFrame(columns=["batch", "sample", "day", "population", "events", "percent"])
+    if values:
+        template = read_template(template_path)
+        pool = balanced_pool(values, max_events=int(cfg["subsample"]), random_state=seed)
+        model = ClusterModel(
+            n_clusters=int(cfg["n_clusters"]), max_events=len(pool), random_state=seed
+        ).fit(pool)
+        labels = model.predict(pool)
+        named = label_clusters(
+            pool,
+            labels,
+            template=template,
+            markers=markers,
+            dividers=resolve_dividers(template, overrides=median_dividers(dividers)),
+            random_state=seed,
+        )
+        k = len(model.cluster_centers_)
+        reference = pd.DataFrame(
+            {
+                "batch": batch,
+                "cluster": np.arange(k),
+                "events": np.bincount(labels, minlength=k),
+                "phenotype": named.phenotypes,
+                **{f"centroid_{m}": model.cluster_centers_[:, j] for j, m in enumerate(markers)},
+            }
+        )
+        drift = drift_table(
+            model,
+            values,
+            days=days,
+            batch=batch,
+            drift_limit=float(cfg["drift_limit"]),
+            pool_events=int(cfg["subsample"]),
+        )
+        rows = []
+        for sample, x in values.items():
+            assigned = model.predict(x)
+            for pop, gate in tree_populations(template).items():
+                n = int(named.gates[gate][assigned].sum())
+                rows.append(
+                    {
+                        "batch": batch,
+                        "sample": sample,
+                        "day": days[sample],
+                        "population": pop,
+                        "events": n,
+                        "percent": 100.0 * n / len(x) if len(x) else np.nan,
+                    }
+                )
+        per_day = pd.DataFrame(rows, columns=per_day.columns)
+        for r in drift[drift["drifted"]].to_dict("records"):
+            log.warning("%s drifted from the reference: ratio %.2f", r["sample"], r["drift_ratio"])
+    prov = provenance(
+        step="cluster_batch",
+        config=config,
+        inputs=inputs,
+        parameters={"batch": batch, "clustering": cfg, "samples": sorted(values)},
+    )
+    out = Path(out_dir)
+    write_table(reference, out / "reference.tsv", provenance=prov)
+    write_table(drift, out / "drift.tsv", provenance=prov)
+    write_table(per_day, out / "reference_populations.tsv", provenance=prov)
+    return drift
+
+
+def collect_concordance(sample_dirs: Sequence[str | Path], *, out_path: str | Path) -> pd.DataFrame:
+    """Stack every sample's ``concordance.tsv`` into one table (``results/concordance.tsv``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sample and population: gate-based and cluster-based
+        percent of base, their difference (percentage points), the per-event
+        F1 of the two labelings and ``discordant``
+        (:data:`cikflow.clustering.CONCORDANCE_COLUMNS`).
+    """
+    from cikflow.clustering import CONCORDANCE_COLUMNS
+    from cikflow.io import read_table, write_table
+
+    columns = ["batch", "sample", "day", *CONCORDANCE_COLUMNS]
+    tables = [read_table(Path(d) / "concordance.tsv") for d in sample_dirs]
+    tables = [t for t in tables if not t.empty]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
+    table = table.sort_values(["batch", "day", "sample"], kind="stable")[columns]
+    prov = provenance(
+        step="concordance",
+        inputs={
+            f"concordance_{Path(d).name}": str(Path(d) / "concordance.tsv") for d in sample_dirs
+        },
+    )
+    write_table(table, out_path, provenance=prov)
+    return table

@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "cikflow.acquisition",
+    "cikflow.clustering",
     "cikflow.counts",
     "cikflow.evaluate",
     "cikflow.gating",

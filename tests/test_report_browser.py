@@ -235,7 +235,7 @@ def test_sample_report_loads_offline_with_all_plots(
 ) -> None:
     assert report.plots[sample], "the sample should have drawable gates"
     with open_page(browser, report.samples[sample]) as run:
-        _assert_plots(run, len(report.plots[sample]))
+        _assert_plots(run, len(report.plots[sample]) + 1)  # the gates, then the cluster map
         _assert_clean(run)
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "absolute_counts_figure",
+    "cluster_map_figure",
+    "drift_figure",
     "fold_expansion_figure",
     "fractions_figure",
     "gate_figure",
@@ -288,3 +290,142 @@ def fold_expansion_figure(
     return _log_layout(
         fig, title=f"Batch {html.escape(batch)}: fold expansion", y_title="fold vs reference day"
     )
+
+
+#: colours of cluster phenotypes (any other phenotype: grey)
+PHENOTYPE_COLORS = {
+    "T": "#4c78a8",
+    "CIK": "#e45756",
+    "CIK_CD16pos": "#e45756",
+    "CIK_CD16neg": "#f58518",
+    "NK": "#54a24b",
+    "NK_CD56bright": "#54a24b",
+    "NK_CD56dim": "#b279a2",
+    "NKT": "#e45756",
+}
+
+
+def _tick_label(value: float) -> str:
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    return f"{sign}10<sup>{round(np.log10(abs(value)))}</sup>"
+
+
+def _map_axis(axis: dict[str, Any]) -> dict[str, Any]:
+    layout: dict[str, Any] = {"title": {"text": _axis_title(axis)}, "range": axis["range"]}
+    ticks = axis.get("ticks") or {}
+    lo, hi = axis["range"]
+    keep = [(v, r) for v, r in zip(ticks.get("vals", []), ticks.get("raw", []), strict=True)]
+    keep = [(v, r) for v, r in keep if lo <= v <= hi]
+    if keep:
+        layout.update(
+            tickmode="array",
+            tickvals=[v for v, _ in keep],
+            ticktext=[_tick_label(r) for _, r in keep],
+        )
+    return layout
+
+
+def cluster_map_figure(entry: dict[str, Any]) -> go.Figure:
+    """The cluster map: binned density of two markers coloured by cluster phenotype.
+
+    Parameters
+    ----------
+    entry : dict
+        :func:`cikflow.clustering.cluster_map` output (axes, phenotypes, bins
+        as ``[x, y, phenotype index, events]``).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One square-marker trace per phenotype (legend); marker opacity grows
+        with log10(events per bin).
+    """
+    fig = go.Figure()
+    bins = np.asarray(entry.get("bins") or [], dtype=float).reshape(-1, 4)
+    top = float(np.log10(bins[:, 3].max() + 1)) if len(bins) else 1.0
+    for i, name in enumerate(entry.get("phenotypes", [])):
+        rows = bins[bins[:, 2] == i]
+        if not len(rows):
+            continue
+        alpha = 0.25 + 0.75 * np.log10(rows[:, 3] + 1) / top
+        label = html.escape(str(name))
+        fig.add_trace(
+            go.Scatter(
+                x=rows[:, 0],
+                y=rows[:, 1],
+                mode="markers",
+                name=label,
+                marker={
+                    "symbol": "square",
+                    "size": 4,
+                    "color": PHENOTYPE_COLORS.get(str(name), "#9d9d9d"),
+                    "opacity": alpha.tolist(),
+                    "line": {"width": 0},
+                },
+                customdata=rows[:, 3],
+                hovertemplate=f"{label}: %{{customdata:.0f}} events<extra></extra>",
+            )
+        )
+    fig.update_xaxes(**_map_axis(entry["x"]))
+    fig.update_yaxes(**_map_axis(entry["y"]))
+    fig.update_layout(
+        title={"text": "<b>Clusters</b> of the base population by phenotype", "font": {"size": 13}},
+        width=480,
+        height=400,
+        margin={"l": 60, "r": 10, "t": 50, "b": 50},
+        plot_bgcolor="white",
+        legend={"itemsizing": "constant"},
+    )
+    return fig
+
+
+def drift_figure(drift: pd.DataFrame, *, batch: str) -> go.Figure:
+    """A batch's drift from its reference clusters over culture days.
+
+    Parameters
+    ----------
+    drift : pandas.DataFrame
+        Rows of ``drift.tsv`` (``day``, ``sample``, ``drift_ratio``,
+        ``drift_limit``, ``drifted``).
+    batch : str
+        Batch shown (title only).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Drift ratio per day (1 = as close to the reference centroids as the
+        pooled events they were fitted on), the limit as a dashed line,
+        drifted days in red.
+    """
+    rows = drift.sort_values("day")
+    colors = ["#d62728" if bool(d) else "#4c78a8" for d in rows["drifted"]]
+    fig = go.Figure(
+        go.Scatter(
+            x=rows["day"],
+            y=rows["drift_ratio"],
+            mode="lines+markers",
+            marker={"color": colors, "size": 9},
+            line={"color": "#4c78a8"},
+            text=[html.escape(str(s)) for s in rows["sample"]],
+            hovertemplate="%{text}: day %{x}, drift %{y:.2f}<extra></extra>",
+            name="drift",
+        )
+    )
+    if len(rows):
+        fig.add_hline(
+            y=float(rows["drift_limit"].iloc[0]),
+            line={"color": _GATE_COLOR, "dash": "dash"},
+            annotation_text="limit",
+        )
+    fig.update_layout(
+        title={"text": f"Batch {html.escape(batch)}: drift from the reference clusters"},
+        xaxis={"title": {"text": "culture day"}},
+        yaxis={"title": {"text": "mean distance ÷ reference"}, "rangemode": "tozero"},
+        width=480,
+        height=360,
+        showlegend=False,
+        plot_bgcolor="white",
+    )
+    return fig

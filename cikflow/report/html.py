@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from cikflow.release import SYMBOLS
 from cikflow.report.figures import (
     absolute_counts_figure,
+    cluster_map_figure,
+    drift_figure,
     fold_expansion_figure,
     fractions_figure,
     gate_figure,
@@ -114,6 +116,8 @@ def write_sample_report(
     gates: pd.DataFrame,
     plotly_js: str = f"../{PLOTLY_JS}",
     index_href: str = "../index.html",
+    clusters: Mapping[str, Any] | None = None,
+    concordance: pd.DataFrame | None = None,
 ) -> None:
     """Write one sample's HTML report.
 
@@ -129,8 +133,15 @@ def write_sample_report(
         The sample's gate table.
     plotly_js, index_href : str
         Relative links to plotly.js and to the batch report.
+    clusters : mapping, optional
+        The cluster map (:func:`cikflow.clustering.cluster_map`), drawn beside
+        the gates.
+    concordance : pandas.DataFrame, optional
+        Gate vs cluster per population (``concordance.tsv``).
     """
     figures = [_div(gate_figure(dict(p)), f"gate-{i}") for i, p in enumerate(plots)]
+    if clusters:
+        figures.append(_div(cluster_map_figure(dict(clusters)), "cluster-map"))
     # a failed sample's status lacks what was never read; show those fields empty
     empty = {"panel": {}, "transforms": {}, "fits": []}
     status = {**dict.fromkeys(_SAMPLE_FIELDS, ""), **empty, **status}
@@ -144,11 +155,33 @@ def write_sample_report(
             plotly_js=plotly_js,
             index_href=index_href,
             review_text=REVIEW_TEXT,
+            concordance=_concordance_rows(concordance),
         )
     )
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html)
+
+
+def _concordance_rows(table: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Gate vs cluster rows for a report table (numbers formatted, discordance marked)."""
+    if table is None or table.empty:
+        return []
+    return [
+        {
+            "batch": _text(r.get("batch")),
+            "sample": _text(r.get("sample")),
+            "day": _number(r.get("day"), unit="day"),
+            "population": _text(r["population"]),
+            "gate": f"{float(r['gate_percent_of_base']):.2f}",
+            "cluster": f"{float(r['cluster_percent_of_base']):.2f}",
+            "difference": f"{float(r['difference_pp']):+.2f}",
+            "f1": f"{float(r['f1']):.3f}",
+            "margin": _number(r["margin_pp"]),
+            "discordant": str(r["discordant"]).lower() == "true",
+        }
+        for r in table.to_dict("records")
+    ]
 
 
 def write_batch_report(
@@ -164,6 +197,8 @@ def write_batch_report(
     release_provenance: Mapping[str, Any] | None = None,
     kinetics: pd.DataFrame | None = None,
     harvest: pd.DataFrame | None = None,
+    concordance: pd.DataFrame | None = None,
+    drift: pd.DataFrame | None = None,
 ) -> None:
     """Write the batch report (``index.html``) and plotly.js beside it.
 
@@ -188,6 +223,11 @@ def write_batch_report(
         over culture days (log axes) and a table of total cells.
     harvest : pandas.DataFrame, optional
         Every batch's ``harvest.tsv``: the dose and other metrics at harvest.
+    concordance : pandas.DataFrame, optional
+        ``concordance.tsv``: gate vs cluster per sample and population.
+    drift : pandas.DataFrame, optional
+        Every batch's ``drift.tsv``: each day's distance from the batch's
+        reference clusters, drawn over culture days.
     """
     out = Path(out_path)
     write_plotly_js(out.parent)
@@ -215,6 +255,7 @@ def write_batch_report(
                     if pop in table.index
                 ],
                 **_count_blocks(kinetics, harvest, batch=batch, index=i, populations=populations),
+                **_cluster_blocks(concordance, drift, batch=batch, index=i),
             }
         )
     html = (
@@ -335,5 +376,30 @@ def _count_blocks(
             }
             for name in HARVEST_SHOWN
             if name in by_metric
+        ]
+    return blocks
+
+
+def _cluster_blocks(
+    concordance: pd.DataFrame | None, drift: pd.DataFrame | None, *, batch: str, index: int
+) -> dict[str, Any]:
+    """A batch's gate-vs-cluster table and drift figure and table (empty when absent)."""
+    blocks: dict[str, Any] = {"concordance": [], "drift_figure": None, "drift": []}
+    if concordance is not None and not concordance.empty:
+        rows = concordance[concordance["batch"].astype(str) == batch]
+        blocks["concordance"] = _concordance_rows(rows)
+    rows = None if drift is None else drift[drift["batch"].astype(str) == batch]
+    if rows is not None and not rows.empty:
+        blocks["drift_figure"] = _div(drift_figure(rows, batch=batch), f"batch-{index}-drift")
+        blocks["drift"] = [
+            {
+                "sample": _text(r["sample"]),
+                "day": _number(r["day"], unit="day"),
+                "mean_distance": _number(r["mean_distance"]),
+                "ratio": _number(r["drift_ratio"]),
+                "limit": _number(r["drift_limit"]),
+                "drifted": str(r["drifted"]).lower() == "true",
+            }
+            for r in rows.sort_values("day").to_dict("records")
         ]
     return blocks

@@ -93,3 +93,12 @@ def get_batch_files(wildcards):
 def get_workspaces(wildcards):
     """The FlowJo workspace of every batch."""
     return expand("results/batch/{batch}/workspace.wsp", batch=BATCHES)
+
+
+def get_batch_clusters(wildcards):
+    """Each sample's status and marker subsample, for every sample of the job's batch."""
+    samples = SHEET.index[SHEET["batch"].astype(str) == wildcards.batch]
+    return {
+        name: expand("results/samples/{sample}/{file}", sample=samples, file=file)
+        for name, file in (("status", "status.json"), ("markers", "markers.tsv.gz"))
+    }

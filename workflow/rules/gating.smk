@@ -12,6 +12,9 @@ rule gate:
         flags="results/samples/{sample}/flags.tsv",
         plots="results/samples/{sample}/plots.json",
         gatingml="results/samples/{sample}/gates.xml",
+        clusters="results/samples/{sample}/clusters.tsv",
+        concordance="results/samples/{sample}/concordance.tsv",
+        markers="results/samples/{sample}/markers.tsv.gz",
     log:
         "logs/gate/{sample}.log",
     conda:
@@ -19,6 +22,7 @@ rule gate:
     params:
         row=get_row,
         settings=get_settings,
+        clustering=lookup(dpath="clustering", within=config),
     script:
         "../scripts/gate.py"
 

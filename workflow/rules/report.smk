@@ -6,6 +6,7 @@ rule sample_report:
         status="results/samples/{sample}/status.json",
         plots="results/samples/{sample}/plots.json",
         gates="results/samples/{sample}/gates.tsv",
+        concordance="results/samples/{sample}/concordance.tsv",
     output:
         "results/report/samples/{sample}.html",
     log:
@@ -26,6 +27,8 @@ rule batch_report:
         release=rules.release.output.release,
         kinetics=batch_files("kinetics.tsv"),
         harvest=batch_files("harvest.tsv"),
+        concordance=rules.concordance.output.concordance,
+        drift=batch_files("drift.tsv"),
     output:
         index=report(
             "results/report/index.html",

@@ -9,5 +9,5 @@ gate_file(
     template_path=snakemake.input.template,
     out_dir=Path(snakemake.output.status).parent,
     row=snakemake.params.row,
-    config=snakemake.params.settings,
+    config={**snakemake.params.settings, "clustering": snakemake.params.clustering},
 )

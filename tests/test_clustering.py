@@ -1,0 +1,323 @@
+"""Clustering of the base population: phenotype labels, gate-vs-cluster concordance, drift.
+
+Simulated cultures carry per-event truth labels; FlowSOM's mouse file 68983.fcs (GPL data,
+used from ../shared only) carries the expert's per-event FlowJo labels.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import adjusted_rand_score
+
+from cikflow.clustering import (
+    ClusterModel,
+    balanced_pool,
+    cluster_outcome,
+    concordance,
+    drift_table,
+)
+from cikflow.evaluate import compare_to_truth, f1_score
+from cikflow.gating import gate_fcs
+from cikflow.io import read_fcs, read_json, read_table, read_template
+from cikflow.io.simulated import write_simulated
+from cikflow.preprocess import compensate, spillover_matrix
+from cikflow.simulate import POPULATION_MEMBERS, simulate_batches
+from cikflow.steps import (
+    batch_kinetics,
+    batch_report,
+    cluster_batch,
+    collect_concordance,
+    gate_file,
+    sample_report,
+    summarize,
+)
+
+ALIASES = {"Viability": ["7-AAD"]}
+CONFIG = {"panel": {"aliases": ALIASES}}
+DAYS = (0, 7, 14, 21)
+
+
+@pytest.fixture(scope="module")
+def culture(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clustering")
+    batches = simulate_batches(n_batches=1, days=DAYS, n_events=20000, seed=23)
+    write_simulated(batches, out)
+    return out, batches[0].samples
+
+
+def _labels(folder, sample):
+    with gzip.open(folder / f"{sample}.labels.tsv.gz", "rt") as fh:
+        return np.array(fh.read().split("\n")[1:-1])
+
+
+def _clustered(path, template, **settings):
+    fcs = read_fcs(path)
+    outcome = gate_fcs(fcs, template, aliases=ALIASES)
+    matrix, _ = spillover_matrix(fcs)
+    clustered = cluster_outcome(
+        outcome,
+        template=template,
+        compensated=compensate(fcs, matrix),
+        pnn=fcs.pnn,
+        settings=settings,
+    )
+    return fcs, outcome, clustered
+
+
+def _on_all_events(outcome, template, mask_on_base):
+    """A boolean over the base events, spread over all events (False outside the base)."""
+    base = outcome.membership[template.base]
+    out = np.zeros(len(base), dtype=bool)
+    out[np.flatnonzero(base)] = mask_on_base
+    return out
+
+
+def test_cluster_model_follows_the_estimator_contract():
+    rng = np.random.default_rng(1)
+    x = np.vstack([rng.normal(m, 0.05, (3000, 3)) for m in (0.1, 0.5, 0.9)])
+    model = ClusterModel(n_clusters=6, max_events=2000, random_state=4)
+    assert model.fit(x) is model
+    assert model.cluster_centers_.shape == (6, 3)
+    assert model.n_fit_events_ == 2000
+    labels = model.predict(x)
+    assert labels.shape == (9000,)
+    again = ClusterModel(n_clusters=6, max_events=2000, random_state=4).fit(x).predict(x)
+    assert np.array_equal(labels, again)
+    assert model.distance(x).mean() == pytest.approx(model.mean_distance_, rel=0.1)
+
+
+def test_simulated_batch_clusters_match_truth(culture, repo_dir):
+    folder, tubes = culture
+    template = read_template(repo_dir / "config" / "gating" / "cik_default.yaml")
+    for tube in tubes:
+        _, outcome, clustered = _clustered(folder / f"{tube.sample}.fcs", template)
+        truth = _labels(folder, tube.sample)
+        base = outcome.membership[template.base]
+        viable = np.isin(truth[base], POPULATION_MEMBERS["viable_lymphocytes"])
+        true_names = np.where(truth[base] == "other_lymphocyte", "other", truth[base])
+        phenotypes = clustered.result.event_phenotypes
+        ari = adjusted_rand_score(true_names[viable], phenotypes[viable])
+        assert ari >= 0.9, (tube.sample, ari)
+        for pop in ("T", "CIK", "NK"):
+            members = _on_all_events(outcome, template, clustered.result.members[pop])
+            f1 = f1_score(members, np.isin(truth, POPULATION_MEMBERS[pop]))
+            assert f1 >= 0.95, (tube.sample, pop, f1)
+        # clean sample: the gates and the clusters agree within the margin
+        assert clustered.flags == [], clustered.flags
+        assert (clustered.concordance["f1"] >= 0.95).all()
+        assert set(clustered.result.phenotypes) <= {
+            "T",
+            "CIK_CD16pos",
+            "CIK_CD16neg",
+            "NK_CD56bright",
+            "NK_CD56dim",
+            "other",
+        }
+        assert set(clustered.result.dividers["source"]) == {"gate fit"}
+
+
+def test_a_misplaced_gate_is_discordant(culture, repo_dir, tmp_path):
+    """A template copy whose CD56 divider is static and far above the CIK cells' CD56."""
+    folder, tubes = culture
+    spec = yaml.safe_load((repo_dir / "config" / "gating" / "cik_default.yaml").read_text())
+    quadrant = next(g for g in spec["gates"] if g["name"] == "cd3_cd56")
+    quadrant.update(
+        method="static", x={"dimension": "CD3", "at": 1500}, y={"dimension": "CD56", "at": 20000}
+    )
+    path = tmp_path / "misplaced.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    misplaced = read_template(path)
+    for tube in tubes:
+        _, outcome, clustered = _clustered(folder / f"{tube.sample}.fcs", misplaced)
+        flagged = {f["gate"] for f in clustered.flags if f["flag"] == "gate_cluster_discordant"}
+        assert {"T", "CIK"} <= flagged, (tube.sample, clustered.flags)
+        # the clustering fitted its own CD56 threshold, in the valley below the CIK cells
+        cd56 = clustered.result.dividers.set_index(["gate", "dimension"]).loc[("cd3_cd56", "CD56")]
+        assert cd56["source"] == "cluster fit"
+        assert 300 < cd56["value"] < 1500
+        truth = _labels(folder, tube.sample)
+        cik = _on_all_events(outcome, misplaced, clustered.result.members["CIK"])
+        assert f1_score(cik, np.isin(truth, POPULATION_MEMBERS["CIK"])) >= 0.95
+
+
+def test_68983_nk_and_nkt_clusters_agree_with_the_expert(shared_data, repo_dir):
+    folder = shared_data / "flowsom-68983"
+    template = read_template(repo_dir / "config" / "gating" / "flowsom_68983.yaml")
+    fcs = read_fcs(folder / "68983.fcs")
+    outcome = gate_fcs(fcs, template, aliases={"NK1.1": ["NK1/1"]})
+    matrix, _ = spillover_matrix(fcs)
+    clustered = cluster_outcome(
+        outcome,
+        template=template,
+        compensated=compensate(fcs, matrix),
+        pnn=fcs.pnn,
+        settings={"markers": ["CD3", "NK1.1"]},
+    )
+    labels = pd.read_csv(folder / "gatingResult.csv", header=None)[0].to_numpy()
+    expert_nk11 = np.isin(labels, ["NK cells", "NK T cells"])
+    for pop, label in (("NK", "NK cells"), ("NKT", "NK T cells")):
+        members = _on_all_events(outcome, template, clustered.result.members[pop])
+        truth = labels == label
+        assert f1_score(members[expert_nk11], truth[expert_nk11]) >= 0.9, pop
+        assert f1_score(members, truth) >= 0.9, pop
+    assert not clustered.flags
+
+
+def test_concordance_flags_beyond_the_margin():
+    gate = {"A": np.r_[np.ones(10, bool), np.zeros(90, bool)]}
+    near = {"A": np.r_[np.ones(11, bool), np.zeros(89, bool)]}
+    far = {"A": np.r_[np.ones(14, bool), np.zeros(86, bool)]}
+    pops = {"A": "gate_a"}
+    assert not concordance(gate, near, populations=pops, margin_pp=2.0)["discordant"].any()
+    row = concordance(gate, far, populations=pops, margin_pp=2.0).iloc[0]
+    assert row["discordant"]
+    assert row["difference_pp"] == pytest.approx(4.0)
+    assert row["f1"] == pytest.approx(20 / 24)
+
+
+def test_a_shifted_day_drifts_from_the_others():
+    rng = np.random.default_rng(2)
+    centres = np.array([[0.2, 0.2, 0.2], [0.7, 0.2, 0.2], [0.7, 0.2, 0.55], [0.2, 0.6, 0.6]])
+
+    def day(shift=0.0):
+        x = np.vstack([rng.normal(c, 0.03, (2500, 3)) for c in centres])
+        return x + shift
+
+    samples = {"d0": day(), "d7": day(), "d14": day(), "d21": day(shift=0.12)}
+    days = {"d0": 0, "d7": 7, "d14": 14, "d21": 21}
+    pool = balanced_pool(samples, max_events=8000, random_state=0)
+    assert len(pool) == 8000
+    reference = ClusterModel(n_clusters=12, max_events=len(pool)).fit(pool)
+    table = drift_table(reference, samples, days=days, batch="B", pool_events=8000)
+    drifted = dict(zip(table["sample"], table["drifted"], strict=True))
+    assert drifted == {"d0": False, "d7": False, "d14": False, "d21": True}, table
+    clean = {k: v for k, v in samples.items() if k != "d21"}
+    assert not drift_table(reference, clean, days=days, pool_events=8000)["drifted"].any()
+
+
+@pytest.fixture(scope="module")
+def gated(culture, repo_dir, tmp_path_factory):
+    folder, tubes = culture
+    out = tmp_path_factory.mktemp("gated")
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    dirs = []
+    for tube in tubes:
+        row = {"sample": tube.sample, "batch": tube.batch, "day": tube.day}
+        gate_file(
+            folder / f"{tube.sample}.fcs",
+            template_path=template,
+            out_dir=out / tube.sample,
+            row=row,
+            config=CONFIG,
+        )
+        dirs.append(out / tube.sample)
+    return out, dirs, template
+
+
+def test_workflow_tables_carry_the_cluster_rows(gated, culture):
+    out, dirs, template = gated
+    _, tubes = culture
+    status = read_json(dirs[0] / "status.json")
+    assert status["clustering"]["status"] == "ok"
+    assert status["clustering"]["markers"] == ["CD3", "CD16", "CD56"]
+    summary = summarize(dirs, out_dir=out / "results", template_path=template, config=CONFIG)
+    assert set(summary["method"]) == {"gate", "cluster"}
+    clustered = summary[summary["method"] == "cluster"]
+    assert set(clustered["population"]) == {
+        "T",
+        "CIK",
+        "CIK_CD16pos",
+        "CIK_CD16neg",
+        "NK",
+        "NK_CD56bright",
+        "NK_CD56dim",
+    }
+    # the simulator's truth is compared with the gate-based rows unless asked otherwise
+    truth = pd.DataFrame([r for t in tubes for r in t.truth])
+    by_gate = compare_to_truth(summary, truth)
+    by_cluster = compare_to_truth(summary, truth, method="cluster")
+    assert len(by_gate) == len(by_cluster) == 3 * len(tubes)
+    assert (by_cluster["abs_error_pp"] < 1.0).all(), by_cluster
+    table = collect_concordance(dirs, out_path=out / "results" / "concordance.tsv")
+    assert len(table) == 7 * len(tubes)
+    assert not table["discordant"].any()
+
+
+def test_batch_reference_and_drift(gated):
+    out, dirs, template = gated
+    drift = cluster_batch(
+        dirs, template_path=template, out_dir=out / "batch", batch="B01", config=CONFIG
+    )
+    assert list(drift["day"]) == list(DAYS)
+    assert not drift["drifted"].any(), drift
+    assert drift["drift_ratio"].between(0.8, 1.3).all(), drift
+    reference = read_table(out / "batch" / "reference.tsv")
+    assert len(reference) == 25
+    assert {"T", "CIK_CD16neg", "NK_CD56dim"} <= set(reference["phenotype"])
+    per_day = read_table(out / "batch" / "reference_populations.tsv")
+    cik = per_day[per_day["population"] == "CIK"].sort_values("day")["percent"].to_numpy()
+    assert (np.diff(cik) > 0).all()  # CIK cells expand over the culture
+
+
+def test_clustering_is_deterministic(culture, repo_dir, tmp_path):
+    folder, tubes = culture
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    files = ("clusters.tsv", "concordance.tsv", "markers.tsv.gz", "plots.json")
+    runs = []
+    for name in ("a", "b"):
+        gate_file(
+            folder / f"{tubes[1].sample}.fcs",
+            template_path=template,
+            out_dir=tmp_path / name,
+            config=CONFIG,
+        )
+        runs.append([(tmp_path / name / f).read_bytes() for f in files])
+    assert runs[0] == runs[1]
+
+
+def test_reports_show_the_cluster_map_and_the_concordance(gated, tmp_path):
+    _, dirs, _ = gated
+    html_path = tmp_path / "sample.html"
+    sample_report(dirs[2], out_path=html_path)
+    html = html_path.read_text()
+    assert 'id="cluster-map"' in html
+    assert 'id="concordance"' in html
+    assert 'id="cluster-thresholds"' in html
+
+
+def test_markers_missing_from_the_template_skip_clustering_only(culture, repo_dir, tmp_path):
+    folder, tubes = culture
+    status = gate_file(
+        folder / f"{tubes[0].sample}.fcs",
+        template_path=repo_dir / "config" / "gating" / "cik_default.yaml",
+        out_dir=tmp_path,
+        config={**CONFIG, "clustering": {"markers": ["CD3", "CD4"]}},
+    )
+    assert status["status"] == "ok"
+    assert status["clustering"]["status"] == "not run"
+    assert "CD4" in status["clustering"]["reason"]
+    populations = read_table(tmp_path / "populations.tsv")
+    assert set(populations["method"]) == {"gate"}
+
+
+def test_batch_report_shows_drift_and_concordance(gated, tmp_path):
+    _, dirs, template = gated
+    results = tmp_path / "results"
+    summarize(dirs, out_dir=results, template_path=template, config=CONFIG)
+    collect_concordance(dirs, out_path=results / "concordance.tsv")
+    cluster_batch(
+        dirs, template_path=template, out_dir=results / "batch" / "B01", batch="B01", config=CONFIG
+    )
+    batch_kinetics(results / "summary.tsv", batch="B01", out_dir=results / "batch" / "B01")
+    index = results / "report" / "index.html"
+    batch_report(results, sample_dirs=dirs, out_path=index, batch_dirs=[results / "batch" / "B01"])
+    html = index.read_text()
+    assert 'id="drift-B01"' in html
+    assert 'id="concordance-B01"' in html
+    assert 'id="batch-0-drift"' in html
+    assert "gate_cluster_discordant</code>" not in html  # clean samples
