@@ -567,9 +567,10 @@ def decode_fcs(raw: bytes, *, name: str, strict: bool = False) -> DecodedFcs:
         raise FcsDataError(f"{name}: the file holds no events ($TOT=0)")
     # every size was checked against the file above, so this view cannot over-read
     buf = np.frombuffer(raw, dtype=np.uint8, count=n_events * event_bytes, offset=start)
-    values = _decode_values(
-        buf, n_events=n_events, datatype=datatype, widths=widths, order=order, name=name
-    )
+    with np.errstate(invalid="ignore"):  # float32 signalling-NaN bit patterns become NaN
+        values = _decode_values(
+            buf, n_events=n_events, datatype=datatype, widths=widths, order=order, name=name
+        )
     if datatype == "I":
         _mask(values, ranges, widths, repairs)
     data_sets = _count_data_sets(raw, name, keywords, repairs)
