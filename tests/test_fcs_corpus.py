@@ -234,3 +234,18 @@ def test_clean_files_read_without_warnings(corpus):
     # variable_int_example's $TIMESTEP is 'xxxxxxxxx' (flowkit refuses the file for it)
     assert list(noisy) == [ORIGINAL]
     assert "$TIMESTEP 'xxxxxxxxx' is not a number" in noisy[ORIGINAL][0]
+
+
+def test_flowkit_gates_a_file_only_cikflow_reads(corpus):
+    """24-bit Cytek xP5 data (no reference reads it) gated by flowkit through FcsData.sample."""
+    import flowkit as fk
+
+    fcs = read_fcs(next(corpus.rglob("Cytek_xP5.fcs")))
+    strategy = fk.GatingStrategy()
+    dims = [fk.Dimension("FSC", range_min=200, range_max=800), fk.Dimension("SSC", range_max=600)]
+    strategy.add_gate(fk.gates.RectangleGate("box", dims), gate_path=("root",))
+    result = strategy.gate_sample(fcs.sample)
+    fsc, ssc = fcs.events[:, fcs.pnn.index("FSC")], fcs.events[:, fcs.pnn.index("SSC")]
+    expected = int(((fsc >= 200) & (fsc < 800) & (ssc < 600)).sum())
+    assert 1000 < expected < fcs.n_events
+    assert result.get_gate_count("box") == expected

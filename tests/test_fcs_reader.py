@@ -232,3 +232,20 @@ def test_missing_file(tmp_path):
         read_fcs(tmp_path / "nowhere.fcs")
     with pytest.raises(FcsNotFoundError):
         read_fcs(tmp_path)  # a folder
+
+
+def test_inspect_prints_one_line_per_file_and_never_a_traceback(tmp_path, values, capsys):
+    from cikflow.cli import main
+
+    good = _write(tmp_path, build_fcs(values, pnn=PNN), "good.fcs")
+    repaired = _write(tmp_path, build_fcs(values, pnn=PNN, end_error=1) + b"\x00", "one-off.fcs")
+    text = _write(tmp_path, b"sample,CD3\n1,2\n", "text.fcs")
+    assert main(["inspect", str(good), str(repaired)]) == 0
+    assert main(["inspect", str(good), str(text), str(tmp_path / "gone.fcs")]) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{good}\tok 200x4"
+    assert out[1].startswith(f"{repaired}\tok 200x4\t1 warning(s): $ENDDATA is off by one")
+    assert out[3].startswith(f"{text}\tFcsHeaderError: text.fcs: not an FCS file")
+    assert out[4].startswith(f"{tmp_path / 'gone.fcs'}\tFcsNotFoundError: ")
+    assert main(["inspect", "--strict", str(repaired)]) == 2
+    assert "FcsOffsetError" in capsys.readouterr().out
