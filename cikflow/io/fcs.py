@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cikflow.exceptions import FcsNotFoundError, FcsReadError
+from cikflow.exceptions import FcsNotFoundError, FcsUnsupportedError
 from cikflow.io._fcsformat import decode_fcs, parse_number
 
 if TYPE_CHECKING:
@@ -336,7 +336,7 @@ def _flowkit_sample(
     try:
         return flowkit.Sample(flow_data, sample_id=sample_id)
     except Exception as exc:  # flowkit raises plain errors on odd metadata
-        raise FcsReadError(
+        raise FcsUnsupportedError(
             f"{name}: flowkit cannot build a sample ({type(exc).__name__}: {exc})"
         ) from exc
 
