@@ -3,8 +3,8 @@
 For each event count, simulates one day-14 tube (or ``--batches`` x ``--days`` tubes),
 copies ``config/`` beside it and runs the whole workflow one job at a time
 (``--cores 1``) through a Snakefile that includes the repository's and gives every
-rule a ``benchmark:`` file. Prints, per job, the wall time (s) and the peak resident
-memory (MB) of the job's process tree (the rule's script); ``all`` is the Snakemake
+rule a ``benchmark:`` file. Prints, per job, the wall time (s), the CPU time (s) and the
+peak resident memory (MB) of the job's process tree (the rule's script); ``all`` is the Snakemake
 process itself, which a cluster job runs as well, so a cluster job needs about
 ``all`` + the rule's peak.
 
@@ -40,8 +40,8 @@ for _rule in workflow.rules:
 
 def measure(
     events: int, work: Path, *, batches: int, days: list[int]
-) -> list[tuple[str, float, float]]:
-    """Run the workflow on simulated ``events``-event tubes; (job, s, MB) per job."""
+) -> list[tuple[str, float, float, float]]:
+    """Run the workflow on simulated ``events``-event tubes; (job, s, CPU s, MB) per job."""
     subprocess.run(
         [
             CIKFLOW,
@@ -72,7 +72,9 @@ def measure(
     for path in sorted((work / "benchmarks").glob("*.tsv")):
         with path.open() as handle:
             record = next(csv.DictReader(handle, delimiter="\t"))
-        rows.append((path.stem, float(record["s"]), float(record["max_rss"])))
+        rows.append(
+            (path.stem, float(record["s"]), float(record["cpu_time"]), float(record["max_rss"]))
+        )
     return rows
 
 
@@ -83,13 +85,15 @@ def main() -> None:
     parser.add_argument("--days", type=int, nargs="+", default=[14], help="default: 14")
     parser.add_argument("--keep", type=Path, help="keep the work folders under DIR")
     args = parser.parse_args()
-    print("events\tjob\tseconds\tmax_rss_MB")
+    print("events\tjob\tseconds\tcpu_seconds\tmax_rss_MB")
     for events in args.events:
         with tempfile.TemporaryDirectory() as tmp:
             work = (args.keep or Path(tmp)) / f"events_{events}"
             work.mkdir(parents=True, exist_ok=True)
-            for job, seconds, rss in measure(events, work, batches=args.batches, days=args.days):
-                print(f"{events}\t{job}\t{seconds:.1f}\t{rss:.0f}", flush=True)
+            for job, seconds, cpu, rss in measure(
+                events, work, batches=args.batches, days=args.days
+            ):
+                print(f"{events}\t{job}\t{seconds:.1f}\t{cpu:.1f}\t{rss:.0f}", flush=True)
 
 
 if __name__ == "__main__":

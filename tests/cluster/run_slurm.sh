@@ -10,8 +10,8 @@
 # whatever happened.
 #
 # There is no accounting database, so the plugin polls job status with squeue
-# (`--slurm-status-command squeue`, MinJobAge=300 keeps finished jobs visible) and submits
-# without an account (`--slurm-no-account`).
+# (`--slurm-status-command squeue`; MinJobAge=3600 keeps finished jobs in squeue's history,
+# for the plugin and for the checks) and submits without an account (`--slurm-no-account`).
 #
 # Usage (as root): bash tests/cluster/run_slurm.sh
 #   needs the package with its cluster extra in .venv: .venv/bin/pip install -e '.[cluster]'
@@ -184,7 +184,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 $NODE_LINE NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=cikflow Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
