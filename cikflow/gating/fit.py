@@ -135,6 +135,7 @@ def fit_gate(
                 log=params.get("log", True),
                 select=params.get("select", "largest"),
                 seed=tuple(seed) if seed else None,
+                max_events=params.get("max_events", 10_000),
                 random_state=random_state,
             )
             # fitted in data units (by default on log10 of linear scatter)

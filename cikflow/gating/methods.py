@@ -390,7 +390,7 @@ class BlobGate:
         select: str = "largest",
         seed: tuple[float, float] | None = None,
         grid: int = 160,
-        max_events: int = 20_000,
+        max_events: int = 10_000,
         random_state: int = 0,
     ) -> None:
         self.n_components = n_components
