@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from cikflow.io.fcs import write_fcs
+from cikflow.io.samplesheet import COLUMNS
 from cikflow.io.tables import write_table, write_text_gz
 from cikflow.simulate import CHANNELS, LABELS
 
@@ -16,16 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["write_simulated"]
 
-SHEET_COLUMNS = [
-    "sample",
-    "batch",
-    "day",
-    "fcs",
-    "weight_kg",
-    "culture_volume_mL",
-    "beads_per_tube",
-    "sample_volume_uL",
-]
+#: the sample-sheet columns the simulator fills, in the standard order
+SHEET_COLUMNS = list(COLUMNS[:8])
 
 
 def write_simulated(
