@@ -69,6 +69,12 @@ def test_batch_survives_bad_inputs(scenario):
         assert (scenario / "results" / "report" / "samples" / f"{sample}.html").is_file()
 
 
+def test_batch_report_printed_to_pdf(scenario):
+    pdf = (scenario / "results" / "report" / "index.pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-"
+    assert len(pdf) > 10_000, len(pdf)
+
+
 def test_gates_exported_per_sample_and_per_batch(scenario):
     import flowkit as fk
 

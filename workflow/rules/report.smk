@@ -42,3 +42,21 @@ rule batch_report:
         "../envs/cikflow.yaml"
     script:
         "../scripts/batch_report.py"
+
+
+rule batch_pdf:
+    input:
+        index=rules.batch_report.output.index,
+        plotly=rules.batch_report.output.plotly,
+    output:
+        pdf=report(
+            "results/report/index.pdf",
+            caption="../report/index_pdf.rst",
+            category="Reports",
+        ),
+    log:
+        "logs/report/index_pdf.log",
+    conda:
+        "../envs/cikflow.yaml"
+    script:
+        "../scripts/batch_pdf.py"
