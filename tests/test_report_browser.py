@@ -15,6 +15,7 @@ out on its own). The whole module skips when ``/usr/bin/chromium`` or the
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,8 +291,15 @@ def test_detector_fires_on_bad_page(browser: Any, report: Report) -> None:
 
 
 def test_screenshots(browser: Any, report: Report) -> None:
-    for name, path in (("batch", report.index), (PAYLOAD, report.samples[PAYLOAD])):
-        png = report.root / f"screenshot_{name}.png"
+    """Full-page PNGs of the batch and payload reports.
+
+    Written into ``$CIKFLOW_SCREENSHOTS`` when set (e.g. ``results/report/screenshots``,
+    for the closing note), else beside the temporary report.
+    """
+    out = Path(os.environ.get("CIKFLOW_SCREENSHOTS") or report.root)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, path in (("index", report.index), (PAYLOAD, report.samples[PAYLOAD])):
+        png = out / f"{name}.png"
         with open_page(browser, path) as run:
             run.page.screenshot(path=str(png), full_page=True)
             _assert_clean(run)
