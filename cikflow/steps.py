@@ -160,11 +160,13 @@ def gate_file(
     dict
         The status written to ``status.json`` (``status`` is ``ok`` or ``failed``).
     """
+    from cikflow.acquisition import _time_unit as acquisition_time_unit
     from cikflow.acquisition import run_acquisition_qc
     from cikflow.gating.apply import gate_fcs
     from cikflow.io import read_fcs, read_template, write_json, write_table, write_text_gz
     from cikflow.plotdata import gate_plot_data
     from cikflow.preprocess import compensate, spillover_matrix
+    from cikflow.report.acquisition_view import acquisition_plot_data
 
     config = dict(config or {})
     out = Path(out_dir)
@@ -189,6 +191,7 @@ def gate_file(
     populations = pd.DataFrame(columns=SUMMARY_COLUMNS)
     flags = pd.DataFrame(columns=FLAG_COLUMNS)
     plots: list[dict[str, Any]] = []
+    acquisition: dict[str, Any] | None = None  # event rate and signal over Time, binned
     clustered: Any = None  # cikflow.clustering.GatedClusters, or why clustering did not run
     template_info: dict[str, Any] = {"path": str(template_path)}
     try:
@@ -208,6 +211,13 @@ def gate_file(
             fcs_version=str(fcs.sample.version),
         )
         qc = run_acquisition_qc(fcs, settings=config.get("qc"))
+        acquisition = acquisition_plot_data(
+            fcs.events,
+            channels=fcs.pnn,
+            time_index=fcs.time_index,
+            qc=qc.record,
+            time_unit=acquisition_time_unit(fcs),
+        )
         fcs = qc.fcs  # gating sees only the events acquisition QC kept
         status.update(qc=qc.record, read_warnings=list(fcs.warnings))
         matrix_file = comp_cfg.get("matrix_file")
@@ -308,7 +318,15 @@ def gate_file(
     write_table(gates, out / "gates.tsv", provenance=prov)
     write_table(populations, out / "populations.tsv", provenance=prov)
     write_table(flags, out / "flags.tsv")
-    write_json({"sample": sample, "gates": plots, **_cluster_plot(clustered)}, out / "plots.json")
+    write_json(
+        {
+            "sample": sample,
+            "gates": plots,
+            **_cluster_plot(clustered),
+            **({"acquisition": acquisition} if acquisition else {}),
+        },
+        out / "plots.json",
+    )
     _write_clusters(clustered, out, status=status)
     write_json({**status, "provenance": prov}, out / "status.json")
     return status
@@ -702,6 +720,7 @@ def sample_report(sample_dir: str | Path, *, out_path: str | Path) -> None:
         gates=read_table(d / "gates.tsv"),
         clusters=plots.get("clusters"),
         concordance=read_table(concordance) if concordance.is_file() else None,
+        acquisition=plots.get("acquisition"),
     )
 
 

@@ -236,7 +236,9 @@ def test_sample_report_loads_offline_with_all_plots(
 ) -> None:
     assert report.plots[sample], "the sample should have drawable gates"
     with open_page(browser, report.samples[sample]) as run:
-        _assert_plots(run, len(report.plots[sample]) + 1)  # the gates, then the cluster map
+        # the acquisition view, the gates, then the cluster map
+        _assert_plots(run, len(report.plots[sample]) + 2)
+        assert run.page.locator("#acquisition .plotly .main-svg").count() > 0
         _assert_clean(run)
 
 

@@ -130,8 +130,9 @@ def test_sample_report_shows_every_gate(batch):
     root, _, _ = batch
     page = (root / "results" / "report" / "samples" / "B01_d00.html").read_text()
     plots = read_json(root / "results" / "samples" / "B01_d00" / "plots.json")["gates"]
-    # all 11 gates of the default template are drawable (none is boolean), then the cluster map
-    assert page.count('class="plotly-graph-div"') == len(plots) + 1 == 12
+    # the acquisition view, all 11 gates of the default template (none is boolean), the cluster map
+    assert page.count('class="plotly-graph-div"') == len(plots) + 2 == 13
+    assert 'id="acquisition-plot"' in page
     assert 'id="cluster-map"' in page
     status = read_json(root / "results" / "samples" / "B01_d00" / "status.json")
     assert status["sha256"] in page

@@ -118,6 +118,7 @@ def write_sample_report(
     index_href: str = "../index.html",
     clusters: Mapping[str, Any] | None = None,
     concordance: pd.DataFrame | None = None,
+    acquisition: Mapping[str, Any] | None = None,
 ) -> None:
     """Write one sample's HTML report.
 
@@ -138,7 +139,16 @@ def write_sample_report(
         the gates.
     concordance : pandas.DataFrame, optional
         Gate vs cluster per population (``concordance.tsv``).
+    acquisition : mapping, optional
+        Event rate and a key channel over Time
+        (:func:`cikflow.report.acquisition_view.acquisition_plot_data`), drawn with
+        the removed windows shaded.
     """
+    from cikflow.report.acquisition_view import acquisition_figure
+
+    acquisition_div = (
+        _div(acquisition_figure(acquisition), "acquisition-plot") if acquisition else None
+    )
     figures = [_div(gate_figure(dict(p)), f"gate-{i}") for i, p in enumerate(plots)]
     if clusters:
         figures.append(_div(cluster_map_figure(dict(clusters)), "cluster-map"))
@@ -156,6 +166,7 @@ def write_sample_report(
             index_href=index_href,
             review_text=REVIEW_TEXT,
             concordance=_concordance_rows(concordance),
+            acquisition_figure=acquisition_div,
         )
     )
     out = Path(out_path)
