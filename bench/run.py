@@ -106,10 +106,7 @@ def rss_ratio(path: Path, out: Path) -> tuple[float, float, float]:
 def demo_run(cores: int, folder: Path) -> float:
     """Wall time of the demo batch end to end with ``--cores N`` in a fresh copy."""
     work = folder / f"cores{cores}"
-    (work / "config").mkdir(parents=True)
-    shutil.copytree(REPO / "config" / "gating", work / "config" / "gating")
-    for name in ("config.yaml", "samples.tsv"):
-        shutil.copy(REPO / "config" / name, work / "config" / name)
+    shutil.copytree(REPO / "config", work / "config")
     demo = REPO / "data" / "demo"
     if demo.is_dir() and any(demo.glob("*.fcs")):
         shutil.copytree(demo, work / "data" / "demo")  # same inputs; simulation not timed
@@ -117,6 +114,7 @@ def demo_run(cores: int, folder: Path) -> float:
     subprocess.run(
         [
             snakemake,
+            "simulate_demo",  # the target before -q, which takes several values
             "-s",
             str(REPO / "Snakefile"),
             "--directory",
@@ -125,7 +123,6 @@ def demo_run(cores: int, folder: Path) -> float:
             "1",
             "-q",
             "rules",
-            "simulate_demo",
         ],
         check=True,
         capture_output=True,
