@@ -149,7 +149,8 @@ def test_editing_the_spec_limit_reruns_only_the_release(repo_dir, scenario, tmp_
 
     result = _run(repo_dir, work)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _jobs(result.stderr) == {"release": 1, "batch_report": 1, "all": 1}
+    # the batch report (and its PDF) shows the verdicts, so they are remade too
+    assert _jobs(result.stderr) == {"release": 1, "batch_report": 1, "batch_pdf": 1, "all": 1}
     assert {p: p.stat().st_mtime_ns for p in untouched} == mtimes
     after = read_table(results / "release.tsv")
     dose_after = after[after["criterion"] == "dose_CIK"].set_index("batch")
