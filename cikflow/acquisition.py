@@ -113,7 +113,7 @@ def run_acquisition_qc(fcs: FcsData, *, settings: Mapping[str, Any] | None = Non
         record["text"] = "off (qc.enabled, qc.margins and qc.time_windows in config)"
         return QcOutcome(fcs=fcs, keep=everything, record=record, flags=flags)
     result = acquisition_qc(
-        fcs.events,
+        fcs.by_channel(),
         channels=fcs.pnn,
         time_index=fcs.time_index,
         stored=fcs.stored_events,

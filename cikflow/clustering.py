@@ -230,19 +230,21 @@ def _check_values(values: np.ndarray, *, n_features: int | None = None) -> np.nd
 
 
 def marker_values(
-    compensated: np.ndarray,
+    compensated: Any,
     *,
     pnn: Sequence[str],
     channel_map: Mapping[str, str],
     template: Template,
     markers: Sequence[str],
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Transformed marker values of events, as the clustering sees them.
 
     Parameters
     ----------
-    compensated : numpy.ndarray
-        Compensated events (n_events × n_channels, file channel order).
+    compensated : numpy.ndarray or CompensatedEvents
+        Compensated events (n_events × n_channels, file channel order), read as
+        ``compensated[rows, j]``.
     pnn : sequence of str
         The file's detector names ($PnN), in channel order.
     channel_map : mapping of str to str
@@ -251,6 +253,8 @@ def marker_values(
         The YAML template whose transforms apply.
     markers : sequence of str
         Dimensions to return, in order (markers or scatter detectors).
+    rows : numpy.ndarray, optional
+        bool (n_events,): the events wanted; default all.
 
     Returns
     -------
@@ -269,9 +273,11 @@ def marker_values(
             f"clustering.markers {missing} are not dimensions of template "
             f"'{template.name}' (it has {sorted(channel_map)})"
         )
-    out = np.empty((len(compensated), len(markers)))
+    n = len(compensated) if rows is None else int(np.count_nonzero(rows))
+    take = slice(None) if rows is None else rows
+    out = np.empty((n, len(markers)))
     for j, dim in enumerate(markers):
-        raw = np.asarray(compensated[:, list(pnn).index(channel_map[dim])], dtype=float)
+        raw = np.asarray(compensated[take, list(pnn).index(channel_map[dim])], dtype=float)
         xform = make_transform(template.spec["transforms"][transform_name(template.spec, dim)])
         if xform is None:
             out[:, j] = np.log10(np.maximum(raw, 1.0)) / _DECADES
@@ -1142,7 +1148,7 @@ def cluster_outcome(
     outcome: GatingOutcome,
     *,
     template: Template,
-    compensated: np.ndarray,
+    compensated: Any,
     pnn: Sequence[str],
     settings: Mapping[str, Any] | None = None,
     bins: int = 96,
@@ -1155,8 +1161,8 @@ def cluster_outcome(
         The sample's gating (base membership, fitted thresholds, gate members).
     template : Template
         The YAML template it was gated with.
-    compensated : numpy.ndarray
-        Compensated events, file channel order.
+    compensated : numpy.ndarray or CompensatedEvents
+        Compensated events, file channel order (read as ``compensated[rows, j]``).
     pnn : sequence of str
         The file's detector names.
     settings : mapping, optional
@@ -1181,7 +1187,8 @@ def cluster_outcome(
     if base is None:
         raise ConfigError(f"template '{template.name}' has no base gate to cluster")
     values = marker_values(
-        compensated[base],
+        compensated,
+        rows=base,
         pnn=pnn,
         channel_map=outcome.channel_map,
         template=template,

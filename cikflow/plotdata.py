@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from cikflow.gating.apply import GatingOutcome
     from cikflow.gating.template import Template
     from cikflow.io.fcs import FcsData
+    from cikflow.preprocess import CompensatedEvents
 
 __all__ = ["gate_plot_data"]
 
@@ -36,7 +37,7 @@ def gate_plot_data(
     outcome: GatingOutcome,
     *,
     template: Template,
-    compensated: np.ndarray,
+    compensated: CompensatedEvents | np.ndarray,
     bins: int = 96,
 ) -> list[dict[str, Any]]:
     """Histograms of every gate's parent events, in the gate's transformed axes.
@@ -49,8 +50,9 @@ def gate_plot_data(
         Its gating result (membership and gate geometry).
     template : Template
         The YAML template (GatingML templates get no plots).
-    compensated : numpy.ndarray
-        Compensated events, file channel order (see :func:`cikflow.preprocess.compensate`).
+    compensated : CompensatedEvents or numpy.ndarray
+        Compensated events, file channel order, read as ``compensated[:, j]``
+        (:class:`cikflow.preprocess.CompensatedEvents`, or an array).
     bins : int
         Bins per axis.
 
@@ -65,8 +67,11 @@ def gate_plot_data(
     """
     if template.kind != "yaml":
         return []
+    from cikflow.gating.engine import invertible
+
     spec = template.spec
-    scaled: dict[str, np.ndarray] = {}
+    raw_of: dict[str, np.ndarray] = {}  # dimension → values, untransformed (or transformed)
+    edges_of: dict[str, np.ndarray] = {}  # dimension → bin edges in the units of raw_of
     axes: dict[str, dict[str, Any]] = {}
 
     def axis(dim: str) -> dict[str, Any]:
@@ -75,10 +80,22 @@ def gate_plot_data(
             tname = transform_name(spec, dim)
             xform = make_transform(spec["transforms"][tname])
             raw = compensated[:, fcs.pnn.index(detector)]
-            values = raw if xform is None else xform.apply(raw.reshape(-1, 1))[:, 0]
-            scaled[dim] = values
-            lo, hi = np.quantile(values, [0.001, 0.999]) if len(values) else (0.0, 1.0)
+            # A monotone transform maps bins onto bins: the histogram of T(x) over
+            # equal bins in T is the histogram of x over the back-transformed edges,
+            # and T's quantiles are T of x's, so no event is transformed.
+            direct = xform is None or invertible(xform)
+            values = raw if direct else xform.apply(raw.reshape(-1, 1))[:, 0]
+            if len(values):
+                lo, hi = np.quantile(values, [0.001, 0.999])
+                if xform is not None and direct:
+                    lo, hi = xform.apply(np.array([[lo], [hi]]))[:, 0]
+            else:
+                lo, hi = 0.0, 1.0
             pad = 0.04 * (hi - lo or 1.0)
+            edges = np.linspace(lo - pad, hi + pad, bins + 1)
+            if xform is not None and direct:
+                edges = xform.inverse(edges.reshape(-1, 1))[:, 0]
+            raw_of[dim], edges_of[dim] = values, edges
             ticks: dict[str, list[Any]] = {}
             if xform is not None:
                 vals = xform.apply(np.array(_DECADE_TICKS).reshape(-1, 1))[:, 0]
@@ -129,14 +146,16 @@ def gate_plot_data(
             "shape": info.shape,
         }
         xa = axis(info.dims[0])
-        xv = scaled[info.dims[0]][mask]
+        xv = raw_of[info.dims[0]][mask]
         if len(info.dims) >= 2:
             ya = axis(info.dims[1])
-            yv = scaled[info.dims[1]][mask]
-            hist, _, _ = np.histogram2d(yv, xv, bins=bins, range=[ya["range"], xa["range"]])
+            yv = raw_of[info.dims[1]][mask]
+            hist, _, _ = np.histogram2d(
+                yv, xv, bins=[edges_of[info.dims[1]], edges_of[info.dims[0]]]
+            )
             entry.update(kind="2d", x=xa, y=ya, counts=hist.astype(int).tolist())
         else:
-            hist, _ = np.histogram(xv, bins=bins, range=xa["range"])
+            hist, _ = np.histogram(xv, bins=edges_of[info.dims[0]])
             entry.update(kind="1d", x=xa, y=None, counts=hist.astype(int).tolist())
         if quads:
             entry["quadrants"] = [

@@ -149,6 +149,11 @@ def _robust_z(values: np.ndarray, floor: np.ndarray | float) -> np.ndarray:
     return z
 
 
+def _column(values: Any, j: int) -> np.ndarray:
+    """float64 column ``j`` of an events array (or array-like), whatever its stored type."""
+    return np.asarray(values[:, j], dtype=float)
+
+
 def _is_clock(values: np.ndarray) -> bool:
     """True for a channel that never decreases and does increase (Time, HDR-T, event no.)."""
     if values.size < 3 or not np.isfinite(values).all():
@@ -195,9 +200,11 @@ def acquisition_qc(
 
     Parameters
     ----------
-    events : numpy.ndarray
+    events : numpy.ndarray or array-like
         float (n_events, n_channels): uncompensated events, Time in its final units
-        (seconds for files with $TIMESTEP).
+        (seconds for files with $TIMESTEP). Read one channel at a time
+        (``events[rows, j]``), so any object with ``shape`` and that indexing will
+        do (a reader that converts channels on demand).
     channels : sequence of str
         Channel names ($PnN), for the counts and reasons reported.
     time_index : int or None
@@ -206,7 +213,8 @@ def acquisition_qc(
         check is skipped and the signal check runs over bins of consecutive events.
         A channel that never decreases is never watched for signal or margins.
     stored : numpy.ndarray, optional
-        The values as stored in the file (compared with ``ranges``); default ``events``.
+        The values as stored in the file, in any numeric type (compared with
+        ``ranges``); default ``events``.
     ranges : numpy.ndarray, optional
         float (n_channels,): each channel's $PnR; NaN or absent: no margin check.
     watch : sequence of int, optional
@@ -234,12 +242,13 @@ def acquisition_qc(
     -------
     AcquisitionQc
     """
-    events = np.asarray(events, dtype=float)
+    if not hasattr(events, "shape"):
+        events = np.asarray(events, dtype=float)
     n_events = events.shape[0]
-    stored = events if stored is None else np.asarray(stored, dtype=float)
+    stored = events if stored is None else stored
     watch = default_qc_channels(channels, time_index=time_index) if watch is None else list(watch)
     notes: list[str] = []
-    clocks = [j for j in watch if _is_clock(stored[:, j])]
+    clocks = [j for j in watch if _is_clock(_column(stored, j))]
     if clocks:
         watch = [j for j in watch if j not in clocks]
         names = ", ".join(channels[j] for j in clocks)
@@ -254,7 +263,7 @@ def acquisition_qc(
             top = float(ranges[j]) - 1.0
             if not np.isfinite(top) or top <= 0:
                 continue
-            at_top = stored[:, j] >= top
+            at_top = _column(stored, j) >= top
             if at_top.any():
                 margin_by_channel[channels[j]] = int(at_top.sum())
                 margin |= at_top
@@ -319,7 +328,7 @@ def _time_check(
             f"(at least {min_bins} needed)"
         )
         return empty
-    time = events[:, time_index] if time_index is not None else None
+    time = _column(events, time_index) if time_index is not None else None
     n_bins = 0
     if time is not None and np.isfinite(time).any() and np.nanmax(time) > np.nanmin(time):
         index, origin, width, n_bins = _time_bins(time, wanted)
@@ -413,7 +422,7 @@ def _signal_z(
     weight = np.sqrt(np.where(n > 0, n, 1.0) / n_typical)
     out = np.full((n_bins, len(watch)), np.nan)
     for k, j in enumerate(watch):
-        values = np.arcsinh(events[ok, j] / cofactor)
+        values = np.arcsinh(np.asarray(events[ok, j], dtype=float) / cofactor)
         values = np.where(np.isfinite(values), values, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             means = np.bincount(idx, weights=values, minlength=n_bins) / n

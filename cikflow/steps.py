@@ -165,7 +165,6 @@ def gate_file(
     from cikflow.gating.apply import gate_fcs
     from cikflow.io import read_fcs, read_template, write_json, write_table, write_text_gz
     from cikflow.plotdata import gate_plot_data
-    from cikflow.preprocess import compensate, spillover_matrix
     from cikflow.report.acquisition_view import acquisition_plot_data
 
     config = dict(config or {})
@@ -208,11 +207,11 @@ def gate_file(
             acquisition_time=kw.get("btim", ""),
             fcs_fil=kw.get("fil", ""),
             fcs_smno=kw.get("smno", ""),
-            fcs_version=str(fcs.sample.version),
+            fcs_version=fcs.version,
         )
         qc = run_acquisition_qc(fcs, settings=config.get("qc"))
         acquisition = acquisition_plot_data(
-            fcs.events,
+            fcs.by_channel(),
             channels=fcs.pnn,
             time_index=fcs.time_index,
             qc=qc.record,
@@ -250,18 +249,19 @@ def gate_file(
         status.update(gatingml=_write_gatingml(outcome, out / "gates.xml"))
         gates = outcome.gates
         if template.kind == "yaml":
-            matrix, _ = spillover_matrix(
-                fcs, source=comp_cfg.get("source", "fcs"), matrix_csv=matrix_csv
-            )
             plots = gate_plot_data(
                 fcs,
                 outcome,
                 template=template,
-                compensated=(compensated := compensate(fcs, matrix)),
+                compensated=outcome.compensated,
                 bins=int(config.get("report", {}).get("bins", 96)),
             )
             clustered = _cluster_gated(
-                outcome, template=template, fcs=fcs, compensated=compensated, config=config
+                outcome,
+                template=template,
+                fcs=fcs,
+                compensated=outcome.compensated,
+                config=config,
             )
         pop_map = template.populations or {g: g for g in gates["gate"]}
         review = bool(outcome.flags or qc.flags)
@@ -333,7 +333,7 @@ def gate_file(
 
 
 def _cluster_gated(
-    outcome: Any, *, template: Any, fcs: Any, compensated: np.ndarray, config: Mapping[str, Any]
+    outcome: Any, *, template: Any, fcs: Any, compensated: Any, config: Mapping[str, Any]
 ) -> Any:
     """Cluster a gated sample (:func:`cikflow.clustering.cluster_outcome`), or say why not."""
     from cikflow.clustering import cluster_outcome

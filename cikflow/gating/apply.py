@@ -12,7 +12,7 @@ import pandas as pd
 from cikflow.exceptions import GatingError
 from cikflow.gating.template import GateInfo, Template, build_strategy, template_dimensions
 from cikflow.panel import resolve_panel
-from cikflow.preprocess import spillover_matrix
+from cikflow.preprocess import CompensatedEvents, spillover_matrix
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +60,9 @@ class GatingOutcome:
         The strategy applied (for export).
     flags : list of dict
         Confidence flags: ``{"flag", "gate", "reason"}``.
+    compensated : CompensatedEvents or None
+        The events as gated (compensated with the spillover used), for plots and
+        clustering; None for GatingML templates (their own references apply).
     """
 
     sample: str
@@ -70,6 +73,7 @@ class GatingOutcome:
     compensation: str
     strategy: flowkit.GatingStrategy
     flags: list[dict[str, Any]] = field(default_factory=list)
+    compensated: CompensatedEvents | None = field(default=None, repr=False)
 
 
 #: flowkit gate class → template gate type (what gate_fcs and plotdata test against)
@@ -106,10 +110,9 @@ def _gatingml_infos(strategy: flowkit.GatingStrategy) -> list[GateInfo]:
 
 
 def _transformed_values(
-    fcs: FcsData,
+    compensated: CompensatedEvents,
     template: Template,
     *,
-    matrix: flowkit.Matrix | None,
     channel_map: Mapping[str, str],
     max_events: int,
     random_state: int,
@@ -119,24 +122,22 @@ def _transformed_values(
     Fitting uses a seeded subsample of at most ``max_events`` events (all of
     them in smaller files): thresholds and contours from 100,000 events differ
     from a full fit by far less than the populations' spread, at a fraction of
-    the transform cost. flowkit still gates every event with the fitted gates.
+    the transform cost. Every event is then gated with the fitted gates.
     """
     from cikflow.gating.template import make_transform, transform_name
 
-    events = fcs.events
-    if len(events) > max_events:
+    n_events, _ = compensated.shape
+    rows: Any = slice(None)
+    if n_events > max_events:
         rng = np.random.default_rng(random_state)
-        events = events[np.sort(rng.choice(len(events), size=max_events, replace=False))]
-    if matrix is not None:
-        idx = [fcs.pnn.index(d) for d in matrix.detectors]
-        events = events.copy()
-        # the same arithmetic as flowkit's Matrix.apply (flowutils): solve S.T x = raw.T
-        events[:, idx] = np.linalg.solve(matrix.matrix.T, events[:, idx].T).T
+        rows = np.sort(rng.choice(n_events, size=max_events, replace=False))
+    pnn = compensated.fcs.pnn
+    events = compensated.exact(rows)  # float64, flowkit's compensation arithmetic
     cache: dict[str, np.ndarray] = {}
 
     def values(dim: str) -> np.ndarray:
         if dim not in cache:
-            column = events[:, fcs.pnn.index(channel_map[dim])]
+            column = events[:, pnn.index(channel_map[dim])]
             xform = make_transform(template.spec["transforms"][transform_name(template.spec, dim)])
             cache[dim] = column if xform is None else xform.apply(column.reshape(-1, 1))[:, 0]
         return cache[dim]
@@ -151,7 +152,7 @@ def _own_gates(strategy: flowkit.GatingStrategy, fcs: FcsData) -> flowkit.Gating
     file name or stem), not the sample sheet's ID: those gates are copied to the
     sample ID (in a copy of the strategy) so that gating and export find them.
     """
-    sample_id = fcs.sample.id
+    sample_id = fcs.sample_id
     ids = strategy.get_gate_ids()
 
     def has_custom(key: str) -> bool:
@@ -176,17 +177,20 @@ def _own_gates(strategy: flowkit.GatingStrategy, fcs: FcsData) -> flowkit.Gating
 
 
 def _evaluate(
-    strategy: flowkit.GatingStrategy, sample: flowkit.Sample
+    strategy: flowkit.GatingStrategy,
+    fcs: FcsData,
+    *,
+    compensated: Mapping[str, CompensatedEvents] | None = None,
 ) -> dict[tuple[str, tuple[str, ...]], np.ndarray]:
     """Every gate's membership: cikflow's evaluator, or flowkit's gate_sample where it must."""
     from cikflow.gating.engine import evaluate, supports
 
-    if supports(strategy, sample_id=sample.id):
+    if supports(strategy, sample_id=fcs.sample_id):
         try:
-            return evaluate(strategy, sample)
+            return evaluate(strategy, fcs, compensated=compensated)
         except NotImplementedError:
             pass  # mixed compensation within a gate: flowkit decides what that means
-    results = strategy.gate_sample(sample)
+    results = strategy.gate_sample(fcs.sample)
     out = {}
     for name, path in strategy.get_gate_ids():
         try:
@@ -244,7 +248,7 @@ def gate_fcs(
         Naming the file and what is wrong.
     """
     source = fcs.path.name
-    sample_id = fcs.sample.id
+    sample_id = fcs.sample_id
     flags: list[dict[str, Any]] = []
     if template.kind == "gatingml":
         assert template.strategy is not None
@@ -265,6 +269,7 @@ def gate_fcs(
         infos = _gatingml_infos(strategy)
         channel_map: dict[str, str] = {}
         comp_text = "as referenced by the GatingML template"
+        matrix, compensated = None, None
     else:
         channel_map = resolve_panel(
             template_dimensions(template),
@@ -277,29 +282,30 @@ def gate_fcs(
         matrix, comp_text = spillover_matrix(fcs, source=compensation, matrix_csv=matrix_csv)
         if matrix is None and compensation != "none":
             flags.append({"flag": "compensation_missing", "gate": "", "reason": comp_text})
+        compensated = CompensatedEvents(fcs, matrix)
         strategy, infos = build_strategy(
             template,
             channel_map=channel_map,
             compensation=matrix,
             # static templates need no fitting events at all
             values=_transformed_values(
-                fcs,
+                compensated,
                 template,
-                matrix=matrix,
                 channel_map=channel_map,
                 max_events=fit_max_events,
                 random_state=random_state,
             )
             if any(g.get("method", "static") != "static" for g in template.spec["gates"])
             else None,
-            sample_id=fcs.sample.id,
+            sample_id=fcs.sample_id,
             random_state=random_state,
         )
         for info in infos:
             if info.gate_type != "quadrant_child":
                 flags.extend({"gate": info.name, **f} for f in info.fit.get("flags", []))
     try:
-        masks = _evaluate(strategy, fcs.sample)
+        shared = {"spill": compensated} if compensated is not None and matrix is not None else {}
+        masks = _evaluate(strategy, fcs, compensated=shared)
     except Exception as exc:  # flowkit raises plain errors on unknown channels etc.
         raise GatingError(f"{source}: gating failed ({type(exc).__name__}: {exc})") from exc
 
@@ -357,4 +363,5 @@ def gate_fcs(
         compensation=comp_text,
         strategy=strategy,
         flags=flags,
+        compensated=compensated,
     )

@@ -26,9 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import flowkit
 
-__all__ = ["evaluate", "supports"]
+    from cikflow.io import FcsData
+    from cikflow.preprocess import CompensatedEvents
+
+__all__ = ["evaluate", "invertible", "supports"]
 
 
 def supports(strategy: flowkit.GatingStrategy, *, sample_id: str | None = None) -> bool:
@@ -46,18 +51,55 @@ def supports(strategy: flowkit.GatingStrategy, *, sample_id: str | None = None) 
     return True
 
 
+#: events per block when compensating: the float64 copy of a block's detectors stays
+#: small (65,536 × 14 × 8 bytes = 7 MB) whatever the file's size
+_CHUNK = 1 << 16
+
+
+class _Source:
+    """The events the evaluator reads: an FcsData, or a flowkit Sample, behind one face.
+
+    An FcsData gives preprocessed columns of just the channels and events asked for
+    (no float64 copy of the whole file); a flowkit Sample gives its raw events.
+    """
+
+    def __init__(self, events: Any) -> None:
+        if hasattr(events, "block"):  # cikflow.io.FcsData
+            self.id = events.sample_id
+            self.n = events.n_events
+            self.pnn = list(events.pnn)
+            self.pns = list(events.pns)
+            self.metadata = events.keywords
+            self.fluoro_indices = events.fluoro_indices
+            self.null_channels: list[str] = []
+            self.column = events.column
+            self.block = events.block
+        else:  # flowkit.Sample
+            raw = events.get_events(source="raw")
+            self.id = events.id
+            self.n = raw.shape[0]
+            self.pnn = list(events.pnn_labels)
+            self.pns = list(events.pns_labels)
+            self.metadata = events.get_metadata()
+            self.fluoro_indices = events.fluoro_indices
+            self.null_channels = events.null_channels
+            self.column = lambda j: raw[:, j]
+            self.block = lambda idx, rows=None: (raw if rows is None else raw[rows])[:, list(idx)]
+
+
 class _Columns:
     """Compensated, transformed columns of one sample, computed per event subset on demand."""
 
-    def __init__(self, strategy: Any, sample: Any) -> None:
+    def __init__(self, strategy: Any, source: _Source, shared: Mapping[str, Any]) -> None:
         self.strategy = strategy
-        self.sample = sample
-        self.raw = sample.get_events(source="raw")
-        self.n = self.raw.shape[0]
-        self.pnn = list(sample.pnn_labels)
-        self.pns = list(sample.pns_labels)
+        self.source = source
+        self.shared = shared
+        self.n = source.n
+        self.pnn = source.pnn
+        self.pns = source.pns
         self.flowjo = [label.replace("/", "_") for label in self.pnn]
         self.matrices: dict[str, Any] = {}
+        self.plain: dict[int, np.ndarray] = {}
         self.compensated: dict[str, np.ndarray] = {}
 
     def _matrix(self, comp_ref: str) -> Any:
@@ -65,17 +107,17 @@ class _Columns:
 
         if comp_ref not in self.matrices:
             if comp_ref == "FCS":
-                meta = self.sample.get_metadata()
+                meta = self.source.metadata
                 spill = meta.get("spillover") or meta.get("spill")
                 if spill is None:  # GatingML: 'FCS' without a matrix means uncompensated
                     self.matrices[comp_ref] = None
                 else:
-                    idx = self.sample.fluoro_indices
+                    idx = self.source.fluoro_indices
                     self.matrices[comp_ref] = fk.Matrix(
                         spill,
                         [self.pnn[i] for i in idx],
                         [self.pns[i] for i in idx],
-                        null_channels=self.sample.null_channels,
+                        null_channels=self.source.null_channels,
                     )
             else:
                 self.matrices[comp_ref] = self.strategy.comp_matrices[comp_ref]
@@ -90,7 +132,7 @@ class _Columns:
             return self.flowjo.index(dim_id)
         matrix = self._matrix(comp_ref) if comp_ref not in (None, "uncompensated") else None
         if matrix is None:
-            msg = f"{dim_id} is not found as a channel label in {self.sample.id}"
+            msg = f"{dim_id} is not found as a channel label in {self.source.id}"
             raise LookupError(msg)
         return self.pnn.index(matrix.detectors[matrix.fluorochromes.index(dim_id)])
 
@@ -101,27 +143,48 @@ class _Columns:
             matrix = None
         return col, matrix
 
+    def _plain(self, col: int) -> np.ndarray:
+        """Uncompensated values of all events: the caller's float32 column, or float64."""
+        for events in self.shared.values():
+            if not events.compensates(col):
+                return events.column(col)
+        if col not in self.plain:
+            self.plain[col] = self.source.column(col)
+        return self.plain[col]
+
     def fast(self, dim_id: str, comp_ref: str | None) -> np.ndarray:
         """Untransformed values of all events; compensated by one matrix product.
 
-        ``raw @ inv(S)`` equals flowkit's ``solve`` to ~1e-12 relative, not bit for bit:
-        callers re-check values near a decision boundary with :meth:`values`.
+        ``raw @ inv(S)`` equals flowkit's ``solve`` to ~1e-12 relative, and the
+        caller's shared float32 columns to ~6e-8, not bit for bit: callers re-check
+        values near a decision boundary with :meth:`values`.
+        The product runs block by block, so only the compensated columns (one
+        float64 row per detector) are held, never a float64 copy of the events.
         """
         col, matrix = self._compensable(dim_id, comp_ref)
         if matrix is None:
-            return self.raw[:, col]
+            return self._plain(col)
+        if comp_ref in self.shared:  # compensated already for the plots and clustering
+            return self.shared[comp_ref].column(col)
         if comp_ref not in self.compensated:
             detectors = [self.pnn.index(d) for d in matrix.detectors]
-            self.compensated[comp_ref] = self.raw[:, detectors] @ np.linalg.inv(matrix.matrix)
-        return self.compensated[comp_ref][:, matrix.detectors.index(self.pnn[col])]
+            inverse = np.linalg.inv(matrix.matrix)
+            out = np.empty((len(detectors), self.n))  # one contiguous row per detector
+            for start in range(0, self.n, _CHUNK):
+                stop = min(start + _CHUNK, self.n)
+                out[:, start:stop] = (self.source.block(detectors, slice(start, stop)) @ inverse).T
+            self.compensated[comp_ref] = out
+        return self.compensated[comp_ref][matrix.detectors.index(self.pnn[col])]
 
     def exact(self, dim_id: str, comp_ref: str | None, rows: np.ndarray) -> np.ndarray:
         """Untransformed values of events ``rows`` with flowkit's arithmetic (flowutils solve)."""
         col, matrix = self._compensable(dim_id, comp_ref)
         if matrix is None:
-            return self.raw[rows, col].astype(float)
+            if self.shared:  # the kept columns are float32
+                return self.source.block([col], rows)[:, 0]
+            return self._plain(col)[rows]
         detectors = [self.pnn.index(d) for d in matrix.detectors]
-        solved = np.linalg.solve(matrix.matrix.T, self.raw[np.ix_(rows, detectors)].T).T
+        solved = np.linalg.solve(matrix.matrix.T, self.source.block(detectors, rows).T).T
         return solved[:, matrix.detectors.index(self.pnn[col])]
 
     def values(
@@ -135,11 +198,12 @@ class _Columns:
 
 
 #: relative width of the band around a back-transformed bound inside which the value is
-#: transformed and compared exactly as flowkit does (transform round-off is ~1e-12)
+#: transformed and compared exactly as flowkit does (transform round-off is ~1e-12, a
+#: float32 column's rounding ~6e-8)
 _BAND = 1e-6
 
 
-def _invertible(xform: Any) -> bool:
+def invertible(xform: Any) -> bool:
     """Monotone increasing transforms defined on every real value (so bounds map back)."""
     import flowkit as fk
 
@@ -170,7 +234,7 @@ def _within(
     compared in the transformed scale, so no event lands on the other side.
     """
     xform = cols.strategy.transformations[xform_ref] if xform_ref is not None else None
-    if xform is not None and not _invertible(xform):
+    if xform is not None and not invertible(xform):
         v = cols.values(dim_id, comp, xform_ref, rows)
         ok = np.ones(len(rows), dtype=bool)
         if lo is not None:
@@ -208,7 +272,9 @@ def _gate_comp_ref(gate: Any) -> str | None:
 
 def evaluate(
     strategy: flowkit.GatingStrategy,
-    sample: flowkit.Sample,
+    sample: FcsData | flowkit.Sample,
+    *,
+    compensated: Mapping[str, CompensatedEvents] | None = None,
 ) -> dict[tuple[str, tuple[str, ...]], np.ndarray]:
     """Membership of every gate of ``strategy`` on ``sample`` (parents applied).
 
@@ -216,8 +282,15 @@ def evaluate(
     ----------
     strategy : flowkit.GatingStrategy
         Template gates plus the sample's custom gates, if any.
-    sample : flowkit.Sample
-        The sample; its ``id`` selects custom gates.
+    sample : cikflow.io.FcsData or flowkit.Sample
+        The sample; its ID (``sample_id`` of an FcsData, ``id`` of a flowkit
+        Sample) selects custom gates. An FcsData is read column by column: only
+        the channels the gates use are converted to float64.
+    compensated : mapping of str to CompensatedEvents, optional
+        Compensation reference of ``strategy`` → the sample compensated with that
+        matrix, computed already (and kept) by the caller: its columns are used
+        instead of compensating again. Decisions near a bound are still made
+        with flowkit's arithmetic.
 
     Returns
     -------
@@ -233,16 +306,19 @@ def evaluate(
     """
     import flowkit as fk
 
-    if not supports(strategy, sample_id=sample.id):
+    source = _Source(sample)
+    if not supports(strategy, sample_id=source.id):
         msg = "ratio dimensions are evaluated by flowkit"
         raise NotImplementedError(msg)
-    cols = _Columns(strategy, sample)
-    everyone = np.arange(cols.n)
+    cols = _Columns(strategy, source, compensated or {})
+    index = np.int32 if cols.n < 2**31 else np.int64  # half the memory of event indices
+    everyone = np.arange(cols.n, dtype=index)
     out: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+    rows_of: dict[tuple[str, ...], np.ndarray] = {}  # parent path → its events' indices
 
     def gate_of(name: str, path: tuple[str, ...]) -> Any:
         try:
-            return strategy.get_gate(name, path, sample_id=sample.id)
+            return strategy.get_gate(name, path, sample_id=source.id)
         except fk.exceptions.QuadrantReferenceError:
             return None
 
@@ -262,7 +338,11 @@ def evaluate(
         parent_mask = (
             np.ones(cols.n, dtype=bool) if parent == "root" else mask_of(parent, path[:-1])
         )
-        rows = everyone[parent_mask]
+        if path not in rows_of:  # siblings share their parent's events
+            rows_of[path] = (
+                everyone if parent == "root" else np.flatnonzero(parent_mask).astype(index)
+            )
+        rows = rows_of[path]
         if isinstance(gate, fk.gates.BooleanGate):
             refs = []
             for ref in gate.gate_refs:
@@ -279,14 +359,17 @@ def evaluate(
         if isinstance(gate, fk.gates.QuadrantGate):
             dims = {d.id: d for d in _dims(gate)}
             comp = _gate_comp_ref(gate)
+            sides: dict[tuple[str, Any, Any], np.ndarray] = {}  # each divider side tested once
             for quad_id, quadrant in gate.quadrants.items():
                 inside = np.ones(len(rows), dtype=bool)
                 for div_ref in quadrant.divider_refs:
                     lo, hi = quadrant.get_divider_range(div_ref)
                     d = dims[div_ref]
-                    inside &= _within(
-                        cols, d.dimension_ref, comp, d.transformation_ref, rows, lo, hi
-                    )
+                    if (div_ref, lo, hi) not in sides:
+                        sides[(div_ref, lo, hi)] = _within(
+                            cols, d.dimension_ref, comp, d.transformation_ref, rows, lo, hi
+                        )
+                    inside &= sides[(div_ref, lo, hi)]
                 full = np.zeros(cols.n, dtype=bool)
                 full[rows[inside]] = True
                 out[(quad_id, (*path, name))] = full
@@ -310,6 +393,13 @@ def evaluate(
         import pandas as pd
 
         comp = _gate_comp_ref(gate)
+        if isinstance(gate, fk.gates.PolygonGate) and not gate.use_complement:
+            # no event outside the vertices' bounding box is inside the polygon, so
+            # only the events within it (bounds included, decided exactly) go to flowkit
+            bounds = np.asarray(gate.vertices, dtype=float)
+            for k, dim in enumerate(_dims(gate)):
+                lo, hi = bounds[:, k].min(), np.nextafter(bounds[:, k].max(), np.inf)
+                rows = rows[_within(cols, dim.id, comp, dim.transformation_ref, rows, lo, hi)]
         frame = pd.DataFrame(
             {d.id: cols.values(d.id, comp, d.transformation_ref, rows) for d in _dims(gate)}
         )
@@ -325,4 +415,9 @@ def evaluate(
                 compute(name, tuple(path))
         else:
             mask_of(name, tuple(path))
+    # the closures above refer to each other: free the columns now, not at the next
+    # garbage collection
+    cols.plain.clear()
+    cols.compensated.clear()
+    rows_of.clear()
     return out
