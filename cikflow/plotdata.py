@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["gate_plot_data"]
 
+#: events binned at a time (numpy's 2-D histogram makes float64 and index copies)
+_CHUNK = 1 << 18
+
 _DECADE_TICKS = (-1000.0, 0.0, 100.0, 1000.0, 10000.0, 100000.0)
 
 

@@ -249,7 +249,8 @@ def _within(
             continue
         b = bound if xform is None else float(xform.inverse(np.array([[bound]], dtype=float))[0, 0])
         res = x < b if upper else x >= b
-        near = np.flatnonzero(np.abs(x - b) <= _BAND * max(abs(b), 1.0))
+        tol = _BAND * max(abs(b), 1.0)
+        near = np.flatnonzero((x >= b - tol) & (x <= b + tol))  # no float temporaries
         if len(near):
             exact = cols.values(dim_id, comp, xform_ref, rows[near])
             res[near] = exact < bound if upper else exact >= bound

@@ -355,6 +355,8 @@ def select_events(fcs: FcsData, keep: np.ndarray) -> FcsData:
         msg = "select_events needs one boolean per event"
         raise ValueError(msg)
     index = np.flatnonzero(keep)
+    if fcs.stored.shape[0] < 2**31:
+        index = index.astype(np.int32)  # half the memory of int64 indices
     rows = index if fcs.rows is None else fcs.rows[index]
     return FcsData(
         path=fcs.path,
