@@ -21,6 +21,7 @@ falls back.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -258,6 +259,59 @@ def _within(
     return ok
 
 
+#: cells per axis of the grid that settles most events of a polygon gate at once
+_GRID = 128
+
+
+def _in_polygon(gate: Any, frame: Any) -> np.ndarray:
+    """What flowkit's ``PolygonGate.apply`` gives, for events in the vertices' box.
+
+    flowutils counts the polygon's winding number around each point (edges
+    inclusive, odd = inside), which is the same for every point of a region the
+    boundary does not cross. So the box is cut into a grid: cells an edge passes
+    through, or next to such a cell, are marked; every other cell lies in one
+    such region, and its events take the answer of the cell's centre. Only the
+    events of marked cells (a thin band along the edges) are tested one by one
+    by flowkit — the same answers for a fraction of the cost on large files.
+    """
+    import pandas as pd
+
+    points = frame.to_numpy(dtype=float)
+    vertices = np.asarray(gate.vertices, dtype=float)
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    size = (hi - lo) / _GRID
+    if len(points) < 4 * _GRID * _GRID or not (np.isfinite(size).all() and (size > 0).all()):
+        return np.asarray(gate.apply(frame), dtype=bool)  # small: every event to flowkit
+    corners = (vertices - lo) / size  # grid units: cell (i, j) is [i, i+1) × [j, j+1)
+    marked = np.zeros((_GRID, _GRID), dtype=bool)
+    for a, b in itertools.pairwise(np.vstack([corners, corners[:1]])):
+        n = int(np.ceil(2 * np.linalg.norm(b - a))) + 1  # samples ≤ half a cell apart
+        along = a + np.linspace(0.0, 1.0, n + 1)[:, None] * (b - a)
+        cell = np.clip(np.floor(along), 0, _GRID - 1).astype(int)
+        marked[cell[:, 0], cell[:, 1]] = True
+    # a cell an edge crosses between two of its samples touches a cell holding one
+    grown = marked.copy()
+    grown[1:, :] |= marked[:-1, :]
+    grown[:-1, :] |= marked[1:, :]
+    marked = grown.copy()
+    marked[:, 1:] |= grown[:, :-1]
+    marked[:, :-1] |= grown[:, 1:]
+    ij = np.stack(np.meshgrid(np.arange(_GRID), np.arange(_GRID), indexing="ij"), -1)
+    centres = lo + (ij.reshape(-1, 2) + 0.5) * size
+    centre_in = np.asarray(
+        gate.apply(pd.DataFrame(centres, columns=frame.columns)), dtype=bool
+    ).reshape(_GRID, _GRID)
+    box = np.all((points >= lo) & (points <= hi), axis=1)  # outside the box: outside
+    cell = np.clip(np.floor((points - lo) / size), 0, _GRID - 1).astype(int)
+    result = np.zeros(len(points), dtype=bool)
+    clear = box & ~marked[cell[:, 0], cell[:, 1]]
+    result[clear] = centre_in[cell[clear, 0], cell[clear, 1]]
+    edge = np.flatnonzero(box & ~clear)
+    if len(edge):
+        result[edge] = np.asarray(gate.apply(frame.iloc[edge]), dtype=bool)
+    return result
+
+
 def _dims(gate: Any) -> list[Any]:
     return list(gate.dimensions or [])
 
@@ -404,7 +458,10 @@ def evaluate(
         frame = pd.DataFrame(
             {d.id: cols.values(d.id, comp, d.transformation_ref, rows) for d in _dims(gate)}
         )
-        result = np.asarray(gate.apply(frame), dtype=bool)  # complement applied by flowkit
+        if isinstance(gate, fk.gates.PolygonGate) and not gate.use_complement:
+            result = _in_polygon(gate, frame)
+        else:
+            result = np.asarray(gate.apply(frame), dtype=bool)  # complement applied by flowkit
         inside = np.zeros(cols.n, dtype=bool)
         inside[rows[result]] = True
         out[(name, path)] = inside & parent_mask
