@@ -140,6 +140,13 @@ class FcsData:
         ID of the flowkit Sample (:attr:`sample`) and of the sample's custom gates.
     version : str
         FCS version of the HEADER.
+    stored : numpy.ndarray
+        (events in the file, n_channels): the DATA segment's values in their stored
+        type (see :attr:`stored_events` for this object's events).
+    preprocessing : _Preprocessing
+        Per-channel gain, log decoding and time step (flowio's preprocessing).
+    rows : numpy.ndarray or None
+        The file's events this object holds (after :func:`select_events`); None: all.
     warnings : tuple of str
         Defects repaired while reading (offset off by one, HEADER/TEXT discrepancy,
         skipped data sets, unusable $TIMESTEP …); empty for a clean file.
