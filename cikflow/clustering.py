@@ -202,11 +202,15 @@ class ClusterModel:
         return self
 
     def _nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn import config_context
         from sklearn.metrics import pairwise_distances_argmin_min
 
         if len(x) == 0:
             return np.zeros(0, dtype=np.int32), np.zeros(0)
-        labels, dist = pairwise_distances_argmin_min(x, self.cluster_centers_)
+        # distances in blocks of ≤ 16 MB (scikit-learn's default allows 1 GB: the whole
+        # events × clusters matrix of a big file at once); each row's answer is the same
+        with config_context(working_memory=16):
+            labels, dist = pairwise_distances_argmin_min(x, self.cluster_centers_)
         return labels.astype(np.int32), dist
 
     def predict(self, values: np.ndarray) -> np.ndarray:
@@ -1001,6 +1005,10 @@ def drift_table(
     return out.sort_values(["day", "sample"], kind="stable").reset_index(drop=True)
 
 
+#: events binned at a time in :func:`cluster_map`
+_MAP_CHUNK = 1 << 18
+
+
 def cluster_map(
     values: np.ndarray,
     *,
@@ -1048,12 +1056,12 @@ def cluster_map(
     xr, yr = rng(xv), rng(yv)
     rows: list[list[float]] = []
     if names:
-        per = np.stack(
-            [
-                np.histogram2d(xv[phen == p], yv[phen == p], bins=bins, range=[xr, yr])[0]
-                for p in names
-            ]
-        )
+        per = np.zeros((len(names), bins, bins))
+        for n, p in enumerate(names):
+            events = np.flatnonzero(phen == p)
+            for start in range(0, len(events), _MAP_CHUNK):  # bounded temporaries
+                part = events[start : start + _MAP_CHUNK]
+                per[n] += np.histogram2d(xv[part], yv[part], bins=bins, range=[xr, yr])[0]
         total = per.sum(axis=0)
         best = per.argmax(axis=0)
         cx = (np.linspace(*xr, bins + 1)[:-1] + np.linspace(*xr, bins + 1)[1:]) / 2

@@ -153,9 +153,11 @@ def gate_plot_data(
         if len(info.dims) >= 2:
             ya = axis(info.dims[1])
             yv = raw_of[info.dims[1]][mask]
-            hist, _, _ = np.histogram2d(
-                yv, xv, bins=[edges_of[info.dims[1]], edges_of[info.dims[0]]]
-            )
+            grid = [edges_of[info.dims[1]], edges_of[info.dims[0]]]
+            hist = np.zeros((bins, bins))
+            for start in range(0, len(xv), _CHUNK):  # bounded temporaries on big files
+                part = slice(start, start + _CHUNK)
+                hist += np.histogram2d(yv[part], xv[part], bins=grid)[0]
             entry.update(kind="2d", x=xa, y=ya, counts=hist.astype(int).tolist())
         else:
             hist, _ = np.histogram(xv, bins=edges_of[info.dims[0]])
