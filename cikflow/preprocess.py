@@ -9,6 +9,8 @@ import numpy as np
 from cikflow.exceptions import CompensationError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import flowkit
 
     from cikflow.io.fcs import FcsData
@@ -124,7 +126,8 @@ class CompensatedEvents:
     """
 
     def __init__(self, fcs: FcsData, matrix: flowkit.Matrix | None) -> None:
-        self.fcs = fcs
+        self.fcs: FcsData | None = fcs
+        self.pnn = list(fcs.pnn)
         self.matrix = matrix
         self.shape = (fcs.n_events, len(fcs.pnn))
         self._detectors = [fcs.pnn.index(d) for d in matrix.detectors] if matrix is not None else []
@@ -150,7 +153,7 @@ class CompensatedEvents:
                 self._solved = self._solve_all()
             return self._solved[self._detectors.index(j)]
         if j not in self._plain:
-            values = self.fcs.column(j)
+            values = self._file().column(j)
             narrow = values.astype(np.float32)
             exact = np.array_equal(narrow, values, equal_nan=True)
             self._plain[j] = narrow if exact else values
@@ -161,7 +164,7 @@ class CompensatedEvents:
 
         The detectors with flowkit's arithmetic (solve ``Sᵀ x = rawᵀ``).
         """
-        events = self.fcs.block(range(self.shape[1]), rows)
+        events = self._file().block(range(self.shape[1]), rows)
         if self._detectors:
             assert self.matrix is not None
             idx = self._detectors
@@ -175,8 +178,27 @@ class CompensatedEvents:
         inverse = np.linalg.inv(self.matrix.matrix)
         for start in range(0, n, _CHUNK):
             stop = min(start + _CHUNK, n)
-            out[:, start:stop] = (self.fcs.block(self._detectors, slice(start, stop)) @ inverse).T
+            block = self._file().block(self._detectors, slice(start, stop))
+            out[:, start:stop] = (block @ inverse).T
         return out
+
+    def _file(self) -> FcsData:
+        if self.fcs is None:
+            msg = "the file's values were released (CompensatedEvents.release)"
+            raise RuntimeError(msg)
+        return self.fcs
+
+    def release(self, channels: Iterable[int]) -> None:
+        """Keep ``channels`` and let go of the file's values.
+
+        Once nothing else refers to the file, its bytes are freed: a per-sample
+        job calls this after the last step that needs other channels or exact
+        values, so the steps after it (clustering) run without the file in memory.
+        Asking for another channel, or for :meth:`exact`, then raises RuntimeError.
+        """
+        for j in channels:
+            self.column(j)
+        self.fcs = None
 
     def __getitem__(self, key: tuple[Any, int]) -> np.ndarray:
         if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], int | np.integer)):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import platform
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,12 +257,13 @@ def gate_file(
                 compensated=outcome.compensated,
                 bins=int(config.get("report", {}).get("bins", 96)),
             )
+            # the plots were the last step to read the file's values: keep the template's
+            # channels and free the file before clustering (a million events' bytes)
+            outcome.compensated.release(fcs.pnn.index(d) for d in outcome.channel_map.values())
+            qc = replace(qc, fcs=None)
+            fcs = None
             clustered = _cluster_gated(
-                outcome,
-                template=template,
-                fcs=fcs,
-                compensated=outcome.compensated,
-                config=config,
+                outcome, template=template, config=config, compensated=outcome.compensated
             )
         pop_map = template.populations or {g: g for g in gates["gate"]}
         review = bool(outcome.flags or qc.flags)
@@ -333,7 +335,7 @@ def gate_file(
 
 
 def _cluster_gated(
-    outcome: Any, *, template: Any, fcs: Any, compensated: Any, config: Mapping[str, Any]
+    outcome: Any, *, template: Any, compensated: Any, config: Mapping[str, Any]
 ) -> Any:
     """Cluster a gated sample (:func:`cikflow.clustering.cluster_outcome`), or say why not."""
     from cikflow.clustering import cluster_outcome
@@ -343,7 +345,7 @@ def _cluster_gated(
             outcome,
             template=template,
             compensated=compensated,
-            pnn=fcs.pnn,
+            pnn=compensated.pnn,
             settings=config.get("clustering"),
             bins=int(config.get("report", {}).get("bins", 96)),
         )

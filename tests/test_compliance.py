@@ -284,8 +284,10 @@ def test_compensation_from_spill_keyword(shared_data: Path):
 
 
 def _read_offset_error_fcs(path: Path) -> FcsData:
-    """A file whose $ENDDATA is off by one: read_fcs repairs it, as flowio's
-    ``ignore_offset_error`` reads it."""
+    """A file whose $ENDDATA is off by one, read as flowio's ``ignore_offset_error`` reads it.
+
+    read_fcs repairs the offset (with a warning); the events must be flowkit's.
+    """
     fcs = read_fcs(path)
     assert any("off by one" in w for w in fcs.warnings), fcs.warnings
     reference = fk.Sample(path, ignore_offset_error=True)

@@ -131,7 +131,7 @@ def _transformed_values(
     if n_events > max_events:
         rng = np.random.default_rng(random_state)
         rows = np.sort(rng.choice(n_events, size=max_events, replace=False))
-    pnn = compensated.fcs.pnn
+    pnn = compensated.pnn
     events = compensated.exact(rows)  # float64, flowkit's compensation arithmetic
     cache: dict[str, np.ndarray] = {}
 

@@ -87,6 +87,10 @@ class _Source:
             self.column = lambda j: raw[:, j]
             self.block = lambda idx, rows=None: (raw if rows is None else raw[rows])[:, list(idx)]
 
+    def release(self) -> None:
+        """Let go of the events (the source answers nothing after this)."""
+        self.column = self.block = self.metadata = None
+
 
 class _Columns:
     """Compensated, transformed columns of one sample, computed per event subset on demand."""
@@ -102,6 +106,13 @@ class _Columns:
         self.matrices: dict[str, Any] = {}
         self.plain: dict[int, np.ndarray] = {}
         self.compensated: dict[str, np.ndarray] = {}
+
+    def release(self) -> None:
+        """Drop every column and the events' source (see the end of :func:`evaluate`)."""
+        self.plain.clear()
+        self.compensated.clear()
+        self.shared = {}
+        self.source.release()
 
     def _matrix(self, comp_ref: str) -> Any:
         import flowkit as fk
@@ -474,9 +485,9 @@ def evaluate(
                 compute(name, tuple(path))
         else:
             mask_of(name, tuple(path))
-    # the closures above refer to each other: free the columns now, not at the next
-    # garbage collection
-    cols.plain.clear()
-    cols.compensated.clear()
+    # compute and mask_of refer to each other: a reference cycle that only the garbage
+    # collector frees. Empty what it holds, so the columns and the file go now.
+    cols.release()
     rows_of.clear()
+    everyone = None
     return out
