@@ -13,6 +13,7 @@ rule cluster_batch:
         populations="results/batch/{batch}/reference_populations.tsv",
     log:
         "logs/cluster_batch/{batch}.log",
+    priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
     params:
@@ -28,6 +29,7 @@ rule concordance:
         concordance="results/concordance.tsv",
     log:
         "logs/concordance.log",
+    priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
     script:

@@ -11,6 +11,7 @@ rule batch_kinetics:
         harvest="results/batch/{batch}/harvest.tsv",
     log:
         "logs/batch/{batch}.log",
+    priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
     params:
@@ -31,6 +32,7 @@ rule release:
         ),
     log:
         "logs/release.log",
+    priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
     script:

@@ -17,6 +17,7 @@ rule gate:
         markers="results/samples/{sample}/markers.tsv.gz",
     log:
         "logs/gate/{sample}.log",
+    priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
     params:
@@ -44,6 +45,7 @@ rule summarize:
         failed="results/failed.tsv",
     log:
         "logs/summarize.log",
+    priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
     params:

@@ -11,6 +11,7 @@ rule sample_report:
         "results/report/samples/{sample}.html",
     log:
         "logs/report/{sample}.log",
+    priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
     script:
@@ -38,6 +39,7 @@ rule batch_report:
         plotly="results/report/plotly.min.js",
     log:
         "logs/report/index.log",
+    priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
     script:
@@ -56,6 +58,7 @@ rule batch_pdf:
         ),
     log:
         "logs/report/index_pdf.log",
+    priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
     script:
