@@ -155,7 +155,8 @@ class CompensatedEvents:
         if j not in self._plain:
             values = self._file().column(j)
             narrow = values.astype(np.float32)
-            exact = np.array_equal(narrow, values, equal_nan=True)
+            # (the NaN-aware comparison is several times slower: only when needed)
+            exact = np.array_equal(narrow, values) or np.array_equal(narrow, values, equal_nan=True)
             self._plain[j] = narrow if exact else values
         return self._plain[j]
 

@@ -15,7 +15,7 @@ from cikflow.panel import resolve_panel
 from cikflow.preprocess import CompensatedEvents, spillover_matrix
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     import flowkit
 
@@ -109,40 +109,67 @@ def _gatingml_infos(strategy: flowkit.GatingStrategy) -> list[GateInfo]:
     return infos
 
 
-def _transformed_values(
-    compensated: CompensatedEvents,
-    template: Template,
-    *,
-    channel_map: Mapping[str, str],
-    max_events: int,
-    random_state: int,
-) -> Callable[[str], np.ndarray]:
-    """Dimension → compensated, transformed values of the events gates are fitted on.
+class FitValues:
+    """The events data-driven gates are fitted on, transformed only where asked.
 
-    Fitting uses a seeded subsample of at most ``max_events`` events (all of
-    them in smaller files): thresholds and contours from 100,000 events differ
-    from a full fit by far less than the populations' spread, at a fraction of
-    the transform cost. Every event is then gated with the fitted gates.
+    A seeded subsample of at most ``max_events`` events (all of them in smaller
+    files) — thresholds and contours from 100,000 events differ from a full fit by
+    far less than the populations' spread — compensated with flowkit's arithmetic.
+    ``values(dim, mask)`` returns the transformed values of the events in ``mask``
+    (all when None); each event is transformed once per dimension, and only when a
+    gate's parent holds it (a CD16 split never transforms the debris). Every event
+    of the file is then gated with the fitted gates.
+
+    Attributes
+    ----------
+    n_events : int
+        Events in the fitting subsample.
     """
-    from cikflow.gating.template import make_transform, transform_name
 
-    n_events, _ = compensated.shape
-    rows: Any = slice(None)
-    if n_events > max_events:
-        rng = np.random.default_rng(random_state)
-        rows = np.sort(rng.choice(n_events, size=max_events, replace=False))
-    pnn = compensated.pnn
-    events = compensated.exact(rows)  # float64, flowkit's compensation arithmetic
-    cache: dict[str, np.ndarray] = {}
+    def __init__(
+        self,
+        compensated: CompensatedEvents,
+        template: Template,
+        *,
+        channel_map: Mapping[str, str],
+        max_events: int,
+        random_state: int,
+    ) -> None:
+        n_events, _ = compensated.shape
+        rows: Any = slice(None)
+        if n_events > max_events:
+            rng = np.random.default_rng(random_state)
+            rows = np.sort(rng.choice(n_events, size=max_events, replace=False))
+        self._events = compensated.exact(rows)  # float64, flowkit's compensation arithmetic
+        self.n_events = len(self._events)
+        self._pnn = compensated.pnn
+        self._template = template
+        self._channel_map = channel_map
+        self._values: dict[str, np.ndarray] = {}
+        self._done: dict[str, np.ndarray | None] = {}  # None: every event transformed
+        self._xforms: dict[str, Any] = {}
 
-    def values(dim: str) -> np.ndarray:
-        if dim not in cache:
-            column = events[:, pnn.index(channel_map[dim])]
-            xform = make_transform(template.spec["transforms"][transform_name(template.spec, dim)])
-            cache[dim] = column if xform is None else xform.apply(column.reshape(-1, 1))[:, 0]
-        return cache[dim]
+    def __call__(self, dim: str, mask: np.ndarray | None = None) -> np.ndarray:
+        from cikflow.gating.template import make_transform, transform_name
 
-    return values
+        if dim not in self._values:
+            column = self._events[:, self._pnn.index(self._channel_map[dim])]
+            spec = self._template.spec
+            xform = make_transform(spec["transforms"][transform_name(spec, dim)])
+            self._xforms[dim] = xform
+            if xform is None:
+                self._values[dim], self._done[dim] = column, None
+            else:
+                self._values[dim] = np.full(len(column), np.nan)
+                self._done[dim] = np.zeros(len(column), dtype=bool)
+        values, done = self._values[dim], self._done[dim]
+        if done is not None:
+            todo = ~done if mask is None else mask & ~done
+            if todo.any():  # each value is transformed on its own: the same numbers
+                column = self._events[todo, self._pnn.index(self._channel_map[dim])]
+                values[todo] = self._xforms[dim].apply(column.reshape(-1, 1))[:, 0]
+                done |= todo
+        return values if mask is None else values[mask]
 
 
 def _own_gates(strategy: flowkit.GatingStrategy, fcs: FcsData) -> flowkit.GatingStrategy:
@@ -288,7 +315,7 @@ def gate_fcs(
             channel_map=channel_map,
             compensation=matrix,
             # static templates need no fitting events at all
-            values=_transformed_values(
+            values=FitValues(
                 compensated,
                 template,
                 channel_map=channel_map,

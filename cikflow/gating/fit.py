@@ -57,7 +57,7 @@ def _threshold(
 def fit_gate(
     gate: Mapping[str, Any],
     *,
-    values: Callable[[str], np.ndarray],
+    values: Callable[[str, np.ndarray], np.ndarray],
     mask: np.ndarray,
     scale: Callable[[str, Any], np.ndarray],
     unscale: Callable[[str, Any], np.ndarray],
@@ -93,7 +93,7 @@ def fit_gate(
     record: dict[str, Any] = {"gate": gate["name"], "method": method, "fits": [], "flags": []}
 
     def parent(dim: str) -> np.ndarray:
-        return values(dim)[mask]
+        return values(dim, mask)
 
     if method in THRESHOLD_METHODS:
         if gate["type"] not in ("range", "rectangle") or len(gate["dimensions"]) != 1:

@@ -24,9 +24,11 @@ import yaml
 from cikflow.exceptions import GatingTemplateError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     import flowkit
+
+    from cikflow.gating.apply import FitValues
 
 __all__ = [
     "GateInfo",
@@ -265,7 +267,7 @@ def build_strategy(
     *,
     channel_map: Mapping[str, str],
     compensation: flowkit.Matrix | None,
-    values: Callable[[str], np.ndarray] | None = None,
+    values: FitValues | None = None,
     sample_id: str | None = None,
     random_state: int = 0,
 ) -> tuple[flowkit.GatingStrategy, list[GateInfo]]:
@@ -286,9 +288,10 @@ def build_strategy(
     compensation : flowkit.Matrix or None
         Spillover matrix to compensate fluorescence with, registered in the
         strategy as ``spill``; None leaves events uncompensated.
-    values : callable, optional
-        Dimension → compensated, transformed values of all events (what
-        flowkit gates); needed to fit data-driven gates.
+    values : FitValues, optional
+        The fitting events: ``values(dim, mask)`` gives the compensated,
+        transformed values of the events in ``mask`` (what flowkit gates), and
+        ``values.n_events`` their number; needed to fit data-driven gates.
     sample_id : str, optional
         Sample the fitted gates are added for (required with ``values``).
     random_state : int
@@ -390,7 +393,7 @@ def build_strategy(
 
     def parent_mask(parent: str) -> np.ndarray:
         if parent == "root":
-            return np.ones(len(values(template_dimensions(template)[0])), dtype=bool)
+            return np.ones(values.n_events, dtype=bool)
         return masks[parent]
 
     def apply(fk_gate: Any, gate: Mapping[str, Any]) -> None:
@@ -407,13 +410,20 @@ def build_strategy(
             )
             masks[gate["name"]] = inside & parent
             return
-        frame = pd.DataFrame({channel_map[d]: values(d) for d in _gate_dims(gate)})
+        # only the parent's events are transformed and tested
+        frame = pd.DataFrame({channel_map[d]: values(d, parent) for d in _gate_dims(gate)})
         result = fk_gate.apply(frame)
+
+        def spread(inside: Any) -> np.ndarray:
+            full = np.zeros(len(parent), dtype=bool)
+            full[parent] = np.asarray(inside, dtype=bool)
+            return full
+
         if isinstance(result, dict):
             for quad, inside in result.items():
-                masks[quad] = inside & parent
+                masks[quad] = spread(inside)
         else:
-            masks[gate["name"]] = result & parent
+            masks[gate["name"]] = spread(result)
 
     paths: dict[str, tuple[str, ...]] = {"root": ()}
     infos: list[GateInfo] = []
