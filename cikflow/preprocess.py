@@ -9,7 +9,7 @@ import numpy as np
 from cikflow.exceptions import CompensationError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     import flowkit
 
@@ -160,17 +160,22 @@ class CompensatedEvents:
             self._plain[j] = narrow if exact else values
         return self._plain[j]
 
-    def exact(self, rows: np.ndarray | slice) -> np.ndarray:
-        """float64 (n_rows, n_channels): every channel of events ``rows``, compensated.
+    def exact(self, rows: np.ndarray | slice, channels: Sequence[int] | None = None) -> np.ndarray:
+        """float64 (n_rows, n_channels): channels of events ``rows``, compensated.
 
-        The detectors with flowkit's arithmetic (solve ``Sᵀ x = rawᵀ``).
+        The detectors with flowkit's arithmetic (solve ``Sᵀ x = rawᵀ``, which
+        needs every detector). ``channels`` (file channel indices, in the order
+        wanted) limits the columns returned; None is every channel.
         """
-        events = self._file().block(range(self.shape[1]), rows)
-        if self._detectors:
+        wanted = list(range(self.shape[1])) if channels is None else list(channels)
+        detectors = self._detectors if any(j in self._detectors for j in wanted) else []
+        read = wanted + [j for j in detectors if j not in wanted]
+        events = self._file().block(read, rows)
+        if detectors:
             assert self.matrix is not None
-            idx = self._detectors
+            idx = [read.index(j) for j in detectors]
             events[:, idx] = np.linalg.solve(self.matrix.matrix.T, events[:, idx].T).T
-        return events
+        return events[:, : len(wanted)] if len(read) > len(wanted) else events
 
     def _solve_all(self) -> np.ndarray:
         assert self.matrix is not None

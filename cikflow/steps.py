@@ -234,7 +234,7 @@ def gate_file(
             compensation=comp_cfg.get("source", "fcs"),
             matrix_csv=matrix_csv,
             min_events=int(gating_cfg.get("min_events", 100)),
-            fit_max_events=int(gating_cfg.get("fit_max_events", 100_000)),
+            fit_max_events=int(gating_cfg.get("fit_max_events", 50_000)),
             random_state=int(gating_cfg.get("random_state", 0)),
         )
         status.update(
