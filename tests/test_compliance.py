@@ -18,7 +18,7 @@ import pytest
 from cikflow.exceptions import GatingTemplateError
 from cikflow.gating import Template, gate_fcs, validate_template
 from cikflow.io import FcsData, read_fcs, read_template
-from cikflow.preprocess import compensate, spillover_matrix
+from cikflow.preprocess import CompensatedEvents, compensate, spillover_matrix
 
 GML_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gatingml-flowkit"
 #: the one file of the set flowkit cannot parse (PROVENANCE.md)
@@ -278,6 +278,14 @@ def test_compensation_from_spill_keyword(shared_data: Path):
     comp = compensate(fcs, matrix)
     assert comp.dtype == np.float64
     _assert_hand_compensation(fcs, comp, names, spill)
+    # some channels of some events, as data-driven fits read them: the same numbers
+    events = CompensatedEvents(fcs, matrix)
+    rows = np.array([0, 5, 17, 4000, fcs.n_events - 1])
+    scatter = next(i for i, n in enumerate(fcs.pnn) if n not in names)
+    for channels in ([fcs.pnn.index(names[3]), scatter, fcs.pnn.index(names[0])], [scatter]):
+        np.testing.assert_array_equal(
+            events.exact(rows, channels), comp[np.ix_(rows, channels)], strict=True
+        )
 
 
 # --- d. compensation with a matrix file ---------------------------------------------------------
