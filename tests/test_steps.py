@@ -9,6 +9,7 @@ from cikflow.counts import COUNT_COLUMNS
 from cikflow.io import read_json, read_table, sidecar_path
 from cikflow.steps import (
     SUMMARY_COLUMNS,
+    batch_kinetics,
     batch_report,
     gate_file,
     sample_report,
@@ -137,3 +138,34 @@ def test_sample_report_shows_every_gate(batch):
     status = read_json(root / "results" / "samples" / "B01_d00" / "status.json")
     assert status["sha256"] in page
     assert "$SPILLOVER (5 detectors)" in page
+
+
+def test_numeric_looking_ids_keep_their_zeros(tmp_path, repo_dir):
+    """A sample ``007`` of batch ``01`` stays ``007`` / ``01`` in every table read back."""
+    sheet = simulate_demo(tmp_path / "data", n_batches=1, days=(0, 7), n_events=3000)
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    dirs = []
+    for row, sample in zip(sheet.to_dict("records"), ("007", "0021"), strict=True):
+        row = {**row, "sample": sample, "batch": "01"}
+        d = tmp_path / "results" / "samples" / sample
+        gate_file(
+            tmp_path / "data" / row["fcs"],
+            template_path=template,
+            out_dir=d,
+            row=row,
+            config=CONFIG,
+        )
+        dirs.append(d)
+    summarize(dirs, out_dir=tmp_path / "results", template_path=template, config=CONFIG)
+    summary = read_table(tmp_path / "results" / "summary.tsv")
+    assert sorted(summary["sample"].unique()) == ["0021", "007"]
+    assert set(summary["batch"]) == {"01"}
+    lines = (tmp_path / "results" / "summary.tsv").read_text().splitlines()[1:]
+    assert {line.split("\t")[1] for line in lines} == {"007", "0021"}
+    kinetics = batch_kinetics(
+        tmp_path / "results" / "summary.tsv",
+        batch="01",
+        out_dir=tmp_path / "results" / "batch" / "01",
+        config=CONFIG,
+    )
+    assert set(kinetics["batch"]) == {"01"}

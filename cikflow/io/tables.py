@@ -82,9 +82,33 @@ def write_table(
         write_json(provenance, sidecar_path(path))
 
 
+#: Columns that hold names, read as text: a sample ``007`` or a batch ``01`` keeps its zeros.
+_TEXT_COLUMNS = (
+    "batch",
+    "sample",
+    "samples",
+    "fcs",
+    "label",
+    "gate",
+    "gate_path",
+    "parent",
+    "population",
+    "phenotype",
+    "flag",
+    "spec",
+    "spec_version",
+)
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a table written by :func:`write_table` (``.tsv`` or ``.tsv.gz``)."""
-    return pd.read_csv(path, sep="\t", keep_default_na=True)
+    """Read a table written by :func:`write_table` (``.tsv`` or ``.tsv.gz``).
+
+    Name columns (batch, sample, gate, population, ...) are read as text, never as numbers;
+    empty cells are NaN as in every other column.
+    """
+    return pd.read_csv(
+        path, sep="\t", keep_default_na=True, dtype=dict.fromkeys(_TEXT_COLUMNS, str)
+    )
 
 
 def write_text_gz(text: str, path: str | Path) -> None:
