@@ -145,7 +145,7 @@ def test_numeric_looking_ids_keep_their_zeros(tmp_path, repo_dir):
     sheet = simulate_demo(tmp_path / "data", n_batches=1, days=(0, 7), n_events=3000)
     template = repo_dir / "config" / "gating" / "cik_default.yaml"
     dirs = []
-    for row, sample in zip(sheet.to_dict("records"), ("007", "0021"), strict=True):
+    for row, sample in zip(sheet.to_dict("records"), ("007", "0101"), strict=True):
         row = {**row, "sample": sample, "batch": "01"}
         d = tmp_path / "results" / "samples" / sample
         gate_file(
@@ -158,14 +158,16 @@ def test_numeric_looking_ids_keep_their_zeros(tmp_path, repo_dir):
         dirs.append(d)
     summarize(dirs, out_dir=tmp_path / "results", template_path=template, config=CONFIG)
     summary = read_table(tmp_path / "results" / "summary.tsv")
-    assert sorted(summary["sample"].unique()) == ["0021", "007"]
+    assert sorted(summary["sample"].unique()) == ["007", "0101"]
     assert set(summary["batch"]) == {"01"}
     lines = (tmp_path / "results" / "summary.tsv").read_text().splitlines()[1:]
-    assert {line.split("\t")[1] for line in lines} == {"007", "0021"}
-    kinetics = batch_kinetics(
+    assert {line.split("\t")[1] for line in lines} == {"007", "0101"}
+    harvest = batch_kinetics(
         tmp_path / "results" / "summary.tsv",
         batch="01",
         out_dir=tmp_path / "results" / "batch" / "01",
         config=CONFIG,
     )
-    assert set(kinetics["batch"]) == {"01"}
+    assert set(harvest["batch"]) == {"01"}
+    kinetics = read_table(tmp_path / "results" / "batch" / "01" / "kinetics.tsv")
+    assert sorted(kinetics["sample"].unique()) == ["007", "0101"]
