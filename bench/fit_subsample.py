@@ -18,13 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from cikflow.evaluate import f1_score
 from cikflow.gating import gate_fcs
 from cikflow.io import read_fcs, read_template
 from cikflow.io.simulated import write_simulated
-from cikflow.simulate import LABELS, POPULATION_MEMBERS, simulate_batches
+from cikflow.simulate import simulate_batches
 
 REPO = Path(__file__).resolve().parents[1]
 ALIASES = {"Viability": ["7-AAD"]}
@@ -58,11 +56,8 @@ def main() -> None:
                 errors, f1s = [], []
                 for pop in POPULATIONS:
                     gate = template.populations[pop]
-                    members = np.isin(
-                        tube.labels, [LABELS.index(lab) for lab in POPULATION_MEMBERS[pop]]
-                    )
                     errors.append(abs(gates.loc[gate, "percent_of_base"] - truth[pop]))
-                    f1s.append(f1_score(outcome.membership[gate], members))
+                    f1s.append(f1_score(outcome.membership[gate], tube.members(pop)))
                 flags = ",".join(sorted({f["flag"] for f in outcome.flags})) or "-"
                 print(
                     f"{tube.sample:<10}{size:>11,}{seconds:>9.3f}"

@@ -175,7 +175,7 @@ class CompensatedEvents:
             assert self.matrix is not None
             idx = [read.index(j) for j in detectors]
             events[:, idx] = np.linalg.solve(self.matrix.matrix.T, events[:, idx].T).T
-        return events[:, : len(wanted)] if len(read) > len(wanted) else events
+        return events[:, : len(wanted)]
 
     def _solve_all(self) -> np.ndarray:
         assert self.matrix is not None

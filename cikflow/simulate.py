@@ -160,6 +160,11 @@ class SimulatedSample:
     sheet: dict[str, object]
     truth: list[dict[str, object]] = field(default_factory=list)
 
+    def members(self, population: str) -> np.ndarray:
+        """Bool (n_events,): the events truly in ``population`` (see :data:`POPULATION_MEMBERS`)."""
+        codes = [LABELS.index(label) for label in POPULATION_MEMBERS[population]]
+        return np.isin(self.labels, codes)
+
 
 @dataclass(frozen=True)
 class SimulatedBatch:

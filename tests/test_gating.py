@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -12,7 +11,7 @@ from cikflow.gating import gate_fcs, validate_template
 from cikflow.io import read_fcs, read_template, read_yaml, write_fcs
 from cikflow.io.simulated import write_simulated
 from cikflow.panel import resolve_panel
-from cikflow.simulate import CHANNELS, LABELS, POPULATION_MEMBERS, simulate_batches
+from cikflow.simulate import CHANNELS, simulate_batches
 
 ALIASES = {"Viability": ["7-AAD"]}
 
@@ -35,11 +34,6 @@ def sim(tmp_path_factory):
     return out, {s.sample: s for s in batches[0].samples}
 
 
-def _truth_mask(tube, population):
-    codes = [LABELS.index(lab) for lab in POPULATION_MEMBERS[population]]
-    return np.isin(tube.labels, codes)
-
-
 def test_day0_static_gates_match_truth(sim, default_template):
     folder, tubes = sim
     tube = tubes["B01_d00"]
@@ -49,7 +43,7 @@ def test_day0_static_gates_match_truth(sim, default_template):
     for population in ("T", "CIK", "NK"):
         got = gates.loc[population, "percent_of_base"]
         assert got == pytest.approx(truth[population]["percent_of_base"], abs=1.5), population
-        f1 = f1_score(outcome.membership[population], _truth_mask(tube, population))
+        f1 = f1_score(outcome.membership[population], tube.members(population))
         assert f1 >= 0.95, (population, f1)
     assert outcome.flags == []
 
@@ -59,7 +53,7 @@ def test_day21_static_lymphocyte_gate_cuts_blasts(sim, default_template):
     folder, tubes = sim
     tube = tubes["B01_d21"]
     outcome = gate_fcs(read_fcs(folder / "B01_d21.fcs"), default_template, aliases=ALIASES)
-    base = _truth_mask(tube, "viable_lymphocytes")
+    base = tube.members("viable_lymphocytes")
     kept = outcome.membership["lymphocytes"] & base
     assert kept.sum() < 0.5 * base.sum()
     truth_cik = next(r for r in tube.truth if r["population"] == "CIK")["percent_of_base"]
@@ -178,7 +172,7 @@ def test_membership_matches_truth_labels_per_event(sim, default_template):
     outcome = gate_fcs(read_fcs(folder / "B01_d00.fcs"), default_template, aliases=ALIASES)
     scores = pd.Series(
         {
-            pop: f1_score(outcome.membership[pop], _truth_mask(tube, pop))
+            pop: f1_score(outcome.membership[pop], tube.members(pop))
             for pop in ("CIK_CD16pos", "CIK_CD16neg", "NK_CD56bright", "NK_CD56dim")
         }
     )

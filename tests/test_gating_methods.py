@@ -15,7 +15,7 @@ from cikflow.gating.methods import (
 )
 from cikflow.io import read_fcs, read_template, write_fcs
 from cikflow.io.simulated import write_simulated
-from cikflow.simulate import CHANNELS, LABELS, POPULATION_MEMBERS, simulate_batches
+from cikflow.simulate import CHANNELS, LABELS, simulate_batches
 
 ALIASES = {"Viability": ["7-AAD"]}
 RNG = np.random.default_rng(0)
@@ -112,10 +112,9 @@ def _errors(folder, tube, template):
     rows = {}
     for pop in ("T", "CIK", "NK", "CIK_CD16pos", "NK_CD56bright"):
         gate = template.populations[pop]
-        members = np.isin(tube.labels, [LABELS.index(lab) for lab in POPULATION_MEMBERS[pop]])
         rows[pop] = {
             "error": abs(gates.loc[gate, "percent_of_base"] - truth[pop]),
-            "f1": f1_score(outcome.membership[gate], members),
+            "f1": f1_score(outcome.membership[gate], tube.members(pop)),
         }
     return pd.DataFrame(rows).T, outcome
 

@@ -9,7 +9,14 @@ import pytest
 from cikflow.io import read_fcs
 from cikflow.io.simulated import write_simulated
 from cikflow.preprocess import compensate, spillover_matrix
-from cikflow.simulate import FLUOROCHROMES, LABELS, POPULATION_MEMBERS, SPILLOVER, simulate_batches
+from cikflow.simulate import (
+    FLUOROCHROMES,
+    LABELS,
+    POPULATION_MEMBERS,
+    SPILLOVER,
+    SimulatedSample,
+    simulate_batches,
+)
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +123,19 @@ def test_scatter_grows_with_culture_day(batches):
     t0, t21 = (tubes[d].labels == LABELS.index("T") for d in (0, 21))
     ratio = np.median(tubes[21].events[t21, 0]) / np.median(tubes[0].events[t0, 0])
     assert 1.5 <= ratio <= 2.2
+
+
+def test_members_of_a_population_are_its_labels_events():
+    codes = [LABELS.index(name) for name in ("CIK_CD16pos", "CIK_CD16neg", "CIK_CD16pos")]
+    other = next(i for i, name in enumerate(LABELS) if not name.startswith("CIK"))
+    tube = SimulatedSample(
+        sample="s",
+        batch="b",
+        day=0,
+        events=np.zeros((4, 1)),
+        labels=np.array([*codes, other], dtype=np.int8),
+        keywords={},
+        sheet={},
+    )
+    assert tube.members("CIK").tolist() == [True, True, True, False]
+    assert tube.members("CIK_CD16neg").tolist() == [False, True, False, False]
