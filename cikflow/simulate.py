@@ -16,6 +16,20 @@ diagonal), plus Gaussian electronic noise, clipped at the top of scale
 plus transformed noise. Scatter is linear; singlets have FSC-H ≈ 0.86 FSC-A,
 doublets sum the area of two cells but not their height.
 
+Difficulty
+----------
+A :class:`Difficulty` holds every way a tube can be harder than the clean model
+above: noise that grows with the signal (so compensated negatives spread),
+CD3-dim activated cells, CD56 on CIK as a dim smear rising out of the T cells,
+CD16-dim cells, CD56-bright NK as a shoulder, dying cells with intermediate
+viability-dye staining, CD45-dim debris, doublets as a continuum, a true spillover
+that differs from the matrix written in the file, and detector gains that drift
+between culture days. A *preset* is a named :class:`Difficulty` (:data:`PRESETS`):
+``clean`` is the original simulator, byte for byte; ``realistic`` is calibrated to
+real files (``bench/realism.py``); ``hard`` pushes every difficulty to the edge of
+what a lab still analyses. The extra randomness of a difficulty comes from its own
+stream, so the clean model's draws never change.
+
 Absolute counts
 ---------------
 A tube holds ``sample_volume_uL`` of culture and ``beads_per_tube`` beads. The
@@ -28,7 +42,7 @@ culture concentration (cells/µL) that the truth table reports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -37,8 +51,10 @@ __all__ = [
     "FLUOROCHROMES",
     "LABELS",
     "POPULATION_MEMBERS",
+    "PRESETS",
     "SPILLOVER",
     "TOP_OF_SCALE",
+    "Difficulty",
     "SimulatedBatch",
     "SimulatedSample",
     "extra_channels",
@@ -129,6 +145,154 @@ _DAYS_DEFAULT = (0, 7, 14, 21)
 
 
 @dataclass(frozen=True)
+class Difficulty:
+    """Every parameter that makes a simulated tube harder; the defaults are ``clean``.
+
+    Attributes
+    ----------
+    n_events : int
+        Events per tube when the caller gives none.
+    positive_log_sd : float
+        Spread of positive populations (natural-log SD of the brightness).
+    negative_log_sd : float
+        Spread of autofluorescence (natural-log SD) of negative populations.
+    photon_units : float
+        Linear units per photoelectron: each detector's signal ``s`` gets Poisson-like
+        noise of SD ``sqrt(photon_units × s)`` (0 = none). It makes the noise grow with
+        the signal, so compensation spreads the negatives of bright spilling channels.
+    cik_cd56 : float
+        Median CD56 of CIK cells (linear units).
+    cik_cd56_log_sd : float
+        Spread of CD56 on CIK cells (natural-log SD): wide, it is a dim smear rising
+        out of the T cells rather than a separate cloud.
+    nk_bright_cd56 : float
+        Median CD56 of CD56-bright NK cells (linear units); near the CD56-dim NK
+        (5,000) it is a shoulder rather than a peak.
+    cd3_dim_share : float
+        Share of CD3+ cells (T, CIK) with down-regulated CD3, brightness × a
+        log-uniform factor in ``cd3_dim_range``.
+    cd3_dim_range : tuple of float
+        Factor range of CD3-dim cells.
+    cd16_dim_share : float
+        Share of CD16+ cells (CD16+ CIK, CD56-dim NK) with CD16 × a log-uniform factor
+        in 0.08–0.4.
+    dying_share : float
+        Share of dead cells that are dying: viability dye log-uniform in
+        ``dying_range`` (intermediate), scatter nearer the live cells.
+    dying_range : tuple of float
+        Viability-dye range of dying cells (linear units).
+    viability_day0, viability_later : float
+        Mean viability (viable ÷ all CD45+) on day 0 and on later days.
+    viability_floor : float
+        Lowest viability drawn.
+    debris_share, debris_growth : float
+        Debris per viable cell: ``debris_share + debris_growth × day/21``.
+    debris_cd45_share : float
+        Share of debris that stains CD45 dimly and reaches the cells' FSC-A.
+    doublet_share : float
+        Doublets per viable cell.
+    singlet_ratio_sd : float
+        SD of FSC-H ÷ FSC-A of singlets (mean 0.86).
+    doublet_overlap : float
+        0: a doublet's FSC-H is the taller cell's × 1.08 (a separate cluster); above
+        0, FSC-H adds up to this share of the smaller cell's height (cells partly
+        side by side), so doublets form a continuum with the singlets.
+    spillover_error : float
+        Relative SD of the tube's true spillover coefficients around the matrix written
+        in the file (``$SPILLOVER``), drawn per tube.
+    gain_drift : float
+        The instrument's drift between culture days, drawn per tube: scatter and
+        fluorescence detectors each change gain by a common ``1 + u`` (``u`` uniform in
+        ±``gain_drift``), and every detector by its own ``1 + v`` (±``gain_drift``/5),
+        which the file's compensation matrix does not know about.
+    """
+
+    n_events: int = 30000
+    positive_log_sd: float = 0.35
+    negative_log_sd: float = 0.5
+    photon_units: float = 0.0
+    cik_cd56: float = 2500.0
+    cik_cd56_log_sd: float = 0.35
+    nk_bright_cd56: float = 40000.0
+    cd3_dim_share: float = 0.0
+    cd3_dim_range: tuple[float, float] = (0.04, 0.35)
+    cd16_dim_share: float = 0.0
+    dying_share: float = 0.0
+    dying_range: tuple[float, float] = (800.0, 10000.0)
+    viability_day0: float = 0.97
+    viability_later: float = 0.88
+    viability_floor: float = 0.8
+    debris_share: float = 0.08
+    debris_growth: float = 0.04
+    debris_cd45_share: float = 0.0
+    doublet_share: float = 0.04
+    singlet_ratio_sd: float = 0.025
+    doublet_overlap: float = 0.0
+    spillover_error: float = 0.0
+    gain_drift: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """The parameters as a plain dict (for the truth sidecar)."""
+        return asdict(self)
+
+
+#: named sets of :class:`Difficulty` parameters (``bench/realism.py`` measures them)
+PRESETS: dict[str, Difficulty] = {
+    "clean": Difficulty(),
+    # calibrated to the real files of bench/realism.py: CD3 valley 0.2-0.75 with
+    # 7-18 % dim, CD56 within CD3+ a valley of ~0.5, negatives ~0.19 wide, FSC-H/FSC-A
+    # CV 3-10 %; spillover and gains off by several percent
+    "realistic": Difficulty(
+        positive_log_sd=0.45,
+        negative_log_sd=0.6,
+        photon_units=10.0,
+        cik_cd56=2800.0,
+        cik_cd56_log_sd=0.65,
+        nk_bright_cd56=22000.0,
+        cd3_dim_share=0.10,
+        cd16_dim_share=0.25,
+        dying_share=0.4,
+        viability_day0=0.95,
+        viability_later=0.85,
+        viability_floor=0.72,
+        debris_share=0.10,
+        debris_growth=0.05,
+        debris_cd45_share=0.3,
+        doublet_share=0.05,
+        singlet_ratio_sd=0.045,
+        doublet_overlap=0.6,
+        spillover_error=0.05,
+        gain_drift=0.1,
+    ),
+    # the edge of what a lab still analyses: valleys up to ~0.85, 10-15 % spillover
+    # error, +-30 % gain drift between days, 30-40 % dead/dying/debris, 2,000 events
+    "hard": Difficulty(
+        n_events=2000,
+        positive_log_sd=0.55,
+        negative_log_sd=0.7,
+        photon_units=20.0,
+        cik_cd56=2200.0,
+        cik_cd56_log_sd=0.8,
+        nk_bright_cd56=15000.0,
+        cd3_dim_share=0.2,
+        cd16_dim_share=0.35,
+        dying_share=0.5,
+        viability_day0=0.85,
+        viability_later=0.72,
+        viability_floor=0.6,
+        debris_share=0.15,
+        debris_growth=0.08,
+        debris_cd45_share=0.5,
+        doublet_share=0.07,
+        singlet_ratio_sd=0.07,
+        doublet_overlap=0.8,
+        spillover_error=0.125,
+        gain_drift=0.3,
+    ),
+}
+
+
+@dataclass(frozen=True)
 class SimulatedSample:
     """One simulated tube.
 
@@ -149,6 +313,13 @@ class SimulatedSample:
         The sample-sheet row for this tube.
     truth : list of dict
         Rows of the truth table for this tube (one per reported population).
+    preset : str
+        Name of the :data:`PRESETS` entry the tube was simulated with.
+    true_spillover : numpy.ndarray
+        Spillover the events were made with (fluorochromes × detectors, in
+        :data:`FLUOROCHROMES` order); the file's ``$SPILLOVER`` is :data:`SPILLOVER`.
+    gains : numpy.ndarray
+        Gain of every channel but Time (file order) the events were made with.
     """
 
     sample: str
@@ -159,6 +330,14 @@ class SimulatedSample:
     keywords: dict[str, str]
     sheet: dict[str, object]
     truth: list[dict[str, object]] = field(default_factory=list)
+    preset: str = "clean"
+    true_spillover: np.ndarray = field(default_factory=lambda: SPILLOVER.copy())
+    gains: np.ndarray = field(default_factory=lambda: np.ones(len(CHANNELS) - 1))
+
+    @property
+    def file_spillover(self) -> np.ndarray:
+        """The spillover matrix written in the file (``$SPILLOVER``)."""
+        return SPILLOVER
 
     def members(self, population: str) -> np.ndarray:
         """Bool (n_events,): the events truly in ``population`` (see :data:`POPULATION_MEMBERS`)."""
@@ -172,29 +351,54 @@ class SimulatedBatch:
 
     batch: str
     samples: list[SimulatedSample]
+    difficulty: Difficulty = field(default_factory=Difficulty)
 
 
 def _lognormal(rng: np.random.Generator, median: float, n: int, sd: float = _LOG_SD) -> np.ndarray:
     return median * np.exp(rng.normal(0.0, sd, n))
 
 
-def _marker_matrix(rng: np.random.Generator, label: str, n: int, scale: float) -> np.ndarray:
+def _marker_matrix(
+    rng: np.random.Generator, label: str, n: int, scale: float, p: Difficulty
+) -> np.ndarray:
     """True fluorochrome brightness (n × 5) of ``n`` events of ``label``."""
     out = np.empty((n, len(FLUOROCHROMES)))
-    for j, median in enumerate(_PHENOTYPE[label]):
+    phenotype = list(_PHENOTYPE[label])
+    sds = [p.positive_log_sd] * len(phenotype)
+    if label.startswith("CIK"):
+        phenotype[1], sds[1] = p.cik_cd56, p.cik_cd56_log_sd
+    elif label == "NK_CD56bright":
+        phenotype[1] = p.nk_bright_cd56
+    for j, median in enumerate(phenotype):
         if median > 0:
-            out[:, j] = _lognormal(rng, median * scale, n)
+            out[:, j] = _lognormal(rng, median * scale, n, sds[j])
         else:
-            out[:, j] = _lognormal(rng, _AUTOFLUORESCENCE, n, sd=0.5)
+            out[:, j] = _lognormal(rng, _AUTOFLUORESCENCE, n, sd=p.negative_log_sd)
     return out
 
 
+def _dim_some(
+    rx: np.random.Generator, column: np.ndarray, share: float, lo: float, hi: float
+) -> None:
+    """Multiply a random ``share`` of ``column`` (in place) by a log-uniform factor in lo–hi."""
+    if share <= 0 or column.size == 0:
+        return
+    rows = rx.random(column.size) < share
+    column[rows] *= np.exp(rx.uniform(np.log(lo), np.log(hi), int(rows.sum())))
+
+
 def _scatter(
-    rng: np.random.Generator, n: int, fsc: float, ssc: float, sd: float = 0.12
+    rng: np.random.Generator,
+    n: int,
+    fsc: float,
+    ssc: float,
+    sd: float = 0.12,
+    *,
+    ratio_sd: float = 0.025,
 ) -> np.ndarray:
     """(FSC-A, FSC-H, SSC-A) of ``n`` singlets with medians ``fsc`` and ``ssc``."""
     area = _lognormal(rng, fsc, n, sd)
-    height = area * rng.normal(0.86, 0.025, n)
+    height = area * rng.normal(0.86, ratio_sd, n)
     side = _lognormal(rng, ssc, n, sd * 1.6)
     return np.column_stack([area, height, side])
 
@@ -237,12 +441,16 @@ def _simulate_tube(
     weight_kg: float,
     initial_cells: float,
     beads_per_tube: int,
+    difficulty: Difficulty,
+    rx: np.random.Generator,
 ) -> SimulatedSample:
+    p = difficulty
     sample = f"{batch}_d{day:02d}"
     sample_volume_uL = 100.0
     growth = 1.0 + 0.9 * min(day, 14) / 14 + 0.1 * max(day - 14, 0) / 7  # blast scatter
     comp = _composition(rng, day, batch_effect)
-    viability = np.clip((0.97 if day == 0 else 0.88) + rng.normal(0, 0.02), 0.8, 0.99)
+    mean_viability = p.viability_day0 if day == 0 else p.viability_later
+    viability = np.clip(mean_viability + rng.normal(0, 0.02), p.viability_floor, 0.99)
 
     # concentrations in the tube (cells/µL)
     conc = {label: frac * lymph_per_uL for label, frac in comp.items()}
@@ -250,8 +458,8 @@ def _simulate_tube(
     conc["monocyte"] = lymph_total * (0.18 if day == 0 else 0.03 if day == 7 else 0.0)
     viable_total = lymph_total + conc["monocyte"]
     conc["dead"] = viable_total * (1 - viability) / viability
-    conc["doublet"] = viable_total * 0.04
-    conc["debris"] = viable_total * (0.08 + 0.04 * min(day, 21) / 21)
+    conc["doublet"] = viable_total * p.doublet_share
+    conc["debris"] = viable_total * (p.debris_share + p.debris_growth * min(day, 21) / 21)
 
     # acquire a fraction of the tube so that the file holds ~n_events
     expected_per_fraction = sum(conc.values()) * sample_volume_uL + beads_per_tube
@@ -262,6 +470,7 @@ def _simulate_tube(
     blocks: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     lymph_fsc, lymph_ssc = 52000 * growth, 14000 * growth
+    ratio_sd = p.singlet_ratio_sd
     for code, label in enumerate(LABELS):
         n = counts.get(label, 0)
         if n == 0:
@@ -270,36 +479,50 @@ def _simulate_tube(
             granular = 1.35 if label.startswith(("CIK", "NK")) else 1.0
             fsc = lymph_fsc * (1.45 if label == "monocyte" else granular**0.5)
             ssc = lymph_ssc * (3.2 if label == "monocyte" else granular)
-            fluor = _marker_matrix(rng, label, n, 1.0)
+            fluor = _marker_matrix(rng, label, n, 1.0, p)
             # CD56 on CIK dims as the culture goes on
             if label.startswith("CIK"):
                 fluor[:, 1] *= 1.0 - 0.3 * min(day, 21) / 21
-            block = np.column_stack([_scatter(rng, n, fsc, ssc), fluor])
+            if label == "T" or label.startswith("CIK"):  # activated cells lose CD3
+                _dim_some(rx, fluor[:, 0], p.cd3_dim_share, *p.cd3_dim_range)
+            if label in ("CIK_CD16pos", "NK_CD56dim"):
+                _dim_some(rx, fluor[:, 3], p.cd16_dim_share, 0.08, 0.4)
+            block = np.column_stack([_scatter(rng, n, fsc, ssc, ratio_sd=ratio_sd), fluor])
         elif label == "dead":
             fluor = np.column_stack(
                 [
-                    _marker_matrix(rng, "T", n, 0.6)[:, :2],
+                    _marker_matrix(rng, "T", n, 0.6, p)[:, :2],
                     _lognormal(rng, 25000, n),
                     _lognormal(rng, _AUTOFLUORESCENCE, n, 0.5),
                     _lognormal(rng, 12000, n, 0.6),
                 ]
             )
-            block = np.column_stack([_scatter(rng, n, lymph_fsc * 0.7, lymph_ssc * 1.4), fluor])
+            sc = _scatter(rng, n, lymph_fsc * 0.7, lymph_ssc * 1.4, ratio_sd=ratio_sd)
+            if p.dying_share > 0:  # dying: intermediate dye, scatter nearer the live cells
+                dying = rx.random(n) < p.dying_share
+                lo, hi = np.log(p.dying_range[0]), np.log(p.dying_range[1])
+                fluor[dying, 2] = np.exp(rx.uniform(lo, hi, int(dying.sum())))
+                sc[dying] *= 1.25
+            block = np.column_stack([sc, fluor])
         elif label == "doublet":
             names = list(comp)
             parts = rng.choice(len(names), size=(n, 2), p=np.array(list(comp.values())))
             block = np.zeros((n, 3 + len(FLUOROCHROMES)))
             heights = []
             for k in range(2):
-                sc = _scatter(rng, n, lymph_fsc, lymph_ssc)
+                sc = _scatter(rng, n, lymph_fsc, lymph_ssc, ratio_sd=ratio_sd)
                 fl = np.empty((n, len(FLUOROCHROMES)))
                 for i, name in enumerate(names):
                     rows = parts[:, k] == i
-                    fl[rows] = _marker_matrix(rng, name, int(rows.sum()), 1.0)
+                    fl[rows] = _marker_matrix(rng, name, int(rows.sum()), 1.0, p)
                 block[:, [0, 2]] += sc[:, [0, 2]]
                 block[:, 3:] += fl
                 heights.append(sc[:, 1])
             block[:, 1] = np.maximum(heights[0], heights[1]) * rng.normal(1.08, 0.04, n)
+            if p.doublet_overlap > 0:  # partly side by side: a continuum with the singlets
+                taller = np.maximum(heights[0], heights[1])
+                smaller = np.minimum(heights[0], heights[1])
+                block[:, 1] = taller + rx.uniform(0, p.doublet_overlap, n) * smaller
         elif label == "debris":
             area = _lognormal(rng, 9000, n, 0.45)
             block = np.column_stack(
@@ -312,6 +535,11 @@ def _simulate_tube(
                     ),
                 ]
             )
+            if p.debris_cd45_share > 0:  # cell fragments: CD45-dim, up to the cells' FSC
+                frag = rx.random(n) < p.debris_cd45_share
+                k = int(frag.sum())
+                block[frag, :2] *= np.exp(rx.uniform(0.5, 1.9, k))[:, None]
+                block[frag, 7] = np.exp(rx.normal(np.log(1500.0), 0.6, k))
         else:  # bead: bright in every fluorescence channel, small FSC
             area = _lognormal(rng, 16000, n, 0.06)
             block = np.column_stack(
@@ -332,8 +560,22 @@ def _simulate_tube(
     order = rng.permutation(len(label_codes))
     true, label_codes = true[order], label_codes[order]
 
+    spill = SPILLOVER.copy()
+    if p.spillover_error > 0:  # the tube's true spillover is not the file's matrix
+        off = (spill > 0) & ~np.eye(len(FLUOROCHROMES), dtype=bool)
+        spill[off] *= np.clip(1.0 + rx.normal(0.0, p.spillover_error, int(off.sum())), 0.2, 2.0)
+    gains = np.ones(true.shape[1])
+    if p.gain_drift > 0:  # a common drift per kind of detector, a fifth of it per detector
+        common = 1.0 + rx.uniform(-p.gain_drift, p.gain_drift, 2)
+        own = 1.0 + rx.uniform(-p.gain_drift / 5, p.gain_drift / 5, true.shape[1])
+        gains = np.where(np.arange(true.shape[1]) < 3, common[0], common[1]) * own
     detected = true.copy()
-    detected[:, 3:] = true[:, 3:] @ SPILLOVER
+    detected[:, 3:] = true[:, 3:] @ spill
+    if p.gain_drift > 0:
+        detected *= gains
+    if p.photon_units > 0:  # counting noise: variance proportional to the signal
+        sd = np.sqrt(p.photon_units * np.clip(detected[:, 3:], 0.0, None))
+        detected[:, 3:] += rx.normal(0.0, 1.0, sd.shape) * sd
     detected[:, 3:] += rng.normal(0.0, _ELECTRONIC_SD, (len(detected), len(FLUOROCHROMES)))
     detected[:, :3] += rng.normal(0.0, 200.0, (len(detected), 3))
     detected = np.clip(detected, -TOP_OF_SCALE, TOP_OF_SCALE - 1)
@@ -394,6 +636,8 @@ def _simulate_tube(
         keywords=keywords,
         sheet=sheet,
         truth=truth,
+        true_spillover=spill,
+        gains=gains,
     )
 
 
@@ -401,8 +645,9 @@ def simulate_batches(
     *,
     n_batches: int = 3,
     days: tuple[int, ...] = _DAYS_DEFAULT,
-    n_events: int = 30000,
+    n_events: int | None = None,
     seed: int = 20120801,
+    preset: str | Difficulty = "clean",
 ) -> list[SimulatedBatch]:
     """Simulate ``n_batches`` CIK cultures sampled on ``days``.
 
@@ -412,11 +657,16 @@ def simulate_batches(
         Number of patients' cultures (batches), named ``B01``, ``B02`` ….
     days : tuple of int
         Culture days sampled; each gives one FCS tube.
-    n_events : int
+    n_events : int, optional
         Approximate number of events per file (Poisson-distributed per
-        population, so the exact count varies).
+        population, so the exact count varies); default the preset's
+        :attr:`Difficulty.n_events`.
     seed : int
-        Seed of the single random generator; same seed → identical output.
+        Seed of the random generators; same seed → identical output.
+    preset : str or Difficulty
+        A :data:`PRESETS` name (``clean``, ``realistic``, ``hard``) or a
+        :class:`Difficulty` of one's own (e.g. ``replace(PRESETS["clean"],
+        gain_drift=0.2)`` to dial one difficulty).
 
     Returns
     -------
@@ -429,6 +679,14 @@ def simulate_batches(
     >>> b[0].samples[0].sample, b[0].samples[0].events.shape[1]
     ('B01_d00', 9)
     """
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            msg = f"unknown simulator preset {preset!r}; choose one of {', '.join(PRESETS)}"
+            raise ValueError(msg)
+        name, difficulty = preset, PRESETS[preset]
+    else:
+        name, difficulty = "custom", preset
+    n_events = difficulty.n_events if n_events is None else n_events
     if n_batches < 1 or n_events < 100 or not days:
         msg = "simulate_batches needs n_batches >= 1, n_events >= 100 and at least one day"
         raise ValueError(msg)
@@ -461,9 +719,13 @@ def simulate_batches(
                     weight_kg=weight_kg,
                     initial_cells=initial_cells,
                     beads_per_tube=lot_beads,
+                    difficulty=difficulty,
+                    # a stream of its own for the difficulties: the clean draws never move
+                    rx=np.random.default_rng([seed, b, day, 1]),
                 )
             )
-        batches.append(SimulatedBatch(batch=batch, samples=samples))
+        samples = [replace(s, preset=name) for s in samples]
+        batches.append(SimulatedBatch(batch=batch, samples=samples, difficulty=difficulty))
     return batches
 
 
