@@ -28,9 +28,15 @@ def _simulate(args: argparse.Namespace) -> int:
         days=tuple(args.days),
         n_events=args.events,
         seed=args.seed,
+        preset=args.preset,
         fcs_prefix=args.fcs_prefix,
     )
-    log.info("wrote %d FCS files, truth.tsv and samples.tsv to %s", len(sheet), args.out)
+    log.info(
+        "wrote %d FCS files (preset %s), truth.tsv, simulation.json and samples.tsv to %s",
+        len(sheet),
+        args.preset,
+        args.out,
+    )
     return 0
 
 
@@ -133,8 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batches", type=int, default=3, help="number of cultures (default 3)")
     p.add_argument("--days", type=int, nargs="+", default=[0, 7, 14, 21], help="culture days")
-    p.add_argument("--events", type=int, default=30000, help="approximate events per file")
+    p.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="approximate events per file (default: the preset's, 30000; hard 2000)",
+    )
     p.add_argument("--seed", type=int, default=20120801, help="random seed")
+    p.add_argument(
+        "--preset",
+        choices=["clean", "realistic", "hard"],
+        default="realistic",
+        help="how hard the tubes are (default realistic: calibrated to real files; clean: the "
+        "original simulator, byte for byte; hard: every difficulty at the edge)",
+    )
     p.add_argument("--fcs-prefix", default="", help="prefix of the sample sheet's fcs paths")
     p.set_defaults(func=_simulate)
 

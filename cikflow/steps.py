@@ -689,11 +689,15 @@ def simulate_demo(
     *,
     n_batches: int = 3,
     days: Sequence[int] = (0, 7, 14, 21),
-    n_events: int = 30000,
+    n_events: int | None = None,
     seed: int = 20120801,
+    preset: str = "realistic",
     fcs_prefix: str = "",
 ) -> pd.DataFrame:
     """Simulate a CIK culture batch and write it (see :mod:`cikflow.simulate`).
+
+    ``preset`` names a :data:`cikflow.simulate.PRESETS` entry; ``n_events`` defaults
+    to the preset's.
 
     Returns
     -------
@@ -703,7 +707,9 @@ def simulate_demo(
     from cikflow.io.simulated import write_simulated
     from cikflow.simulate import simulate_batches
 
-    batches = simulate_batches(n_batches=n_batches, days=tuple(days), n_events=n_events, seed=seed)
+    batches = simulate_batches(
+        n_batches=n_batches, days=tuple(days), n_events=n_events, seed=seed, preset=preset
+    )
     return write_simulated(batches, out_dir, fcs_prefix=fcs_prefix)
 
 

@@ -6,6 +6,7 @@ rule simulate_demo:
         fcs=DEMO_FILES,
         truth=f"{DEMO['folder']}/truth.tsv",
         sheet=f"{DEMO['folder']}/samples.tsv",
+        simulation=f"{DEMO['folder']}/simulation.json",
     log:
         "logs/simulate_demo.log",
     conda:

@@ -11,5 +11,6 @@ simulate_demo(
     days=demo["days"],
     n_events=demo["n_events"],
     seed=demo["seed"],
+    preset=demo.get("preset", "realistic"),
     fcs_prefix=f"{demo['folder']}/",
 )

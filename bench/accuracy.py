@@ -1,0 +1,230 @@
+"""Accuracy of the default gating per simulator preset, and on a real file, against truth.
+
+For each preset (``clean``, ``realistic``, ``hard``) and each seed, simulates
+``--batches`` cultures × days 0/7/14/21 (the preset's own events per tube unless
+``--events``), runs the per-sample step of the workflow on every tube
+(``cikflow.steps.gate_file``: acquisition QC, gating with
+``config/gating/cik_default.yaml``, clustering and its concordance check, with
+``config/config.yaml``) and compares with the simulator's truth:
+
+- |error| of ``percent_of_base`` (percentage points) for T, CIK and NK, and of
+  viability (viable ÷ all CD45+ singlets, %);
+- per-event F1 of the T, CIK and NK gates against the true labels;
+- the **oracle ceiling**: the best F1 any single CD3 × CD56 quadrant (one CD3 and one
+  CD56 threshold, on the same compensated, transformed axes) could reach on the true
+  viable lymphocytes — what a perfect threshold finder would get;
+- **silent** tubes: off by more than 2 pp (T, CIK or NK) or 5 pp (viability) without
+  "review required" — confidently wrong.
+
+Then the real file ``../shared/data/flowsom-68983`` (expert FlowJo labels, GPL, used
+in place): F1 of the NK (CD3−) and NK T (CD3+) gates of
+``config/gating/flowsom_68983.yaml`` against the expert, skipped when absent.
+
+Last lines, one per preset, machine-readable:
+``preset=<p> tubes=<n> failed=<n> max_pp=… median_pp=… min_f1=… ceiling_f1=… silent=…``.
+
+Usage: python bench/accuracy.py [--presets clean realistic hard] [--seeds 3] [--batches 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cikflow.evaluate import f1_score
+from cikflow.io import read_yaml
+from cikflow.io.simulated import write_simulated
+from cikflow.simulate import LABELS, POPULATION_MEMBERS, PRESETS, simulate_batches
+from cikflow.steps import gate_file
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+TEMPLATE = REPO / "config" / "gating" / "cik_default.yaml"
+POPULATIONS = ("T", "CIK", "NK")
+QUADRANT = {"T": (True, False), "CIK": (True, True), "NK": (False, True)}  # (CD3+, CD56+)
+DAYS = (0, 7, 14, 21)
+
+
+def _logicle(values: np.ndarray) -> np.ndarray:
+    import flowkit as fk
+
+    xform = fk.transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
+    return xform.apply(values.astype(float))
+
+
+def oracle_ceiling(cd3: np.ndarray, cd56: np.ndarray, truth: dict[str, np.ndarray]) -> dict:
+    """Best quadrant F1 per population over every (CD3, CD56) threshold pair on a grid.
+
+    ``cd3``/``cd56`` are transformed values of the true viable lymphocytes and
+    ``truth`` their boolean membership per population.
+    """
+    edges = np.linspace(-0.3, 1.2, 301)
+    xi = np.clip(np.searchsorted(edges, cd3) - 1, 0, 299)
+    yi = np.clip(np.searchsorted(edges, cd56) - 1, 0, 299)
+    out = {}
+    for pop, (x_pos, y_pos) in QUADRANT.items():
+        both = np.zeros((300, 300))
+        allv = np.zeros((300, 300))
+        np.add.at(allv, (xi, yi), 1)
+        np.add.at(both, (xi[truth[pop]], yi[truth[pop]]), 1)
+
+        # counts of events with x-bin >= i (or < i) and y-bin >= j (or < j), every i, j
+        def corner(h: np.ndarray, *, xp: bool = x_pos, yp: bool = y_pos) -> np.ndarray:
+            h = h[::-1] if xp else h
+            h = h[:, ::-1] if yp else h
+            c = h.cumsum(0).cumsum(1)
+            c = c[::-1] if xp else c
+            c = c[:, ::-1] if yp else c
+            return c
+
+        tp, pred = corner(both), corner(allv)
+        f1 = 2 * tp / (pred + truth[pop].sum())
+        out[pop] = float(f1.max())
+    return out
+
+
+def _events_table(path: Path) -> pd.DataFrame:
+    with gzip.open(path, "rt") as fh:
+        return pd.read_csv(fh, sep="\t")
+
+
+def run_preset(preset: str, *, seeds: int, n_batches: int, n_events: int | None, config: dict):
+    """One row per tube: errors, F1, ceiling, review flag."""
+    rows = []
+    for seed in range(1, seeds + 1):
+        batches = simulate_batches(
+            n_batches=n_batches, days=DAYS, n_events=n_events, seed=seed, preset=preset
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            sheet = write_simulated(batches, tmp)
+            for batch in batches:
+                for tube in batch.samples:
+                    row = sheet[sheet["sample"] == tube.sample].iloc[0].to_dict()
+                    out = Path(tmp) / "out" / tube.sample
+                    status = gate_file(
+                        Path(tmp) / f"{tube.sample}.fcs",
+                        template_path=TEMPLATE,
+                        out_dir=out,
+                        row=row,
+                        config=config,
+                        events_table=True,
+                    )
+                    rows.append(_score(tube, status, out, seed=seed))
+    return pd.DataFrame(rows)
+
+
+def _score(tube, status: dict, out: Path, *, seed: int) -> dict:
+    rec = {"seed": seed, "sample": tube.sample, "day": tube.day, "failed": False}
+    lymph = tube.members("viable_lymphocytes")
+    truth = {pop: tube.members(pop)[lymph] for pop in POPULATIONS}
+    comp = tube.events[:, 3:8].astype(float) @ np.linalg.inv(tube.file_spillover)
+    ceiling = oracle_ceiling(_logicle(comp[lymph, 0]), _logicle(comp[lymph, 1]), truth)
+    rec.update({f"ceiling_{p}": ceiling[p] for p in POPULATIONS})
+    if status["status"] != "ok":
+        rec.update(failed=True, review=True, error=status.get("error", ""))
+        return rec
+    gates = pd.read_csv(out / "gates.tsv", sep="\t").set_index("gate")
+    events = _events_table(out / "events.tsv.gz")
+    true_pct = {r["population"]: r["percent_of_base"] for r in tube.truth}
+    for pop in POPULATIONS:
+        rec[f"err_{pop}"] = abs(float(gates.loc[pop, "percent_of_base"]) - true_pct[pop])
+        rec[f"f1_{pop}"] = f1_score(events[pop].to_numpy(bool), tube.members(pop))
+    alive = np.isin(
+        tube.labels, [LABELS.index(x) for x in POPULATION_MEMBERS["viable_lymphocytes"]]
+    )
+    alive |= tube.labels == LABELS.index("monocyte")
+    dead = tube.labels == LABELS.index("dead")
+    true_viability = 100.0 * alive.sum() / (alive.sum() + dead.sum())
+    viability = 100.0 * gates.loc["viable", "events"] / gates.loc["leukocytes", "events"]
+    rec["err_viability"] = abs(float(viability) - true_viability)
+    rec["review"] = bool(status["flags"])
+    rec["flags"] = ",".join(sorted({f["flag"] for f in status["flags"]}))
+    return rec
+
+
+def real_file_f1() -> list[str]:
+    """F1 of the second panel's NK and NK T gates against the expert labels of 68983."""
+    from cikflow.gating import gate_fcs
+    from cikflow.io import read_fcs, read_template
+
+    folder = SHARED / "flowsom-68983"
+    if not (folder / "68983.fcs").is_file():
+        return ["68983: skipped (../shared/data/flowsom-68983 absent)"]
+    template = read_template(REPO / "config" / "gating" / "flowsom_68983.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = gate_fcs(read_fcs(folder / "68983.fcs"), template, aliases={"NK1.1": ["NK1/1"]})
+    labels = pd.read_csv(folder / "gatingResult.csv", header=None)[0].to_numpy()
+    lines = []
+    for gate, label in (("NK_cells", "NK cells"), ("NKT_cells", "NK T cells")):
+        truth = labels == label
+        f1 = f1_score(result.membership[gate], truth)
+        lines.append(
+            f"68983 {label}: F1 {f1:.3f}, events {int(result.membership[gate].sum())} "
+            f"vs expert {int(truth.sum())}, flags {len(result.flags)}"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--events", type=int, default=None, help="default: the preset's")
+    args = parser.parse_args()
+    logging.disable(logging.ERROR)  # failed tubes are counted below, not logged
+    config = read_yaml(REPO / "config" / "config.yaml")
+    summary = []
+    for preset in args.presets:
+        df = run_preset(
+            preset, seeds=args.seeds, n_batches=args.batches, n_events=args.events, config=config
+        )
+        ok = df[~df["failed"]]
+        print(f"\npreset {preset}: {len(df)} tubes, {int(df['failed'].sum())} failed")
+        print(
+            f"{'population':<12}{'max |err| pp':>14}{'median pp':>11}{'min F1':>9}"
+            f"{'ceiling F1':>12}{'off':>6}{'silent':>8}"
+        )
+        off_any = np.zeros(len(ok), dtype=bool)
+        for pop, limit in (*((p, 2.0) for p in POPULATIONS), ("viability", 5.0)):
+            err = ok[f"err_{pop}"]
+            off = (err > limit).to_numpy()
+            off_any |= off
+            silent = int((off & ~ok["review"].to_numpy(bool)).sum())
+            f1 = f"{ok[f'f1_{pop}'].min():.3f}" if f"f1_{pop}" in ok else "-"
+            ceil = f"{df[f'ceiling_{pop}'].min():.3f}" if f"ceiling_{pop}" in df else "-"
+            print(
+                f"{pop:<12}{err.max():>14.2f}{err.median():>11.2f}{f1:>9}{ceil:>12}"
+                f"{int(off.sum()):>6}{silent:>8}"
+            )
+        silent = int((off_any & ~ok["review"].to_numpy(bool)).sum())
+        errs = ok[[f"err_{p}" for p in POPULATIONS]].to_numpy()
+        f1s = ok[[f"f1_{p}" for p in POPULATIONS]].to_numpy()
+        ceil = df[[f"ceiling_{p}" for p in POPULATIONS]].to_numpy()
+        print(
+            f"tubes review required: {int(ok['review'].sum())}/{len(ok)}; "
+            f"off (any): {int(off_any.sum())}; silent: {silent}"
+        )
+        summary.append(
+            f"preset={preset} tubes={len(df)} failed={int(df['failed'].sum())} "
+            f"max_pp={errs.max():.2f} median_pp={np.median(errs):.2f} min_f1={f1s.min():.3f} "
+            f"ceiling_f1={ceil.min():.3f} silent={silent}"
+        )
+    print()
+    for line in real_file_f1():
+        print(line)
+    print()
+    for line in summary:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
