@@ -21,7 +21,7 @@ from cikflow.simulate import (
 
 @pytest.fixture(scope="module")
 def batches():
-    return simulate_batches(n_batches=2, days=(0, 21), n_events=6000, seed=11)
+    return simulate_batches(n_batches=2, days=(0, 21), n_events=6000, seed=11, preset="clean")
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +139,194 @@ def test_members_of_a_population_are_its_labels_events():
     )
     assert tube.members("CIK").tolist() == [True, True, True, False]
     assert tube.members("CIK_CD16neg").tolist() == [False, True, False, False]
+
+
+# --- presets -------------------------------------------------------------------------
+
+
+def test_clean_preset_keeps_the_bytes_of_the_simulator_before_presets(repo_dir, tmp_path):
+    """``clean`` reproduces the files the simulator wrote before presets existed."""
+    import hashlib
+    import json
+
+    ref = json.loads((repo_dir / "tests" / "data" / "clean_simulator_sha256.json").read_text())
+    batches = simulate_batches(
+        n_batches=3, days=(0, 7, 14, 21), n_events=3000, seed=20120801, preset="clean"
+    )
+    write_simulated(batches, tmp_path)
+    changed = [
+        name
+        for name, digest in ref["sha256"].items()
+        if hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() != digest
+    ]
+    assert changed == []
+    assert len(ref["sha256"]) == 26  # 12 FCS, 12 label files, truth and sheet
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="unknown simulator preset 'easy'"):
+        simulate_batches(n_batches=1, days=(0,), preset="easy")
+
+
+def test_preset_sets_the_default_event_count():
+    (hard,) = simulate_batches(n_batches=1, days=(0,), preset="hard")
+    assert abs(hard.samples[0].events.shape[0] - 2000) < 200
+    assert hard.samples[0].preset == "hard"
+
+
+def test_presets_share_the_truth_composition():
+    """A preset makes tubes harder to gate, not different cultures."""
+    clean = simulate_batches(n_batches=1, days=(14,), n_events=20000, seed=4, preset="clean")
+    real = simulate_batches(n_batches=1, days=(14,), n_events=20000, seed=4, preset="realistic")
+    a, b = clean[0].samples[0].truth, real[0].samples[0].truth
+    for ra, rb in zip(a, b, strict=True):
+        if ra["population"] in ("T", "CIK", "NK"):
+            assert ra["percent_of_base"] == pytest.approx(rb["percent_of_base"], abs=1.0)
+
+
+def _one(difficulty, *, day=7, n_events=20000):
+    return simulate_batches(n_batches=1, days=(day,), n_events=n_events, seed=9, preset=difficulty)[
+        0
+    ].samples[0]
+
+
+def test_spillover_error_and_gain_drift_are_recorded_and_bounded():
+    from dataclasses import replace
+
+    from cikflow.simulate import PRESETS
+
+    tube = _one(replace(PRESETS["clean"], spillover_error=0.1, gain_drift=0.3))
+    assert tube.preset == "custom"
+    off = ~np.eye(len(FLUOROCHROMES), dtype=bool) & (SPILLOVER > 0)
+    rel = tube.true_spillover[off] / SPILLOVER[off]
+    assert not np.allclose(rel, 1.0)
+    assert np.all((rel >= 0.2) & (rel <= 2.0))
+    np.testing.assert_array_equal(np.diag(tube.true_spillover), 1.0)
+    assert np.all((tube.gains > 0.7 * 0.94) & (tube.gains < 1.3 * 1.06))
+    # the file still carries the nominal matrix
+    np.testing.assert_array_equal(tube.file_spillover, SPILLOVER)
+
+
+def test_dying_cells_stain_the_viability_dye_at_intermediate_levels():
+    from dataclasses import replace
+
+    from cikflow.simulate import PRESETS
+
+    dye = FLUOROCHROMES.index("PerCP-Cy5-5-A")
+    tube = _one(replace(PRESETS["clean"], dying_share=1.0, dying_range=(1000.0, 4000.0)))
+    dead = tube.labels == LABELS.index("dead")
+    comp = tube.events[:, 3:8].astype(float) @ np.linalg.inv(tube.true_spillover)
+    # every dead cell is dying: its dye (true spillover compensated) within the range ± noise
+    assert np.all((comp[dead, dye] > 700) & (comp[dead, dye] < 4500))
+    clean = _one(PRESETS["clean"])
+    clean_dead = clean.labels == LABELS.index("dead")
+    assert np.median(clean.events[clean_dead, 3 + dye]) > 15000
+
+
+def test_cd3_dim_share_moves_cd3_positive_cells_into_the_valley():
+    from dataclasses import replace
+
+    from cikflow.simulate import PRESETS
+
+    share = 0.3
+    tube = _one(replace(PRESETS["clean"], cd3_dim_share=share, cd3_dim_range=(0.05, 0.2)))
+    t_cells = tube.labels == LABELS.index("T")
+    cd3 = tube.events[t_cells, 3]
+    # undimmed T cells: median 9000, log-SD 0.35 -> below 3000 only 0.1 %
+    assert np.mean(cd3 < 3000) == pytest.approx(share, abs=0.02)
+
+
+def test_doublet_overlap_makes_doublets_a_continuum():
+    from dataclasses import replace
+
+    from cikflow.simulate import PRESETS
+
+    def ratios(tube):
+        d = tube.labels == LABELS.index("doublet")
+        return tube.events[d, 1] / tube.events[d, 0]
+
+    separate = ratios(_one(PRESETS["clean"]))
+    continuum = ratios(_one(replace(PRESETS["clean"], doublet_overlap=0.8)))
+    # singlets sit at 0.86; overlapping doublets spread from ~0.5 up towards them
+    assert np.median(continuum) > np.median(separate) + 0.1
+    assert np.percentile(continuum, 90) > 0.7 > np.percentile(separate, 90)
+
+
+@pytest.fixture(scope="module")
+def realistic_metrics():
+    """Difficulty metrics of a realistic culture's tubes, measured as bench/realism.py does."""
+    import flowkit as fk
+
+    from cikflow.realism import main_scatter_population, tube_metrics
+
+    xform = fk.transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
+    rows = []
+    for tube in simulate_batches(
+        n_batches=1, days=(0, 7, 14), n_events=30000, seed=20120801, preset="realistic"
+    )[0].samples:
+        ev = tube.events.astype(float)
+        comp = ev[:, 3:8] @ np.linalg.inv(tube.file_spillover)
+        main = main_scatter_population(ev[:, 0], ev[:, 2])
+        rows.append(
+            tube_metrics(
+                cd3=xform.apply(comp[main, 0]),
+                nk=xform.apply(comp[main, 1]),
+                fsc_ratio=ev[main, 1] / ev[main, 0],
+            )
+        )
+    return pd.DataFrame(rows).median()
+
+
+@pytest.mark.parametrize(
+    ("metric", "low", "high"),
+    [
+        # the real files' values (bench/realism.py): 68983, test_comp_example, Aurora
+        ("cd3_valley_ratio", 0.1, 0.75),
+        ("cd3_dim_share", 5.0, 22.0),
+        ("nk_in_cd3pos_valley_ratio", 0.3, 0.7),
+        ("nk_negative_width", 0.12, 0.3),
+        ("fsc_ratio_cv", 3.5, 14.0),
+    ],
+    ids=lambda v: str(v),
+)
+def test_realistic_preset_lands_in_the_real_range(realistic_metrics, metric, low, high):
+    assert low <= realistic_metrics[metric] <= high
+
+
+def test_clean_preset_is_far_easier_than_real_files():
+    """The reason for presets: on clean tubes the CD3 valley is empty and negatives narrow."""
+    import flowkit as fk
+
+    from cikflow.realism import main_scatter_population, tube_metrics
+
+    xform = fk.transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
+    tube = _one("clean", n_events=30000)
+    ev = tube.events.astype(float)
+    comp = ev[:, 3:8] @ np.linalg.inv(tube.file_spillover)
+    main = main_scatter_population(ev[:, 0], ev[:, 2])
+    m = tube_metrics(cd3=xform.apply(comp[main, 0]), nk=xform.apply(comp[main, 1]))
+    assert m["cd3_valley_ratio"] < 0.01
+    assert m["nk_negative_width"] < 0.1
+
+
+def test_real_file_metrics_match_the_published_yardstick(shared_data):
+    """68983's NK1.1 within CD3+: a valley half as deep as its smaller peak, ~0.19 wide."""
+    import warnings
+
+    import flowkit as fk
+
+    from cikflow.realism import main_scatter_population, tube_metrics
+
+    xform = fk.transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fcs = read_fcs(shared_data / "flowsom-68983" / "68983.fcs")
+        comp = compensate(fcs, spillover_matrix(fcs)[0])
+    col = {n: i for i, n in enumerate(fcs.pnn)} | {s: i for i, s in enumerate(fcs.pns)}
+    main = main_scatter_population(comp[:, col["FSC-A"]], comp[:, col["SSC-A"]])
+    m = tube_metrics(
+        cd3=xform.apply(comp[main, col["CD3"]]), nk=xform.apply(comp[main, col["NK1/1"]])
+    )
+    assert m["nk_in_cd3pos_valley_ratio"] == pytest.approx(0.5, abs=0.1)
+    assert m["nk_negative_width"] == pytest.approx(0.186, abs=0.02)
+    assert 0.1 <= m["cd3_valley_ratio"] <= 0.75
