@@ -100,7 +100,19 @@ def test_blob_finds_the_main_population_and_cuts_its_neighbour():
 @pytest.fixture(scope="module")
 def culture(tmp_path_factory):
     out = tmp_path_factory.mktemp("dd")
-    batches = simulate_batches(n_batches=1, days=(0, 7, 14, 21), n_events=20000, seed=23)
+    batches = simulate_batches(
+        n_batches=1, days=(0, 7, 14, 21), n_events=20000, seed=23, preset="clean"
+    )
+    write_simulated(batches, out)
+    return out, batches[0].samples
+
+
+@pytest.fixture(scope="module")
+def realistic_culture(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dd_realistic")
+    batches = simulate_batches(
+        n_batches=1, days=(0, 7, 14, 21), n_events=20000, seed=23, preset="realistic"
+    )
     write_simulated(batches, out)
     return out, batches[0].samples
 
@@ -119,7 +131,29 @@ def _errors(folder, tube, template):
     return pd.DataFrame(rows).T, outcome
 
 
+def test_data_driven_template_on_realistic_tubes(realistic_culture, repo_dir):
+    """The baseline on tubes as hard as real files (bench/accuracy.py over 36 tubes: T, CIK,
+    NK off by at most 12.8 pp, F1 >= 0.61): bounds honest for today's gating, which the
+    gating work has to tighten. Static gates stay worse on the late days."""
+    folder, tubes = realistic_culture
+    dd = read_template(repo_dir / "config" / "gating" / "cik_default.yaml")
+    static = read_template(repo_dir / "config" / "gating" / "cik_static.yaml")
+    worst = 0.0
+    for tube in tubes:
+        table, _ = _errors(folder, tube, dd)
+        key = table.loc[["T", "CIK", "NK"]]
+        assert (key["error"] <= 15.0).all(), (tube.sample, table.to_dict())
+        assert (key["f1"] >= 0.6).all(), (tube.sample, table.to_dict())
+        worst = max(worst, float(key["error"].max()))
+        if tube.day >= 14:
+            static_table, _ = _errors(folder, tube, static)
+            assert static_table.loc["CIK", "error"] > table.loc["CIK", "error"]
+    # and harder than clean: some tube is off by more than the clean preset's 0.5 pp
+    assert worst > 0.5, worst
+
+
 def test_data_driven_template_matches_truth_on_every_day(culture, repo_dir):
+    """Clean-preset regression: the easy simulator is gated almost exactly."""
     folder, tubes = culture
     dd = read_template(repo_dir / "config" / "gating" / "cik_default.yaml")
     static = read_template(repo_dir / "config" / "gating" / "cik_static.yaml")
