@@ -23,5 +23,5 @@ rule all:
         "results/summary.tsv",
         "results/release.tsv",
         "results/report/index.html",
-        "results/report/index.pdf",
+        get_pdf,
         get_workspaces,

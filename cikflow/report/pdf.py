@@ -55,14 +55,14 @@ def find_chromium(chromium: str | os.PathLike[str] | None = None) -> Path:
     if not candidates and os.environ.get("CIKFLOW_CHROMIUM"):
         candidates = [os.environ["CIKFLOW_CHROMIUM"]]
     if not candidates:
-        candidates = ["chromium", "chromium-browser"]
+        candidates = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
     for c in candidates:
         found = shutil.which(c)
         if found:
             return Path(found)
     raise ChromiumNotFoundError(
         f"no Chromium executable ({' or '.join(candidates)}) to print the report to PDF: "
-        "install Debian's `chromium` package or set CIKFLOW_CHROMIUM"
+        "install Debian's `chromium` package (or Google Chrome) or set CIKFLOW_CHROMIUM"
     )
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
 from cikflow.exceptions import CikflowError
@@ -10,6 +11,7 @@ from cikflow.io import read_template
 from cikflow.io.release import read_release_spec
 from cikflow.io.samplesheet import read_sample_sheet
 from cikflow.release import spec_problems
+from cikflow.report.pdf import ChromiumNotFoundError, find_chromium
 
 min_version("9.0")
 
@@ -39,6 +41,20 @@ if SPEC_PROBLEMS:
         f"cikflow ReleaseSpecError: {config['release_spec']}: "
         + "; ".join(SPEC_PROBLEMS)
     )
+PDF_MODE = config["report"].get("pdf", "auto")
+PDF_BROWSER = None
+if PDF_MODE != "never":
+    try:
+        PDF_BROWSER = find_chromium()
+    except ChromiumNotFoundError as exc:
+        if PDF_MODE == "always":
+            raise WorkflowError(
+                f"cikflow {type(exc).__name__}: {exc} (report.pdf: always)"
+            ) from None
+        logger.warning(
+            "cikflow: no Chromium or Chrome found: the batch report is not printed to "
+            "PDF (results/report/index.pdf); install Debian's chromium to get it"
+        )
 SAMPLES = list(SHEET.index)
 BATCHES = sorted(SHEET["batch"].astype(str).unique())
 DEMO = config["demo"]
@@ -67,8 +83,18 @@ def get_row(wildcards):
 
 def get_settings(wildcards):
     """The science settings a per-sample job uses (a change reruns the job)."""
-    keys = ("panel", "compensation", "gating", "report")
-    return {**{key: config[key] for key in keys}, "qc": config.get("qc", {})}
+    keys = ("panel", "compensation", "gating")
+    plots = {k: v for k, v in config["report"].items() if k != "pdf"}  # not per sample
+    return {
+        **{key: config[key] for key in keys},
+        "report": plots,
+        "qc": config.get("qc", {}),
+    }
+
+
+def get_pdf(wildcards):
+    """The batch report's PDF, when a browser can print it (``report.pdf``)."""
+    return ["results/report/index.pdf"] if PDF_BROWSER else []
 
 
 def sample_files(name):
