@@ -132,9 +132,12 @@ def _errors(folder, tube, template):
 
 
 def test_data_driven_template_on_realistic_tubes(realistic_culture, repo_dir):
-    """The baseline on tubes as hard as real files (bench/accuracy.py over 36 tubes: T, CIK,
-    NK off by at most 12.8 pp, F1 >= 0.61): bounds honest for today's gating, which the
-    gating work has to tighten. Static gates stay worse on the late days."""
+    """The baseline on tubes as hard as real files.
+
+    bench/accuracy.py over 36 tubes: T, CIK, NK off by at most 12.8 pp, F1 >= 0.61; bounds
+    honest for today's gating, which the gating work has to tighten. Static gates stay
+    worse on the late days.
+    """
     folder, tubes = realistic_culture
     dd = read_template(repo_dir / "config" / "gating" / "cik_default.yaml")
     static = read_template(repo_dir / "config" / "gating" / "cik_static.yaml")
