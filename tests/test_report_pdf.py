@@ -14,7 +14,7 @@ import pytest
 
 from cikflow.io import write_table
 from cikflow.io.simulated import write_simulated
-from cikflow.report.pdf import ChromiumNotFoundError, PdfError, print_pdf
+from cikflow.report.pdf import ChromiumNotFoundError, PdfError, find_chromium, print_pdf
 from cikflow.simulate import simulate_batches
 from cikflow.steps import batch_report, gate_file, sample_report, summarize
 
@@ -68,3 +68,14 @@ def test_missing_chromium_is_a_named_error(tmp_path: Path) -> None:
 def test_missing_html_is_a_pdf_error(tmp_path: Path) -> None:
     with pytest.raises(PdfError, match="no such HTML file"):
         print_pdf(tmp_path / "absent.html", tmp_path / "index.pdf")
+
+
+def test_google_chrome_is_found_when_chromium_is_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "google-chrome"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CIKFLOW_CHROMIUM", raising=False)
+    assert find_chromium() == fake
