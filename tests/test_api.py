@@ -21,6 +21,7 @@ MODULES = [
     "cikflow.plotdata",
     "cikflow.preprocess",
     "cikflow.qc",
+    "cikflow.realism",
     "cikflow.release",
     "cikflow.report",
     "cikflow.report.figures",
