@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -203,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     except CikflowError as exc:
         print(f"cikflow: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        # the recipe of Python's signal docs: point stdout at devnull so that the flush
+        # at exit does not fail again, and exit 1 as Python does on EPIPE
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     finally:
         package_log.removeHandler(handler)
 
