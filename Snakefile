@@ -25,3 +25,7 @@ rule all:
         "results/report/index.html",
         get_pdf,
         get_workspaces,
+
+
+onsuccess:
+    end_of_run()

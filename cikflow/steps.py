@@ -993,3 +993,14 @@ def collect_concordance(sample_dirs: Sequence[str | Path], *, out_path: str | Pa
     )
     write_table(table, out_path, provenance=prov)
     return table
+
+
+def run_summary(results_dir: str | Path) -> Any:
+    """The run's :class:`cikflow.runsummary.RunSummary`, or None before ``summary.tsv`` exists."""
+    from cikflow.io import read_table
+    from cikflow.runsummary import summarize_run
+
+    d = Path(results_dir)
+    if not (d / "summary.tsv").is_file() or not (d / "failed.tsv").is_file():
+        return None
+    return summarize_run(summary=read_table(d / "summary.tsv"), failed=read_table(d / "failed.tsv"))

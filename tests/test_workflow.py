@@ -50,7 +50,30 @@ def scenario(repo_dir, tmp_path_factory):
     shutil.copytree(repo_dir / ".test" / "bad", work / "bad")
     result = _run(repo_dir, work)
     assert result.returncode == 0, result.stderr[-3000:]
+    (work / "run.log").write_text(result.stderr)
     return work
+
+
+def test_run_ends_with_one_summary_line_naming_the_failed(scenario):
+    lines = [x for x in (scenario / "run.log").read_text().splitlines() if "samples analysed" in x]
+    summary = read_table(scenario / "results" / "summary.tsv")
+    review = sorted(set(summary.loc[summary["review_required"].astype(bool), "sample"]))
+    listed = f" ({', '.join(review)})" if review else ""
+    assert lines == [
+        "cikflow: 4 samples analysed, 4 failed (bad_not_fcs, bad_truncated, bad_no_cd56, "
+        f"bad_missing), {len(review)} review required{listed}; "
+        "report: results/report/index.html"
+    ]
+
+
+def test_strict_exits_non_zero_when_a_sample_failed(repo_dir, scenario, tmp_path):
+    work = tmp_path / "strict"
+    shutil.copytree(scenario.parent, work, symlinks=True)
+    result = _run(repo_dir, work / "scenario", "--config", "strict=true", "--forcerun", "summarize")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "strict: true and samples failed" in result.stderr
+    # every result is still there
+    assert (work / "scenario" / "results" / "report" / "index.html").is_file()
 
 
 def test_batch_survives_bad_inputs(scenario):

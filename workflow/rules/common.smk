@@ -1,5 +1,6 @@
 # Configuration and sample-sheet validation, wildcard constraints and input functions.
 # A sheet or template error stops here, before any job runs, naming the row or gate.
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -90,6 +91,21 @@ def get_settings(wildcards):
         "report": plots,
         "qc": config.get("qc", {}),
     }
+
+
+def end_of_run():
+    """The run's summary line; with ``strict: true``, a non-zero exit when a sample failed."""
+    from cikflow.steps import run_summary  # only at the end of a run
+
+    summary = run_summary("results")
+    if summary is None:  # a partial target: no batch results to sum up
+        return
+    print(summary.line(report="results/report/index.html"), file=sys.stderr)
+    if str(config.get("strict", False)).lower() == "true" and summary.failed:
+        print(
+            "cikflow: strict: true and samples failed: exit status 1", file=sys.stderr
+        )
+        sys.exit(1)
 
 
 def get_pdf(wildcards):
