@@ -2,7 +2,10 @@
 # Entry point only: configuration, rule files, final targets. See README.md.
 
 
-configfile: "config/config.yaml"
+include: "workflow/rules/config.smk"
+
+
+configfile: CONFIG_FILE
 
 
 report: "workflow/report/workflow.rst"

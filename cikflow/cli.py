@@ -55,10 +55,10 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from cikflow.io import read_yaml
+    from cikflow.io.config import read_config
     from cikflow.steps import gate_file
 
-    config = read_yaml(args.config) if args.config else {}
+    config = read_config(args.config) if args.config else {}
     status = gate_file(
         args.fcs,
         template_path=args.template,

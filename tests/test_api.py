@@ -15,6 +15,7 @@ MODULES = [
     "cikflow.gating",
     "cikflow.gating.concrete",
     "cikflow.io",
+    "cikflow.io.config",
     "cikflow.io.release",
     "cikflow.io.samplesheet",
     "cikflow.panel",

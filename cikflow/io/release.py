@@ -42,7 +42,7 @@ def read_release_spec(path: str | Path) -> ReleaseSpec:
     ----------
     path : str or pathlib.Path
         YAML file with ``name``, ``version``, ``description`` and ``criteria``
-        (``workflow/schemas/release.schema.yaml``).
+        (``cikflow/schemas/release.schema.yaml``).
 
     Returns
     -------

@@ -2,7 +2,7 @@
 
 A sample sheet is a tab-separated table with a header line. Lines starting with
 ``#`` and blank lines are ignored, so a sheet can carry comments. The columns are
-(see ``workflow/schemas/samples.schema.yaml``):
+(see ``cikflow/schemas/samples.schema.yaml``):
 
 ``sample``, ``batch``, ``day``, ``fcs`` (required), ``weight_kg``,
 ``culture_volume_mL``, ``beads_per_tube``, ``sample_volume_uL``,

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 from cikflow.exceptions import CikflowError
 from cikflow.io import read_template
+from cikflow.io.config import check_config
 from cikflow.io.release import read_release_spec
 from cikflow.io.samplesheet import read_sample_sheet
 from cikflow.release import spec_problems
@@ -17,8 +18,8 @@ from cikflow.report.pdf import ChromiumNotFoundError, find_chromium
 min_version("9.0")
 
 
-validate(config, schema="../schemas/config.schema.yaml")
-try:
+try:  # the configuration (schema defaults filled in), then the sheet and the template
+    config.update(check_config(config, source=CONFIG_FILE, node=CONFIG_NODE))
     SHEET = read_sample_sheet(config["samples"]).set_index("sample", drop=False)
     read_template(config["template"])  # fail fast on an invalid template
 except CikflowError as exc:  # a named error, not a traceback
