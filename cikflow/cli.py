@@ -41,6 +41,22 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from cikflow.check import check_inputs
+    from cikflow.io.config import read_config
+
+    base = Path(args.directory)
+    config = read_config(base / args.config)
+    problems = check_inputs(config, base_dir=base)
+    for problem in problems:
+        print(f"cikflow: {problem}", file=sys.stderr)
+    errors = sum(p.fatal for p in problems)
+    warnings = len(problems) - errors
+    verdict = "failed" if errors else "passed"
+    log.info("check %s: %d errors, %d warnings (%s)", verdict, errors, warnings, base / args.config)
+    return 2 if errors else 0
+
+
 def _scan(args: argparse.Namespace) -> int:
     from cikflow.io.samplesheet import DEFAULT_PATTERN, scan_folder
     from cikflow.io.tables import write_table
@@ -156,6 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fcs-prefix", default="", help="prefix of the sample sheet's fcs paths")
     p.set_defaults(func=_simulate)
+
+    p = sub.add_parser(
+        "check",
+        help="check config, sheet, template, release spec and every file's panel (keywords only)",
+    )
+    p.add_argument(
+        "--directory",
+        default=".",
+        help="workflow directory the config's paths start from (as snakemake --directory)",
+    )
+    p.add_argument(
+        "--config", default="config/config.yaml", help="configuration, relative to --directory"
+    )
+    p.set_defaults(func=_check)
 
     p = sub.add_parser("scan", help="draft a sample sheet from a folder of FCS files")
     p.add_argument("folder", help="folder searched recursively for *.fcs")

@@ -9,11 +9,29 @@ from cikflow.exceptions import MissingMarkerError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["resolve_panel"]
+__all__ = ["merge_aliases", "resolve_panel"]
 
 
 def _norm(text: str) -> str:
     return "".join(text.split()).casefold()
+
+
+def merge_aliases(
+    *sources: Mapping[str, Sequence[str]] | None,
+) -> dict[str, list[str]]:
+    """Union of several marker → alias mappings (a template's, then the config's).
+
+    Examples
+    --------
+    >>> merge_aliases({"NK1.1": ["NK1/1"]}, {"NK1.1": ["NK-1.1"], "Viability": ["7-AAD"]})
+    {'NK1.1': ['NK1/1', 'NK-1.1'], 'Viability': ['7-AAD']}
+    """
+    out: dict[str, list[str]] = {}
+    for source in sources:
+        for marker, names in (source or {}).items():
+            known = out.setdefault(marker, [])
+            known.extend(n for n in names if n not in known)
+    return out
 
 
 def resolve_panel(

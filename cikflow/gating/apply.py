@@ -11,7 +11,7 @@ import pandas as pd
 
 from cikflow.exceptions import GatingError
 from cikflow.gating.template import GateInfo, Template, build_strategy, template_dimensions
-from cikflow.panel import resolve_panel
+from cikflow.panel import merge_aliases, resolve_panel
 from cikflow.preprocess import CompensatedEvents, spillover_matrix
 
 if TYPE_CHECKING:
@@ -307,7 +307,7 @@ def gate_fcs(
             template_dimensions(template),
             pnn=fcs.pnn,
             pns=fcs.pns,
-            aliases=aliases,
+            aliases=merge_aliases(template.aliases, aliases),
             overrides=overrides,
             source=source,
         )

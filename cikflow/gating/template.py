@@ -79,6 +79,11 @@ class Template:
         return self.spec.get("base")
 
     @property
+    def aliases(self) -> dict[str, list[str]]:
+        """Marker → other $PnS spellings the template itself declares."""
+        return {k: list(v) for k, v in self.spec.get("aliases", {}).items()}
+
+    @property
     def populations(self) -> dict[str, str]:
         """Reported population name → gate name."""
         return dict(self.spec.get("populations", {}))

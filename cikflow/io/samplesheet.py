@@ -22,7 +22,6 @@ import functools
 import logging
 import math
 import re
-import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,6 +32,7 @@ import pandas as pd
 import yaml
 
 from cikflow.exceptions import SampleSheetError
+from cikflow.io.keywords import read_keywords
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -551,30 +551,6 @@ def sanitize_id(text: str, *, fallback: str = "sample") -> str:
     return clean or fallback
 
 
-def _keywords(path: Path) -> dict[str, str]:
-    """TEXT keywords of an FCS file (upper-case keys), through fcsparser.
-
-    Raises whatever fcsparser raises for an unreadable file.
-    """
-    import fcsparser
-
-    with path.open("rb") as fh:
-        magic = fh.read(6)
-    if not magic.startswith(b"FCS"):
-        msg = f"not an FCS file (it starts with {magic!r}, not 'FCS' and a version)"
-        raise ValueError(msg)
-    # fcsparser warns (UserWarning) about oddities of real instrument files, e.g. a
-    # TEXT segment that does not end with its delimiter; the keywords are still
-    # read. Record those warnings and log them (pytest turns stray warnings into
-    # errors, and a draft sheet should not fail for them).
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        meta = fcsparser.parse(path, meta_data_only=True, reformat_meta=False)
-    for warning in caught:
-        log.warning("%s: fcsparser: %s", path, str(warning.message).replace("\n", " "))
-    return {str(k).strip().upper(): str(v).strip() for k, v in meta.items() if k != "__header__"}
-
-
 def _name_fields(stem: str, pattern: re.Pattern[str]) -> dict[str, str]:
     match = pattern.search(stem)
     if match is None:
@@ -713,7 +689,7 @@ def scan_folder(
     used: set[str] = set()
     for path in files:
         try:
-            keywords = _keywords(path)
+            keywords = read_keywords(path)
         except Exception as exc:  # fcsparser raises many types; all mean "unreadable"
             log.warning(
                 "%s: skipped, cannot read its keywords (%s: %s)", path, type(exc).__name__, exc

@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
+from cikflow.check import check_inputs
 from cikflow.exceptions import CikflowError
 from cikflow.io import read_template
 from cikflow.io.config import check_config
@@ -43,6 +44,16 @@ if SPEC_PROBLEMS:
         f"cikflow ReleaseSpecError: {config['release_spec']}: "
         + "; ".join(SPEC_PROBLEMS)
     )
+if (
+    workflow.is_main_process
+):  # every FCS file's panel against the template (keywords only)
+    CHECK = check_inputs(config)
+    if any(p.fatal for p in CHECK):
+        raise WorkflowError(
+            "cikflow check:\n  " + "\n  ".join(str(p) for p in CHECK if p.fatal)
+        )
+    for problem in CHECK:
+        logger.warning(f"cikflow: {problem}")
 PDF_MODE = config["report"].get("pdf", "auto")
 PDF_BROWSER = None
 if PDF_MODE != "never":

@@ -1,0 +1,109 @@
+"""``cikflow check`` and the same check at workflow start: template markers against files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cikflow.check import check_inputs, marker_problems
+from cikflow.cli import main
+from cikflow.io.config import read_config
+from cikflow.io.simulated import write_simulated
+from cikflow.simulate import simulate_batches
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+@pytest.fixture
+def run_dir(repo_dir, tmp_path):
+    """A workflow directory: config, sheet, two simulated files, the default templates."""
+    shutil.copytree(repo_dir / "config" / "gating", tmp_path / "gating")
+    shutil.copytree(repo_dir / "config" / "release", tmp_path / "release")
+    config = yaml.safe_load((repo_dir / ".test" / "config" / "config.yaml").read_text())
+    config.update(
+        samples="config/samples.tsv",
+        template="gating/cik_default.yaml",
+        release_spec="release/default.yaml",
+    )
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    batches = simulate_batches(n_batches=1, days=(0, 7), n_events=500, seed=2)
+    sheet = write_simulated(batches, tmp_path / "data", fcs_prefix="data/")
+    sheet.to_csv(tmp_path / "config" / "samples.tsv", sep="\t", index=False)
+    return tmp_path
+
+
+def _misspell(run_dir: Path, old: str, new: str) -> None:
+    path = run_dir / "gating" / "cik_default.yaml"
+    path.write_text(path.read_text().replace(f"{old}:", f"{new}:"))
+
+
+def test_consistent_inputs_pass(run_dir, capsys):
+    assert main(["check", "--directory", str(run_dir)]) == 0
+    assert "check passed: 0 errors, 0 warnings" in capsys.readouterr().err
+
+
+def test_marker_typo_in_the_template_is_caught_in_seconds(run_dir, capsys):
+    _misspell(run_dir, "CD16", "CD61")
+    start = time.perf_counter()
+    assert main(["check", "--directory", str(run_dir)]) == 2
+    seconds = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert "error: gating/cik_default.yaml: marker 'CD61' is in none of the 2 files" in err
+    assert "(did you mean 'CD16'?)" in err
+    assert seconds < 10
+
+
+def test_workflow_stops_before_any_job_on_a_template_marker_typo(repo_dir, run_dir):
+    _misspell(run_dir, "CD16", "CD61")
+    result = subprocess.run(
+        [SNAKEMAKE, "-s", str(repo_dir / "Snakefile"), "--directory", str(run_dir), "-n"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "marker 'CD61' is in none of the 2 files (did you mean 'CD16'?)" in output
+    assert "Traceback" not in output
+
+
+def test_a_file_lacking_a_marker_is_a_warning_naming_the_file(repo_dir):
+    config = read_config(repo_dir / ".test" / "config" / "config.yaml")
+    problems = check_inputs(config, base_dir=repo_dir / ".test")
+    by_file = {p.where: p for p in problems}
+    assert not any(p.fatal for p in problems)
+    assert "marker 'CD56'" in by_file["bad/no_cd56.fcs"].message
+    assert "this sample will fail" in by_file["bad/no_cd56.fcs"].message
+    assert "unreadable keywords" in by_file["bad/not_fcs.fcs"].message
+
+
+def test_an_alias_resolves_a_marker_and_a_bad_override_is_named():
+    panels = {"a.fcs": (["FL1-A", "FL2-A"], ["CD3", "NK1/1"])}
+    assert marker_problems(dims=["NK1.1"], panels=panels, aliases={"NK1.1": ["NK1/1"]}) == []
+    (problem,) = marker_problems(dims=["CD3"], panels=panels, overrides={"CD3": "FL9-A"})
+    assert problem.where == "a.fcs"
+    assert "names no detector" in problem.message
+
+
+def test_a_template_carries_its_own_aliases(shared_data, repo_dir):
+    """flowsom_68983.yaml declares NK1.1 = 'NK1/1': no config alias is needed."""
+    import warnings
+
+    from cikflow.gating import gate_fcs
+    from cikflow.io import read_fcs, read_template
+
+    template = read_template(repo_dir / "config" / "gating" / "flowsom_68983.yaml")
+    assert template.aliases == {"NK1.1": ["NK1/1"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fcs = read_fcs(shared_data / "flowsom-68983" / "68983.fcs")
+    outcome = gate_fcs(fcs, template)  # no aliases passed
+    assert outcome.channel_map["NK1.1"] == "PE-A"
