@@ -162,3 +162,43 @@ def test_template_error_stops_before_any_job(repo_dir, scenario, tmp_path):
     assert "cikflow GatingTemplateError" in result.stderr
     assert "gate 'lymphocytes': field 'parent': 'vaible'" in result.stderr
     assert not (work / "results").exists()
+
+
+def test_a_run_killed_hard_resumes_with_the_documented_command(repo_dir, scenario, tmp_path):
+    """A SIGKILL mid-run, then `snakemake --unlock && snakemake --rerun-incomplete`: same tables."""
+    import signal
+    import time
+
+    root = tmp_path / "killed"
+    shutil.copytree(scenario.parent, root, symlinks=True)
+    work = root / "scenario"
+    shutil.rmtree(work / "results")
+    shutil.rmtree(work / ".snakemake", ignore_errors=True)
+    cmd = [SNAKEMAKE, "-s", str(repo_dir / "Snakefile"), "--directory", str(work), "--cores", "2"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    gated = work / "results" / "samples"
+    while time.monotonic() < deadline and len(list(gated.glob("*/gates.tsv"))) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # power loss: no clean-up at all
+    proc.wait()
+    assert not (work / "results" / "summary.tsv").exists()  # killed before the end
+    resumed = subprocess.run(
+        ["bash", "-c", f"{' '.join(cmd)} --unlock && {' '.join(cmd)} --rerun-incomplete"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for table in ("summary.tsv", "failed.tsv", "flags.tsv", "release.tsv"):
+        got = (work / "results" / table).read_bytes()
+        assert got == (scenario / "results" / table).read_bytes(), table
