@@ -713,8 +713,13 @@ def simulate_demo(
     return write_simulated(batches, out_dir, fcs_prefix=fcs_prefix)
 
 
-def sample_report(sample_dir: str | Path, *, out_path: str | Path) -> None:
-    """Write a sample's HTML report from its ``status.json``, ``plots.json`` and ``gates.tsv``."""
+def sample_report(
+    sample_dir: str | Path, *, out_path: str | Path, standalone: bool = False
+) -> None:
+    """Write a sample's HTML report from its ``status.json``, ``plots.json`` and ``gates.tsv``.
+
+    ``standalone`` inlines plotly.js so that the page works away from its report folder.
+    """
     from cikflow.io import read_json, read_table
     from cikflow.report import write_sample_report
 
@@ -729,6 +734,7 @@ def sample_report(sample_dir: str | Path, *, out_path: str | Path) -> None:
         clusters=plots.get("clusters"),
         concordance=read_table(concordance) if concordance.is_file() else None,
         acquisition=plots.get("acquisition"),
+        standalone=standalone,
     )
 
 

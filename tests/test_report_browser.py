@@ -307,3 +307,36 @@ def test_screenshots(browser: Any, report: Report) -> None:
             _assert_clean(run)
         assert png.is_file()
         assert png.stat().st_size > 10_000, f"{png}: {png.stat().st_size} bytes"
+
+
+def test_standalone_sample_report_works_away_from_its_folder(
+    browser: Any, report: Report, tmp_path: Path
+) -> None:
+    """report.standalone: plotly.js inlined; the page alone in a folder draws every plot."""
+    lonely = tmp_path / "mailed" / "B01_d21.html"
+    sample_report(report.results / "samples" / "B01_d21", out_path=lonely, standalone=True)
+    assert sorted(p.name for p in lonely.parent.iterdir()) == ["B01_d21.html"]
+    with open_page(browser, lonely) as run:
+        _assert_plots(run, len(report.plots["B01_d21"]) + 2)
+        assert run.page.locator("#plotly-missing").count() == 0
+        _assert_clean(run)
+
+
+def test_sample_report_away_from_plotly_says_why_its_plots_are_blank(
+    browser: Any, report: Report, tmp_path: Path
+) -> None:
+    lonely = tmp_path / "filed" / "B01_d21.html"
+    lonely.parent.mkdir()
+    lonely.write_bytes(report.samples["B01_d21"].read_bytes())
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(lonely.resolve().as_uri(), wait_until="load")
+        message = page.locator("#plotly-missing")
+        assert message.is_visible()
+        assert "report.standalone: true" in message.inner_text()
+    finally:
+        context.close()
+    # in its own folder the same page draws its plots and shows no such message
+    with open_page(browser, report.samples["B01_d21"]) as run:
+        assert run.page.locator("#plotly-missing").count() == 0

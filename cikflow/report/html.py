@@ -96,6 +96,14 @@ def _div(fig: go.Figure, div_id: str) -> str:
     )
 
 
+def _plotly_inline() -> Any:
+    """plotly.js as trusted markup for an inline ``<script>`` (the package's own file)."""
+    from markupsafe import Markup
+    from plotly.offline import get_plotlyjs
+
+    return Markup(get_plotlyjs())  # plotly's own bundle, never input data
+
+
 def write_plotly_js(report_dir: str | Path) -> Path:
     """Write plotly.js once into ``report_dir`` (offline; no CDN)."""
     from plotly.offline import get_plotlyjs
@@ -119,6 +127,7 @@ def write_sample_report(
     clusters: Mapping[str, Any] | None = None,
     concordance: pd.DataFrame | None = None,
     acquisition: Mapping[str, Any] | None = None,
+    standalone: bool = False,
 ) -> None:
     """Write one sample's HTML report.
 
@@ -143,6 +152,9 @@ def write_sample_report(
         Event rate and a key channel over Time
         (:func:`cikflow.report.acquisition_view.acquisition_plot_data`), drawn with
         the removed windows shaded.
+    standalone : bool
+        Inline plotly.js (about 4.6 MB) so that the page works alone, e-mailed or filed
+        away from its report folder; otherwise it loads ``plotly_js``.
     """
     from cikflow.report.acquisition_view import acquisition_figure
 
@@ -163,6 +175,7 @@ def write_sample_report(
             figures=figures,
             gates=gates.to_dict("records"),
             plotly_js=plotly_js,
+            plotly_inline=_plotly_inline() if standalone else None,
             index_href=index_href,
             review_text=REVIEW_TEXT,
             concordance=_concordance_rows(concordance),

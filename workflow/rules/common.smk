@@ -97,7 +97,7 @@ def get_row(wildcards):
 def get_settings(wildcards):
     """The science settings a per-sample job uses (a change reruns the job)."""
     keys = ("panel", "compensation", "gating")
-    plots = {k: v for k, v in config["report"].items() if k != "pdf"}  # not per sample
+    plots = {"bins": config["report"]["bins"]}  # pdf, standalone: not the gating's
     return {
         **{key: config[key] for key in keys},
         "report": plots,

@@ -14,6 +14,8 @@ rule sample_report:
     priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
+    params:
+        standalone=lookup(dpath="report/standalone", within=config),
     script:
         "../scripts/sample_report.py"
 
