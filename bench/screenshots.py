@@ -80,7 +80,11 @@ def main() -> int:
     if not index.is_file():
         print(f"{index}: no batch report; run the workflow first", file=sys.stderr)
         return 2
-    samples = args.sample or [p.stem for p in sorted((report / "samples").glob("*.html"))[:1]]
+    if not args.sample:  # the run's first sample, never a stale one left by an older sheet
+        from cikflow.io import read_table
+
+        first = read_table(args.results / "summary.tsv")["sample"].astype(str).iloc[:1]
+    samples = args.sample or list(first)
     pages = [("index", index)] + [(s, report / "samples" / f"{s}.html") for s in samples]
     out = report / "screenshots"
     status = 0

@@ -111,8 +111,14 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from cikflow.verify import verify_results
+    from cikflow.verify import stale_samples, verify_results
 
+    stale = stale_samples(args.results)
+    if stale:
+        print(
+            f"{len(stale)} stale samples ignored (results of samples no longer in the run: "
+            f"{', '.join(stale)}); remove them with `cikflow clean {args.results}`"
+        )
     table = verify_results(args.results, base_dir=args.base)
     if table.empty:
         print(f"{args.results}: no provenance records found")
@@ -129,6 +135,20 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"{len(table)} inputs checked: {summary}")
     bad = {"changed", "missing", "appeared", "inconsistent"}
     return 1 if bad & set(counts) else 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from cikflow.verify import remove_stale, stale_samples
+
+    if args.dry_run:
+        for sample in stale_samples(args.results):
+            print(f"stale: {sample}")
+        return 0
+    removed = remove_stale(args.results)
+    for path in removed:
+        print(f"removed {path}")
+    log.info("%d stale result paths removed from %s", len(removed), args.results)
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -211,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", help="folder relative input paths start from (default: its parent)")
     p.add_argument("--all", action="store_true", help="also list unchanged inputs")
     p.set_defaults(func=_verify)
+
+    p = sub.add_parser(
+        "clean", help="remove results of samples no longer in the run (stale sample folders)"
+    )
+    p.add_argument("results", help="results folder")
+    p.add_argument("--dry-run", action="store_true", help="only list the stale samples")
+    p.set_defaults(func=_clean)
 
     p = sub.add_parser("compare", help="absolute error of a summary.tsv against a truth.tsv")
     p.add_argument("summary", help="results/summary.tsv")

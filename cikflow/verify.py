@@ -16,7 +16,7 @@ import pandas as pd
 
 from cikflow.io import file_sha256, read_json
 
-__all__ = ["VERIFY_COLUMNS", "verify_results"]
+__all__ = ["VERIFY_COLUMNS", "remove_stale", "stale_samples", "verify_results"]
 
 VERIFY_COLUMNS = ["path", "status", "recorded_sha256", "current_sha256", "records"]
 
@@ -34,6 +34,53 @@ def _records(doc: dict[str, Any]) -> list[tuple[str, str | None]]:
         if isinstance(item, dict) and item.get("fcs")
     ]
     return out
+
+
+def _run_samples(results: Path) -> set[str] | None:
+    """Samples of the last run (``summary.tsv`` and ``failed.tsv``), or None before one."""
+    from cikflow.io import read_table
+
+    if not (results / "summary.tsv").is_file():
+        return None
+    names = set(read_table(results / "summary.tsv")["sample"].astype(str))
+    if (results / "failed.tsv").is_file():
+        names |= set(read_table(results / "failed.tsv")["sample"].astype(str))
+    return names
+
+
+def stale_samples(results_dir: str | Path) -> list[str]:
+    """Samples with results (a ``samples/<sample>`` folder or a report) not in the last run.
+
+    They are left over from a sample sheet that has since dropped them: the batch outputs
+    and :func:`verify_results` ignore them; :func:`remove_stale` deletes them.
+    """
+    results = Path(results_dir)
+    current = _run_samples(results)
+    if current is None:
+        return []
+    found = {p.name for p in (results / "samples").glob("*") if p.is_dir()}
+    found |= {p.stem for p in (results / "report" / "samples").glob("*.html")}
+    return sorted(found - current)
+
+
+def remove_stale(results_dir: str | Path) -> list[Path]:
+    """Delete the results of :func:`stale_samples`; return the paths removed."""
+    import shutil
+
+    results = Path(results_dir)
+    removed = []
+    for sample in stale_samples(results):
+        for path in (
+            results / "samples" / sample,
+            results / "report" / "samples" / f"{sample}.html",
+        ):
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed.append(path)
+            elif path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def verify_results(results_dir: str | Path, *, base_dir: str | Path | None = None) -> pd.DataFrame:
@@ -57,14 +104,18 @@ def verify_results(results_dir: str | Path, *, base_dir: str | Path | None = Non
         ``absent`` (absent then and now), ``inconsistent`` (records disagree with each
         other: the results were made from different versions of the file). A record
         without a hash (a step that could not read the file) is compared with none.
-        ``records`` counts the provenance records that list the path.
+        ``records`` counts the provenance records that list the path. Results of
+        :func:`stale_samples` are not read.
     """
     results = Path(results_dir)
     base = Path(base_dir) if base_dir is not None else results.resolve().parent
     recorded: dict[str, set[str | None]] = {}
     counts: dict[str, int] = {}
+    stale = {results / "samples" / s for s in stale_samples(results)}
     sources = sorted(results.rglob("*.provenance.json")) + sorted(results.rglob("status.json"))
     for source in sources:
+        if source.parent in stale:
+            continue
         doc = read_json(source)
         doc = doc.get("provenance", doc) if source.name == "status.json" else doc
         for path, sha in _records(doc):

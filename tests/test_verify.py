@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from cikflow.cli import main
@@ -115,3 +117,41 @@ def test_a_failed_sample_is_checked_like_the_others(work, capsys):
     table = verify_results("results").set_index("path")
     assert table.loc["data/bad.fcs", "status"] == "ok"  # hashed by the gate step only
     assert set(table["status"]) == {"ok"}
+
+
+def test_results_of_samples_dropped_from_the_sheet_are_stale(tmp_path):
+    from cikflow.io import write_table
+    from cikflow.verify import remove_stale, stale_samples
+
+    results = tmp_path / "results"
+    for sample in ("keep", "gone", "broken"):
+        (results / "samples" / sample).mkdir(parents=True)
+    (results / "report" / "samples").mkdir(parents=True)
+    (results / "report" / "samples" / "old.html").write_text("<html></html>")
+    # before any run there is nothing to compare with
+    assert stale_samples(results) == []
+    write_table(pd.DataFrame({"sample": ["keep"], "population": ["T"]}), results / "summary.tsv")
+    write_table(pd.DataFrame({"sample": ["broken"], "error": ["X"]}), results / "failed.tsv")
+    assert stale_samples(results) == ["gone", "old"]
+    removed = remove_stale(results)
+    assert sorted(p.name for p in removed) == ["gone", "old.html"]
+    assert sorted(p.name for p in (results / "samples").iterdir()) == ["broken", "keep"]
+    assert stale_samples(results) == []
+
+
+def test_a_stale_sample_raises_no_false_alarm(work, capsys):
+    """A sample dropped from the sheet: its old record names a file since deleted."""
+    old = work / "results" / "samples" / "OLD_d99"
+    shutil.copytree(work / "results" / "samples" / "B01_d14", old)
+    status = json.loads((old / "status.json").read_text())
+    status["provenance"]["inputs"]["fcs"] = {"path": "data/demo/OLD_d99.fcs", "sha256": "0" * 64}
+    (old / "status.json").write_text(json.dumps(status))
+    table = verify_results(work / "results")
+    assert set(table["status"]) == {"ok"}
+    assert "data/demo/OLD_d99.fcs" not in set(table["path"])
+    assert main(["verify", "results"]) == 0
+    out = capsys.readouterr().out
+    assert "1 stale samples ignored" in out
+    assert "OLD_d99" in out
+    assert main(["clean", "results"]) == 0
+    assert not old.exists()

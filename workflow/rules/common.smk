@@ -108,11 +108,19 @@ def get_settings(wildcards):
 def end_of_run():
     """The run's summary line; with ``strict: true``, a non-zero exit when a sample failed."""
     from cikflow.steps import run_summary  # only at the end of a run
+    from cikflow.verify import stale_samples
 
     summary = run_summary("results")
     if summary is None:  # a partial target: no batch results to sum up
         return
     print(summary.line(report="results/report/index.html"), file=sys.stderr)
+    stale = stale_samples("results")
+    if stale:
+        print(
+            f"cikflow: {len(stale)} stale samples in results/ (no longer in the sheet; "
+            f"ignored): {', '.join(stale[:10])}; remove with `cikflow clean results`",
+            file=sys.stderr,
+        )
     if str(config.get("strict", False)).lower() == "true" and summary.failed:
         print(
             "cikflow: strict: true and samples failed: exit status 1", file=sys.stderr
