@@ -62,6 +62,13 @@ def _scan(args: argparse.Namespace) -> int:
     from cikflow.io.tables import write_table
 
     sheet = scan_folder(args.folder, pattern=args.pattern or DEFAULT_PATTERN)
+    if sheet.empty:  # a header-only sheet would only fail later, further from the cause
+        from cikflow.exceptions import SampleSheetError
+
+        raise SampleSheetError(
+            f"{args.folder}: no readable FCS file (*.fcs, any case, searched recursively; "
+            "unreadable ones are named above); no sheet written"
+        )
     if args.out:
         write_table(sheet, args.out)
         log.info("drafted %d rows into %s; fill in weight, volumes and beads", len(sheet), args.out)

@@ -264,8 +264,9 @@ PRESETS: dict[str, Difficulty] = {
         spillover_error=0.05,
         gain_drift=0.1,
     ),
-    # the edge of what a lab still analyses: valleys up to ~0.85, 10-15 % spillover
-    # error, +-30 % gain drift between days, 30-40 % dead/dying/debris, 2,000 events
+    # the edge of what a lab still analyses: 10-15 % spillover error, +-30 % gain drift
+    # between days, 30-40 % dead/dying/debris, 2,000 events; bench/realism.py measures its
+    # CD3 valley at 0.67 and CD56 within CD3+ at ~0.9 (medians), beyond most real files
     "hard": Difficulty(
         n_events=2000,
         positive_log_sd=0.55,

@@ -103,3 +103,11 @@ def test_compare_prints_errors(demo, capsys):
     assert main(["compare", str(truth), str(truth)]) == 0
     out = capsys.readouterr().out
     assert "mean 0.00 pp, max 0.00 pp" in out
+
+
+def test_scan_of_a_folder_without_fcs_files_is_an_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "sheet.tsv"
+    assert main(["scan", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "no readable FCS file" in capsys.readouterr().err
+    assert not out.exists()
