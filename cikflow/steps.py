@@ -745,8 +745,11 @@ def batch_report(
     out_path: str | Path,
     release_path: str | Path | None = None,
     batch_dirs: Sequence[str | Path] = (),
+    notes: Sequence[str] = (),
 ) -> None:
     """Write the batch report from ``summary.tsv``, ``flags.tsv``, ``failed.tsv`` and statuses.
+
+    ``notes`` are lines about the run shown under the title (e.g. why there is no PDF).
 
     With ``release_path`` (``release.tsv``) the report opens with the release
     certificate; with ``batch_dirs`` (``results/batch/<batch>``, each holding
@@ -782,6 +785,7 @@ def batch_report(
             read_table(r / "concordance.tsv") if (r / "concordance.tsv").is_file() else None
         ),
         drift=pd.concat([read_table(p) for p in drift], ignore_index=True) if drift else None,
+        notes=notes,
     )
 
 

@@ -111,3 +111,16 @@ def test_an_empty_gate_is_reported_not_fatal(tmp_path, repo_dir):
     populations = populations[populations["method"] == "gate"].set_index("population")
     assert populations.loc["beads", "events"] == 0
     assert np.isfinite(populations.loc["T", "percent_of_base"])
+
+
+def test_batch_report_shows_notes_about_the_run_as_text(batch, tmp_path):
+    """E.g. why no PDF was made; a note is text, never markup."""
+    root, _ = batch
+    out = tmp_path / "index.html"
+    note = "No PDF of this report was made: <b>no Chromium</b> was found."
+    dirs = sorted(p for p in (root / "results" / "samples").iterdir() if p.is_dir())
+    batch_report(root / "results", sample_dirs=dirs, out_path=out, notes=[note])
+    html = out.read_text()
+    assert (
+        '<p class="note" id="note-1">No PDF of this report was made: &lt;b&gt;no Chromium' in html
+    )

@@ -223,6 +223,7 @@ def write_batch_report(
     harvest: pd.DataFrame | None = None,
     concordance: pd.DataFrame | None = None,
     drift: pd.DataFrame | None = None,
+    notes: Sequence[str] = (),
 ) -> None:
     """Write the batch report (``index.html``) and plotly.js beside it.
 
@@ -252,6 +253,8 @@ def write_batch_report(
     drift : pandas.DataFrame, optional
         Every batch's ``drift.tsv``: each day's distance from the batch's
         reference clusters, drawn over culture days.
+    notes : sequence of str
+        Lines about the run shown under the title (e.g. why there is no PDF).
     """
     out = Path(out_path)
     write_plotly_js(out.parent)
@@ -289,6 +292,7 @@ def write_batch_report(
             batches=batches,
             flags=flags.to_dict("records"),
             failed=failed.to_dict("records"),
+            notes=list(notes),
             samples=sorted(
                 statuses, key=lambda s: (str(s.get("batch")), s.get("day") or 0, str(s["sample"]))
             ),

@@ -56,6 +56,7 @@ if (
         logger.warning(f"cikflow: {problem}")
 PDF_MODE = config["report"].get("pdf", "auto")
 PDF_BROWSER = None
+REPORT_NOTES = []  # lines about the run under the batch report's title
 if PDF_MODE != "never":
     try:
         PDF_BROWSER = find_chromium()
@@ -64,6 +65,10 @@ if PDF_MODE != "never":
             raise WorkflowError(
                 f"cikflow {type(exc).__name__}: {exc} (report.pdf: always)"
             ) from None
+        REPORT_NOTES.append(
+            "No PDF of this report was made: no Chromium or Chrome was found "
+            "(report.pdf: auto); install Debian's chromium to get results/report/index.pdf."
+        )
         logger.warning(
             "cikflow: no Chromium or Chrome found: the batch report is not printed to "
             "PDF (results/report/index.pdf); install Debian's chromium to get it"

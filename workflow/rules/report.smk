@@ -44,6 +44,8 @@ rule batch_report:
     priority: 1  # the report chain before the workspace export (off its path)
     conda:
         "../envs/cikflow.yaml"
+    params:
+        notes=REPORT_NOTES,
     script:
         "../scripts/batch_report.py"
 

@@ -10,4 +10,5 @@ batch_report(
     out_path=snakemake.output.index,
     release_path=snakemake.input.release,
     batch_dirs=[Path(p).parent for p in snakemake.input.harvest],
+    notes=snakemake.params.notes,
 )
