@@ -79,3 +79,23 @@ def test_google_chrome_is_found_when_chromium_is_absent(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("CIKFLOW_CHROMIUM", raising=False)
     assert find_chromium() == fake
+
+
+def test_pdf_plan_follows_report_pdf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cikflow.report.pdf import pdf_plan
+
+    monkeypatch.setenv("CIKFLOW_CHROMIUM", str(tmp_path / "no-such-browser"))
+    assert pdf_plan("never") == (None, [])
+    browser, notes = pdf_plan("auto")
+    assert browser is None
+    assert notes == [
+        "No PDF of the batch report was made: no Chromium or Chrome was found "
+        "(report.pdf: auto); install Debian's chromium to get results/report/index.pdf."
+    ]
+    with pytest.raises(ChromiumNotFoundError, match=r"report\.pdf: always"):
+        pdf_plan("always")
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CIKFLOW_CHROMIUM", str(fake))
+    assert pdf_plan("always") == (fake, [])

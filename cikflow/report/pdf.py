@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cikflow.exceptions import CikflowError
 
-__all__ = ["ChromiumNotFoundError", "PdfError", "find_chromium", "print_pdf"]
+__all__ = ["ChromiumNotFoundError", "PdfError", "find_chromium", "pdf_plan", "print_pdf"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,40 @@ def find_chromium(chromium: str | os.PathLike[str] | None = None) -> Path:
         f"no Chromium executable ({' or '.join(candidates)}) to print the report to PDF: "
         "install Debian's `chromium` package (or Google Chrome) or set CIKFLOW_CHROMIUM"
     )
+
+
+def pdf_plan(mode: str = "auto") -> tuple[Path | None, list[str]]:
+    """Whether and with what the batch report is printed to PDF (``report.pdf``).
+
+    Parameters
+    ----------
+    mode : {"auto", "always", "never"}
+        ``auto``: with a browser when one is found, else none and a note saying so;
+        ``always``: a browser or :class:`ChromiumNotFoundError`; ``never``: none.
+
+    Returns
+    -------
+    browser : pathlib.Path or None
+        The executable, or None when no PDF is to be made.
+    notes : list of str
+        Lines for the terminal and the batch report (why there is no PDF).
+
+    Examples
+    --------
+    >>> pdf_plan("never")
+    (None, [])
+    """
+    if mode == "never":
+        return None, []
+    try:
+        return find_chromium(), []
+    except ChromiumNotFoundError as exc:
+        if mode == "always":
+            raise ChromiumNotFoundError(f"{exc} (report.pdf: always)") from None
+        return None, [
+            "No PDF of the batch report was made: no Chromium or Chrome was found "
+            "(report.pdf: auto); install Debian's chromium to get results/report/index.pdf."
+        ]
 
 
 def _is_pdf(path: Path) -> bool:

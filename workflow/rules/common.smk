@@ -14,7 +14,7 @@ from cikflow.io.config import check_config
 from cikflow.io.release import read_release_spec
 from cikflow.io.samplesheet import read_sample_sheet
 from cikflow.release import spec_problems
-from cikflow.report.pdf import ChromiumNotFoundError, find_chromium
+from cikflow.report.pdf import pdf_plan
 
 min_version("9.0")
 
@@ -44,9 +44,8 @@ if SPEC_PROBLEMS:
         f"cikflow ReleaseSpecError: {config['release_spec']}: "
         + "; ".join(SPEC_PROBLEMS)
     )
-if (
-    workflow.is_main_process
-):  # every FCS file's panel against the template (keywords only)
+# every FCS file's panel against the template (keywords only), once, not in every job
+if workflow.is_main_process:
     CHECK = check_inputs(config)
     if any(p.fatal for p in CHECK):
         raise WorkflowError(
@@ -54,25 +53,12 @@ if (
         )
     for problem in CHECK:
         logger.warning(f"cikflow: {problem}")
-PDF_MODE = config["report"].get("pdf", "auto")
-PDF_BROWSER = None
-REPORT_NOTES = []  # lines about the run under the batch report's title
-if PDF_MODE != "never":
-    try:
-        PDF_BROWSER = find_chromium()
-    except ChromiumNotFoundError as exc:
-        if PDF_MODE == "always":
-            raise WorkflowError(
-                f"cikflow {type(exc).__name__}: {exc} (report.pdf: always)"
-            ) from None
-        REPORT_NOTES.append(
-            "No PDF of this report was made: no Chromium or Chrome was found "
-            "(report.pdf: auto); install Debian's chromium to get results/report/index.pdf."
-        )
-        logger.warning(
-            "cikflow: no Chromium or Chrome found: the batch report is not printed to "
-            "PDF (results/report/index.pdf); install Debian's chromium to get it"
-        )
+try:  # the browser that prints the batch report, and notes for the report (report.pdf)
+    PDF_BROWSER, REPORT_NOTES = pdf_plan(config["report"]["pdf"])
+except CikflowError as exc:
+    raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
+for note in REPORT_NOTES:
+    logger.warning(f"cikflow: {note}")
 SAMPLES = list(SHEET.index)
 BATCHES = sorted(SHEET["batch"].astype(str).unique())
 DEMO = config["demo"]
