@@ -769,7 +769,9 @@ def batch_report(
         tables = [t for t in tables if not t.empty]
         return pd.concat(tables, ignore_index=True) if tables else None
 
-    drift = [Path(d) / "drift.tsv" for d in batch_dirs if (Path(d) / "drift.tsv").is_file()]
+    drift_files = [Path(d) / "drift.tsv" for d in batch_dirs if (Path(d) / "drift.tsv").is_file()]
+    # a batch whose samples all failed has a header-only table: nothing to stack
+    drift = [t for t in (read_table(p) for p in drift_files) if not t.empty]
     write_batch_report(
         out_path,
         summary=_gate_rows(read_table(r / "summary.tsv")),
@@ -784,7 +786,7 @@ def batch_report(
         concordance=(
             read_table(r / "concordance.tsv") if (r / "concordance.tsv").is_file() else None
         ),
-        drift=pd.concat([read_table(p) for p in drift], ignore_index=True) if drift else None,
+        drift=pd.concat(drift, ignore_index=True) if drift else None,
         notes=notes,
     )
 
