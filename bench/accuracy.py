@@ -39,8 +39,10 @@ import numpy as np
 import pandas as pd
 
 from cikflow.evaluate import f1_score
+from cikflow.gating.template import make_transform
 from cikflow.io import read_yaml
 from cikflow.io.simulated import write_simulated
+from cikflow.realism import DEFAULT_LOGICLE
 from cikflow.simulate import LABELS, POPULATION_MEMBERS, PRESETS, simulate_batches
 from cikflow.steps import gate_file
 
@@ -52,13 +54,6 @@ QUADRANT = {"T": (True, False), "CIK": (True, True), "NK": (False, True)}  # (CD
 DAYS = (0, 7, 14, 21)
 
 
-def _logicle(values: np.ndarray) -> np.ndarray:
-    import flowkit as fk
-
-    xform = fk.transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
-    return xform.apply(values.astype(float))
-
-
 def oracle_ceiling(cd3: np.ndarray, cd56: np.ndarray, truth: dict[str, np.ndarray]) -> dict:
     """Best quadrant F1 per population over every (CD3, CD56) threshold pair on a grid.
 
@@ -68,11 +63,11 @@ def oracle_ceiling(cd3: np.ndarray, cd56: np.ndarray, truth: dict[str, np.ndarra
     edges = np.linspace(-0.3, 1.2, 301)
     xi = np.clip(np.searchsorted(edges, cd3) - 1, 0, 299)
     yi = np.clip(np.searchsorted(edges, cd56) - 1, 0, 299)
+    allv = np.zeros((300, 300))
+    np.add.at(allv, (xi, yi), 1)
     out = {}
     for pop, (x_pos, y_pos) in QUADRANT.items():
         both = np.zeros((300, 300))
-        allv = np.zeros((300, 300))
-        np.add.at(allv, (xi, yi), 1)
         np.add.at(both, (xi[truth[pop]], yi[truth[pop]]), 1)
 
         # counts of events with x-bin >= i (or < i) and y-bin >= j (or < j), every i, j
@@ -124,8 +119,10 @@ def _score(tube, status: dict, out: Path, *, seed: int) -> dict:
     rec = {"seed": seed, "sample": tube.sample, "day": tube.day, "failed": False}
     lymph = tube.members("viable_lymphocytes")
     truth = {pop: tube.members(pop)[lymph] for pop in POPULATIONS}
-    comp = tube.events[:, 3:8].astype(float) @ np.linalg.inv(tube.file_spillover)
-    ceiling = oracle_ceiling(_logicle(comp[lymph, 0]), _logicle(comp[lymph, 1]), truth)
+    logicle = make_transform(DEFAULT_LOGICLE)  # the axes the default template gates on
+    cd3 = logicle.apply(tube.channel("CD3", compensated=True)[lymph])
+    cd56 = logicle.apply(tube.channel("CD56", compensated=True)[lymph])
+    ceiling = oracle_ceiling(cd3, cd56, truth)
     rec.update({f"ceiling_{p}": ceiling[p] for p in POPULATIONS})
     if status["status"] != "ok":
         rec.update(failed=True, review=True, error=status.get("error", ""))

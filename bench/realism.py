@@ -18,8 +18,8 @@ NK1.1 / CD3), ``flowkit-comp/test_comp_example.fcs`` (its matrix from
 Aurora files of ``flowjo-wsp-coereba`` (1,000 events each; pooled per metric as
 median and range). Simulated: ``--batches`` cultures × days 0/7/14/21 per preset.
 
-Each simulated metric is checked against the real range (``REAL_RANGE``, from the
-real files below and the issue that set the yardstick); the last line is
+Each simulated metric's median is checked against the real range
+(``cikflow.realism.REAL_RANGE``, from the real files below); the last line is
 machine-readable: ``preset=<p> inside=<k>/<n>`` per preset.
 
 Usage: python bench/realism.py [--presets clean realistic hard] [--events 30000]
@@ -35,7 +35,7 @@ import numpy as np
 
 from cikflow.io import read_fcs
 from cikflow.preprocess import compensate, spillover_matrix
-from cikflow.realism import main_scatter_population, tube_metrics
+from cikflow.realism import REAL_RANGE, events_metrics
 from cikflow.simulate import PRESETS, simulate_batches
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,22 +47,6 @@ METRICS = (
     "nk_negative_width",
     "fsc_ratio_cv",
 )
-#: the range real files span (printed below from the files themselves; where one real
-#: file holds the metric, the band the project set around it)
-REAL_RANGE = {
-    "cd3_valley_ratio": (0.10, 0.75),
-    "cd3_dim_share": (5.0, 22.0),
-    "nk_in_cd3pos_valley_ratio": (0.30, 0.70),
-    "nk_negative_width": (0.12, 0.30),
-    "fsc_ratio_cv": (3.5, 14.0),
-}
-
-
-def _logicle(values: np.ndarray) -> np.ndarray:
-    import flowkit as fk
-
-    xform = fk.transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
-    return xform.apply(values.astype(float))
 
 
 def _metrics_of(path: Path, *, cd3: str, nk: str | None, matrix_csv: str | None = None) -> dict:
@@ -74,15 +58,12 @@ def _metrics_of(path: Path, *, cd3: str, nk: str | None, matrix_csv: str | None 
         comp = compensate(fcs, matrix)
     col = {name: i for i, name in enumerate(fcs.pnn)}
     col.update({label: i for i, label in enumerate(fcs.pns) if label.strip()})
-    main = main_scatter_population(comp[:, col["FSC-A"]], comp[:, col["SSC-A"]])
-    ratio = None
-    if "FSC-H" in col:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = comp[main, col["FSC-H"]] / comp[main, col["FSC-A"]]
-    return tube_metrics(
-        cd3=_logicle(comp[main, col[cd3]]),
-        nk=_logicle(comp[main, col[nk]]) if nk else None,
-        fsc_ratio=ratio,
+    return events_metrics(
+        fsc_a=comp[:, col["FSC-A"]],
+        ssc_a=comp[:, col["SSC-A"]],
+        fsc_h=comp[:, col["FSC-H"]] if "FSC-H" in col else None,
+        cd3=comp[:, col[cd3]],
+        nk=comp[:, col[nk]] if nk else None,
     )
 
 
@@ -122,25 +103,16 @@ def real_metrics() -> list[tuple[str, dict]]:
 
 def simulated_metrics(preset: str, *, n_batches: int, n_events: int, seed: int) -> list[dict]:
     """Metrics of every simulated tube of ``preset``."""
-    from cikflow.simulate import CHANNELS
-
-    names = [c[1] or c[0] for c in CHANNELS]
     rows = []
     for batch in simulate_batches(n_batches=n_batches, n_events=n_events, seed=seed, preset=preset):
         for tube in batch.samples:
-            ev = tube.events.astype(float)
-            fsc, ssc = ev[:, names.index("FSC-A")], ev[:, names.index("SSC-A")]
-            # compensate with the matrix written in the file, as for a real file
-            comp = ev.copy()
-            fl = [names.index(m) for m in ("CD3", "CD56", "7-AAD", "CD16", "CD45")]
-            comp[:, fl] = ev[:, fl] @ np.linalg.inv(tube.file_spillover)
-            main = main_scatter_population(fsc, ssc)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = ev[main, names.index("FSC-H")] / fsc[main]
-            m = tube_metrics(
-                cd3=_logicle(comp[main, names.index("CD3")]),
-                nk=_logicle(comp[main, names.index("CD56")]),
-                fsc_ratio=ratio,
+            # compensated with the matrix written in the file, as for a real file
+            m = events_metrics(
+                fsc_a=tube.channel("FSC-A"),
+                ssc_a=tube.channel("SSC-A"),
+                fsc_h=tube.channel("FSC-H"),
+                cd3=tube.channel("CD3", compensated=True),
+                nk=tube.channel("CD56", compensated=True),
             )
             rows.append({"tube": tube.sample, **m})
     return rows

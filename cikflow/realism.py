@@ -24,20 +24,36 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "DEFAULT_LOGICLE",
+    "REAL_RANGE",
     "Peaks",
     "density",
     "dim_share",
+    "events_metrics",
     "find_peaks",
     "main_scatter_population",
     "negative_width",
     "robust_cv",
     "robust_sd",
     "tube_metrics",
-    "valley_ratio",
 ]
 
 #: grid of the density estimate (transformed units)
 _GRID = (-0.2, 1.2, 561)
+
+#: the default template's transform of fluorescence, under which the metrics are taken
+DEFAULT_LOGICLE = {"type": "logicle", "t": 262144, "w": 0.5, "m": 4.5, "a": 0}
+
+#: the range real files span per metric (``bench/realism.py`` prints their values:
+#: 68983, test_comp_example, 100715 and 30 Cytek Aurora files); where one real file
+#: holds the metric, the band the project set around it
+REAL_RANGE: dict[str, tuple[float, float]] = {
+    "cd3_valley_ratio": (0.10, 0.75),
+    "cd3_dim_share": (5.0, 22.0),
+    "nk_in_cd3pos_valley_ratio": (0.30, 0.70),
+    "nk_negative_width": (0.12, 0.30),
+    "fsc_ratio_cv": (3.5, 14.0),
+}
 
 
 @dataclass(frozen=True)
@@ -130,11 +146,6 @@ def find_peaks(
     valley = lo + int(np.argmin(d[lo : hi + 1]))
     ratio = float(d[valley] / min(d[lo], d[hi]))
     return Peaks(low=float(x[lo]), high=float(x[hi]), valley=float(x[valley]), ratio=ratio)
-
-
-def valley_ratio(values: np.ndarray, **kwargs: float) -> float:
-    """Density at the valley ÷ the smaller of the two main peaks (see :func:`find_peaks`)."""
-    return find_peaks(values, **kwargs).ratio
 
 
 def dim_share(values: np.ndarray, peaks: Peaks) -> float:
@@ -266,3 +277,36 @@ def tube_metrics(
     if fsc_ratio is not None:
         out["fsc_ratio_cv"] = robust_cv(fsc_ratio[np.isfinite(fsc_ratio)])
     return out
+
+
+def events_metrics(
+    *,
+    fsc_a: np.ndarray,
+    ssc_a: np.ndarray,
+    cd3: np.ndarray,
+    nk: np.ndarray | None = None,
+    fsc_h: np.ndarray | None = None,
+) -> dict[str, float]:
+    """:func:`tube_metrics` of a tube's main scatter population, the same for any file.
+
+    Parameters
+    ----------
+    fsc_a, ssc_a, fsc_h : numpy.ndarray
+        Scatter of every event (linear units); ``fsc_h`` optional.
+    cd3, nk : numpy.ndarray
+        Compensated CD3 and NK marker (CD56, NK1.1) of every event (linear units);
+        transformed here with :data:`DEFAULT_LOGICLE`.
+    """
+    from cikflow.gating.template import make_transform
+
+    logicle = make_transform(DEFAULT_LOGICLE)
+    main = main_scatter_population(fsc_a, ssc_a)
+    ratio = None
+    if fsc_h is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = fsc_h[main] / fsc_a[main]
+    return tube_metrics(
+        cd3=logicle.apply(np.asarray(cd3[main], dtype=float)),
+        nk=None if nk is None else logicle.apply(np.asarray(nk[main], dtype=float)),
+        fsc_ratio=ratio,
+    )

@@ -340,6 +340,22 @@ class SimulatedSample:
         """The spillover matrix written in the file (``$SPILLOVER``)."""
         return SPILLOVER
 
+    def channel(self, name: str, *, compensated: bool = False) -> np.ndarray:
+        """float64 (n_events,) of one channel, by detector ($PnN) or marker ($PnS).
+
+        ``compensated``: fluorescence compensated with the file's matrix (what a lab
+        has), not with the true spillover the events were made with.
+        """
+        names = [pns or pnn for pnn, pns in CHANNELS]
+        col = names.index(name) if name in names else [c[0] for c in CHANNELS].index(name)
+        detector = CHANNELS[col][0]
+        if not compensated or detector not in FLUOROCHROMES:
+            return self.events[:, col].astype(float)
+        first = [c[0] for c in CHANNELS].index(FLUOROCHROMES[0])
+        fluor = self.events[:, first : first + len(FLUOROCHROMES)].astype(float)
+        comp = fluor @ np.linalg.inv(self.file_spillover)
+        return comp[:, FLUOROCHROMES.index(detector)]
+
     def members(self, population: str) -> np.ndarray:
         """Bool (n_events,): the events truly in ``population`` (see :data:`POPULATION_MEMBERS`)."""
         codes = [LABELS.index(label) for label in POPULATION_MEMBERS[population]]

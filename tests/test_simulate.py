@@ -255,56 +255,60 @@ def test_doublet_overlap_makes_doublets_a_continuum():
 @pytest.fixture(scope="module")
 def realistic_metrics():
     """Difficulty metrics of a realistic culture's tubes, measured as bench/realism.py does."""
-    import flowkit as fk
-
-    from cikflow.realism import main_scatter_population, tube_metrics
-
-    xform = fk.transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
-    rows = []
-    for tube in simulate_batches(
-        n_batches=1, days=(0, 7, 14), n_events=30000, seed=20120801, preset="realistic"
-    )[0].samples:
-        ev = tube.events.astype(float)
-        comp = ev[:, 3:8] @ np.linalg.inv(tube.file_spillover)
-        main = main_scatter_population(ev[:, 0], ev[:, 2])
-        rows.append(
-            tube_metrics(
-                cd3=xform.apply(comp[main, 0]),
-                nk=xform.apply(comp[main, 1]),
-                fsc_ratio=ev[main, 1] / ev[main, 0],
-            )
-        )
+    rows = [
+        _metrics(tube)
+        for tube in simulate_batches(
+            n_batches=1, days=(0, 7, 14), n_events=30000, seed=20120801, preset="realistic"
+        )[0].samples
+    ]
     return pd.DataFrame(rows).median()
 
 
-@pytest.mark.parametrize(
-    ("metric", "low", "high"),
-    [
-        # the real files' values (bench/realism.py): 68983, test_comp_example, Aurora
-        ("cd3_valley_ratio", 0.1, 0.75),
-        ("cd3_dim_share", 5.0, 22.0),
-        ("nk_in_cd3pos_valley_ratio", 0.3, 0.7),
-        ("nk_negative_width", 0.12, 0.3),
-        ("fsc_ratio_cv", 3.5, 14.0),
-    ],
-    ids=lambda v: str(v),
-)
+def _metrics(tube):
+    from cikflow.realism import events_metrics
+
+    return events_metrics(
+        fsc_a=tube.channel("FSC-A"),
+        ssc_a=tube.channel("SSC-A"),
+        fsc_h=tube.channel("FSC-H"),
+        cd3=tube.channel("CD3", compensated=True),
+        nk=tube.channel("CD56", compensated=True),
+    )
+
+
+def test_channel_by_marker_compensated_with_the_file_matrix():
+    tube = _one("clean", n_events=2000)
+    fluor = tube.events[:, 3:8].astype(float)  # FITC … APC-Cy7, the matrix's order
+    expected = np.linalg.solve(SPILLOVER.T, fluor.T).T[:, 1]  # x @ S = raw, for PE (CD56)
+    np.testing.assert_allclose(tube.channel("CD56", compensated=True), expected, rtol=1e-9)
+    np.testing.assert_array_equal(tube.channel("PE-A"), fluor[:, 1])
+    np.testing.assert_array_equal(tube.channel("FSC-A", compensated=True), tube.events[:, 0])
+
+
+# the real files' range per metric: 68983, test_comp_example, 100715, Aurora (bench/realism.py)
+_RANGES = [
+    ("cd3_valley_ratio", 0.1, 0.75),
+    ("cd3_dim_share", 5.0, 22.0),
+    ("nk_in_cd3pos_valley_ratio", 0.3, 0.7),
+    ("nk_negative_width", 0.12, 0.3),
+    ("fsc_ratio_cv", 3.5, 14.0),
+]
+
+
+def test_real_range_is_the_one_the_bench_checks():
+    from cikflow.realism import REAL_RANGE
+
+    assert {m: (lo, hi) for m, lo, hi in _RANGES} == REAL_RANGE
+
+
+@pytest.mark.parametrize(("metric", "low", "high"), _RANGES, ids=lambda v: str(v))
 def test_realistic_preset_lands_in_the_real_range(realistic_metrics, metric, low, high):
     assert low <= realistic_metrics[metric] <= high
 
 
 def test_clean_preset_is_far_easier_than_real_files():
     """The reason for presets: on clean tubes the CD3 valley is empty and negatives narrow."""
-    import flowkit as fk
-
-    from cikflow.realism import main_scatter_population, tube_metrics
-
-    xform = fk.transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
-    tube = _one("clean", n_events=30000)
-    ev = tube.events.astype(float)
-    comp = ev[:, 3:8] @ np.linalg.inv(tube.file_spillover)
-    main = main_scatter_population(ev[:, 0], ev[:, 2])
-    m = tube_metrics(cd3=xform.apply(comp[main, 0]), nk=xform.apply(comp[main, 1]))
+    m = _metrics(_one("clean", n_events=30000))
     assert m["cd3_valley_ratio"] < 0.01
     assert m["nk_negative_width"] < 0.1
 
@@ -313,19 +317,18 @@ def test_real_file_metrics_match_the_published_yardstick(shared_data):
     """68983's NK1.1 within CD3+: a valley half as deep as its smaller peak, ~0.19 wide."""
     import warnings
 
-    import flowkit as fk
+    from cikflow.realism import events_metrics
 
-    from cikflow.realism import main_scatter_population, tube_metrics
-
-    xform = fk.transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fcs = read_fcs(shared_data / "flowsom-68983" / "68983.fcs")
         comp = compensate(fcs, spillover_matrix(fcs)[0])
     col = {n: i for i, n in enumerate(fcs.pnn)} | {s: i for i, s in enumerate(fcs.pns)}
-    main = main_scatter_population(comp[:, col["FSC-A"]], comp[:, col["SSC-A"]])
-    m = tube_metrics(
-        cd3=xform.apply(comp[main, col["CD3"]]), nk=xform.apply(comp[main, col["NK1/1"]])
+    m = events_metrics(
+        fsc_a=comp[:, col["FSC-A"]],
+        ssc_a=comp[:, col["SSC-A"]],
+        cd3=comp[:, col["CD3"]],
+        nk=comp[:, col["NK1/1"]],
     )
     assert m["nk_in_cd3pos_valley_ratio"] == pytest.approx(0.5, abs=0.1)
     assert m["nk_negative_width"] == pytest.approx(0.186, abs=0.02)
