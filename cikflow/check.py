@@ -20,7 +20,11 @@ from cikflow.panel import merge_aliases, resolve_panel
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["CheckProblem", "check_inputs", "marker_problems"]
+    import pandas as pd
+
+    from cikflow.gating.template import Template
+
+__all__ = ["CheckProblem", "check_files", "check_inputs", "marker_problems"]
 
 
 @dataclass(frozen=True)
@@ -107,12 +111,15 @@ fix the template or add an alias under 'panel.aliases' (or 'aliases:' in the tem
     for name, (pnn, pns) in panels.items():
         for dim in dims:
             try:
-                resolve_panel([dim], pnn=pnn, pns=pns, aliases=aliases, overrides=overrides)
+                resolve_panel(
+                    [dim], pnn=pnn, pns=pns, aliases=aliases, overrides=overrides, source=name
+                )
             except MissingMarkerError as exc:
-                if "several detectors" in str(exc) or "panel override" in str(exc):
-                    several.append(CheckProblem(name, str(exc).split(": ", 1)[1], fatal=False))
-                else:
+                if exc.absent:
                     missing.setdefault(dim, []).append(name)
+                else:
+                    message = str(exc).removeprefix(f"{name}: ")
+                    several.append(CheckProblem(name, message, fatal=False))
     labels = sorted({s for _, pns in panels.values() for s in pns if s.strip()})
     problems: list[CheckProblem] = []
     for dim, files in missing.items():
@@ -140,6 +147,66 @@ fix the template or add an alias under 'panel.aliases' (or 'aliases:' in the tem
     return problems + several
 
 
+def check_files(
+    *,
+    sheet: pd.DataFrame,
+    template: Template,
+    panel: Mapping[str, Any] | None = None,
+    base_dir: str | Path = ".",
+    label: str | None = None,
+) -> list[CheckProblem]:
+    """Every sheet file's panel (keywords only) against the template's markers.
+
+    Parameters
+    ----------
+    sheet : pandas.DataFrame
+        The validated sample sheet (its ``fcs`` column).
+    template : Template
+        The gating template; GatingML and FlowJo templates (gates on detector names)
+        are not checked.
+    panel : mapping, optional
+        The configuration's ``panel`` section (``aliases``, ``overrides``).
+    base_dir : str or pathlib.Path
+        Folder the sheet's relative paths start from.
+    label : str, optional
+        How messages name the template (its path); default its name.
+
+    Returns
+    -------
+    list of CheckProblem
+        Fatal problems first. Files not there yet (the demo's, made on first run) are
+        left to the run, which names a missing file as that sample's failure.
+    """
+    from cikflow.gating.template import template_dimensions
+    from cikflow.io.keywords import read_panel
+
+    if template.kind != "yaml":
+        return []
+    problems: list[CheckProblem] = []
+    panels: dict[str, tuple[list[str], list[str]]] = {}
+    for fcs in sheet["fcs"].astype(str):
+        path = Path(base_dir) / fcs
+        if not path.is_file():
+            continue
+        try:
+            panels[fcs] = read_panel(path)
+        except Exception as exc:  # fcsparser raises many types; all mean "unreadable"
+            message = f"unreadable keywords ({exc}); this sample will fail"
+            problems.append(CheckProblem(fcs, message, fatal=False))
+    panel = panel or {}
+    if panels:
+        problems.extend(
+            marker_problems(
+                dims=template_dimensions(template),
+                panels=panels,
+                aliases=merge_aliases(template.aliases, panel.get("aliases")),
+                overrides=panel.get("overrides"),
+                template=label or template.name,
+            )
+        )
+    return sorted(problems, key=lambda p: not p.fatal)
+
+
 def check_inputs(config: Mapping[str, Any], *, base_dir: str | Path = ".") -> list[CheckProblem]:
     """Check sheet, template, release spec and every FCS file's panel of a configuration.
 
@@ -156,52 +223,31 @@ def check_inputs(config: Mapping[str, Any], *, base_dir: str | Path = ".") -> li
         Fatal problems first; empty when all is well.
     """
     from cikflow.io import read_template
-    from cikflow.io.keywords import read_panel
     from cikflow.io.release import read_release_spec
     from cikflow.io.samplesheet import read_sample_sheet
     from cikflow.release import spec_problems
 
     base = Path(base_dir)
-    problems: list[CheckProblem] = []
     try:
         sheet = read_sample_sheet(base / config["samples"])
         template = read_template(base / config["template"])
         spec = read_release_spec(base / config["release_spec"])
     except CikflowError as exc:
         return [CheckProblem(type(exc).__name__, str(exc), fatal=True)]
-    populations = list(template.populations)
-    if populations:
+    problems = []
+    if template.populations:
         bead = config.get("counts", {}).get("bead_population", "beads")
-        problems.extend(
+        problems = [
             CheckProblem(str(config["release_spec"]), message, fatal=True)
-            for message in spec_problems(spec, populations=populations, bead_population=bead)
-        )
-    if template.kind != "yaml":  # GatingML / FlowJo gates are on detector names
-        return problems
-    from cikflow.gating.template import template_dimensions
-
-    panels: dict[str, tuple[list[str], list[str]]] = {}
-    for fcs in sheet["fcs"].astype(str):
-        path = base / fcs
-        if not path.is_file():
-            continue  # the sheet's own check names missing files; the demo's come on first run
-        try:
-            panels[fcs] = read_panel(path)
-        except Exception as exc:  # fcsparser raises many types; all mean "unreadable"
-            problems.append(
-                CheckProblem(
-                    fcs, f"unreadable keywords ({exc}); this sample will fail", fatal=False
-                )
+            for message in spec_problems(
+                spec, populations=list(template.populations), bead_population=bead
             )
-    panel_cfg = config.get("panel", {})
-    if panels:
-        problems.extend(
-            marker_problems(
-                dims=template_dimensions(template),
-                panels=panels,
-                aliases=merge_aliases(template.aliases, panel_cfg.get("aliases")),
-                overrides=panel_cfg.get("overrides"),
-                template=str(config["template"]),
-            )
-        )
-    return sorted(problems, key=lambda p: not p.fatal)
+        ]
+    files = check_files(
+        sheet=sheet,
+        template=template,
+        panel=config.get("panel"),
+        base_dir=base,
+        label=str(config["template"]),
+    )
+    return sorted(problems + files, key=lambda p: not p.fatal)

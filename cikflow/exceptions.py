@@ -85,9 +85,17 @@ class FcsUnsupportedError(FcsReadError):
 
 
 class MissingMarkerError(CikflowError):
-    """A marker the gating template needs is not in the file's panel."""
+    """A marker the gating template needs is not in the file's panel.
+
+    ``absent`` is False when the marker matches several detectors or a panel override
+    names no detector: the file has it, the configuration must say which.
+    """
 
     code = "missing_marker"
+
+    def __init__(self, message: str, *, absent: bool = True) -> None:
+        super().__init__(message)
+        self.absent = absent
 
 
 class CompensationError(CikflowError):

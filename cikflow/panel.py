@@ -87,7 +87,8 @@ def resolve_panel(
             if overrides[dim] not in pnn:
                 raise MissingMarkerError(
                     f"{source}: panel override {dim} -> '{overrides[dim]}' names no detector "
-                    f"of the file (detectors: {', '.join(pnn)})"
+                    f"of the file (detectors: {', '.join(pnn)})",
+                    absent=False,
                 )
             out[dim] = overrides[dim]
             continue
@@ -107,6 +108,7 @@ def resolve_panel(
         else:
             raise MissingMarkerError(
                 f"{source}: marker '{dim}' matches several detectors ({', '.join(hits)}); "
-                "set a panel override in the config"
+                "set a panel override in the config",
+                absent=False,
             )
     return out

@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
-from cikflow.check import check_inputs
+from cikflow.check import check_files
 from cikflow.exceptions import CikflowError
 from cikflow.io import read_template
 from cikflow.io.config import check_config
@@ -22,12 +22,12 @@ min_version("9.0")
 try:  # the configuration (schema defaults filled in), then the sheet and the template
     config.update(check_config(config, source=CONFIG_FILE, node=CONFIG_NODE))
     SHEET = read_sample_sheet(config["samples"]).set_index("sample", drop=False)
-    read_template(config["template"])  # fail fast on an invalid template
+    TEMPLATE = read_template(config["template"])  # fail fast on an invalid template
 except CikflowError as exc:  # a named error, not a traceback
     raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
 try:  # a release spec error, or a criterion on a metric no population gives, stops here too
     RELEASE_SPEC = read_release_spec(config["release_spec"])
-    POPULATIONS = list(read_template(config["template"]).populations or {})
+    POPULATIONS = list(TEMPLATE.populations or {})
     SPEC_PROBLEMS = (
         spec_problems(
             RELEASE_SPEC,
@@ -46,7 +46,9 @@ if SPEC_PROBLEMS:
     )
 # every FCS file's panel against the template (keywords only), once, not in every job
 if workflow.is_main_process:
-    CHECK = check_inputs(config)
+    CHECK = check_files(
+        sheet=SHEET, template=TEMPLATE, panel=config["panel"], label=config["template"]
+    )
     if any(p.fatal for p in CHECK):
         raise WorkflowError(
             "cikflow check:\n  " + "\n  ".join(str(p) for p in CHECK if p.fatal)
