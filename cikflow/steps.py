@@ -28,6 +28,8 @@ from cikflow.gating.apply import GATE_TABLE_COLUMNS
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from cikflow.runsummary import RunSummary
+
 __all__ = [
     "FAILED_COLUMNS",
     "FLAG_COLUMNS",
@@ -40,6 +42,7 @@ __all__ = [
     "gate_file",
     "provenance",
     "release_verdicts",
+    "run_summary",
     "sample_report",
     "simulate_demo",
     "summarize",
@@ -1007,7 +1010,7 @@ def collect_concordance(sample_dirs: Sequence[str | Path], *, out_path: str | Pa
     return table
 
 
-def run_summary(results_dir: str | Path) -> Any:
+def run_summary(results_dir: str | Path) -> RunSummary | None:
     """The run's :class:`cikflow.runsummary.RunSummary`, or None before ``summary.tsv`` exists."""
     from cikflow.io import read_table
     from cikflow.runsummary import summarize_run

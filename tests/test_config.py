@@ -77,6 +77,13 @@ def test_missing_file_and_non_mapping(tmp_path):
         read_config(_write(tmp_path, "- a\n- b\n"))
 
 
+def test_strict_given_as_text_on_the_command_line_is_a_boolean(repo_dir):
+    config = read_config(repo_dir / ".test" / "config" / "config.yaml")
+    assert check_config({**config, "strict": "true"})["strict"] is True
+    assert check_config({**config, "strict": "False"})["strict"] is False
+    assert check_config({**config, "strict": True})["strict"] is True
+
+
 def test_command_line_values_without_a_file_position(repo_dir):
     """A key given with --config has no line: the message still names the key path."""
     config = read_config(repo_dir / ".test" / "config" / "config.yaml")

@@ -44,9 +44,10 @@ def read_config_text(path: str | Path) -> tuple[dict[str, Any], yaml.Node | None
     if not path.is_file():
         raise ConfigError(f"{path}: configuration file not found")
     text = path.read_text()
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+    loader = yaml.SafeLoader(text)
+    try:  # one parse: the node tree (for line numbers), then the data built from it
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -54,6 +55,8 @@ def read_config_text(path: str | Path) -> tuple[dict[str, Any], yaml.Node | None
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -182,6 +185,8 @@ def check_config(
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(shown))
     filled = copy.deepcopy(config)
     _fill_defaults(filled, _schema())
+    # `--config strict=true` arrives as text; the schema allows it, the rest reads a bool
+    filled["strict"] = str(filled["strict"]).lower() == "true"
     return filled
 
 

@@ -114,7 +114,7 @@ def end_of_run():
             f"ignored): {', '.join(stale[:10])}; remove with `cikflow clean results`",
             file=sys.stderr,
         )
-    if str(config.get("strict", False)).lower() == "true" and summary.failed:
+    if config["strict"] and summary.failed:
         print(
             "cikflow: strict: true and samples failed: exit status 1", file=sys.stderr
         )
