@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -49,15 +48,12 @@ def test_consistent_inputs_pass(run_dir, capsys):
     assert "check passed: 0 errors, 0 warnings" in capsys.readouterr().err
 
 
-def test_marker_typo_in_the_template_is_caught_in_seconds(run_dir, capsys):
+def test_marker_typo_in_the_template_is_caught(run_dir, capsys):
     _misspell(run_dir, "CD16", "CD61")
-    start = time.perf_counter()
     assert main(["check", "--directory", str(run_dir)]) == 2
-    seconds = time.perf_counter() - start
     err = capsys.readouterr().err
     assert "error: gating/cik_default.yaml: marker 'CD61' is in none of the 2 files" in err
     assert "(did you mean 'CD16'?)" in err
-    assert seconds < 10
 
 
 def test_workflow_stops_before_any_job_on_a_template_marker_typo(repo_dir, run_dir):
