@@ -474,3 +474,11 @@ def test_scan_real_files_including_big_endian(caplog: pytest.LogCaptureFixture) 
     assert sorted(sheet["fcs"]) == sorted(readable)
     assert sheet["sample"].is_unique
     assert sheet["sample"].str.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*").all()
+
+
+def test_each_empty_required_column_is_named_once() -> None:
+    table = pd.DataFrame({"sample": ["a1"], "batch": [None], "day": [None], "fcs": ["a1.fcs"]})
+    assert [str(p) for p in validate_rows(table, source="demo")] == [
+        "demo row 1 (sample a1): column 'batch': empty; a value is required",
+        "demo row 1 (sample a1): column 'day': empty; a value is required",
+    ]

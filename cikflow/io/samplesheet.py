@@ -238,11 +238,17 @@ def _show(value: Any) -> str:
 
 
 def _describe(error: Any, cells: Mapping[str, Any]) -> tuple[str | None, str]:
-    """(column, message) of a jsonschema error about one row."""
+    """(column, message) of a jsonschema error about one row.
+
+    A ``required`` error is about one property (jsonschema raises one per missing
+    property, each carrying the whole list), named in its message.
+    """
     kind = error.validator
     if kind == "required":
         missing = [c for c in error.validator_value if c not in error.instance]
-        return (missing[0] if missing else None), "empty; a value is required"
+        named = [c for c in missing if error.message.startswith(f"{c!r} ")]
+        column = named[0] if named else (missing[0] if missing else None)
+        return column, "empty; a value is required"
     path = list(error.absolute_path)
     column = str(path[0]) if path else None
     raw = _show(cells.get(column, error.instance)) if column is not None else repr(error.instance)
