@@ -9,7 +9,6 @@ samples will fail: a warning), a release criterion on a metric the template does
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,27 +53,57 @@ def _norm(text: str) -> str:
     return "".join(text.split()).casefold()
 
 
-def _suggest(marker: str, labels: Sequence[str]) -> str:
-    """' (did you mean 'X'?)' from the files' $PnS labels, or ''.
+def _edit_distance(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) that turn ``a`` into ``b``.
 
-    The nearest label by :class:`difflib.SequenceMatcher` ratio (at least 0.6), where a
-    label with the same characters (a transposition: CD61 for CD16) ranks first.
+    Written here because difflib ranks by shared characters, so for short markers it
+    finds 'CD69' as near to 'CD56' as 'CD57' is; no dependency of the project offers
+    an edit distance.
 
     Examples
     --------
-    >>> _suggest("CD61", ["CD3", "CD16", "CD56"]), _suggest("CD57", ["CD3", "CD56"])
-    (" (did you mean 'CD16'?)", " (did you mean 'CD56'?)")
+    >>> [_edit_distance("cd57", b) for b in ("cd56", "cd75", "cd69")]
+    [1, 1, 2]
+    """
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, prev2[j - 2] + 1)
+            row.append(cost)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+def _digits(text: str) -> list[str]:
+    return sorted(c for c in text if c.isdigit())
+
+
+def _suggest(marker: str, labels: Sequence[str]) -> str:
+    """' (did you mean 'X'?)' for the label one edit away (two for long names), or ''.
+
+    The label must have the same digits: CD57 and CD56 are different molecules, one
+    edit apart, and nothing tells a typo from a panel without the marker; CD61 for
+    CD16 (a swap) or NK1/1 for NK1.1 keep their digits.
+
+    Examples
+    --------
+    >>> _suggest("CD61", ["CD3", "CD16", "CD56"]), _suggest("Viabilty", ["CD3", "Viability"])
+    (" (did you mean 'CD16'?)", " (did you mean 'Viability'?)")
+    >>> _suggest("CD57", ["CD3", "CD56", "CD69"])
+    ''
     """
     want = _norm(marker)
-    scored = []
-    for label in labels:
-        norm = _norm(label)
-        if not norm:
-            continue
-        ratio = difflib.SequenceMatcher(None, want, norm).ratio()
-        if ratio >= 0.6:
-            scored.append((sorted(norm) == sorted(want), ratio, label))
-    return f" (did you mean '{max(scored)[2]}'?)" if scored else ""
+    limit = 1 if len(want) < 8 else 2
+    scored = sorted(
+        (_edit_distance(want, _norm(label)), label)
+        for label in labels
+        if _norm(label) and _digits(_norm(label)) == _digits(want)
+    )
+    return f" (did you mean '{scored[0][1]}'?)" if scored and scored[0][0] <= limit else ""
 
 
 def marker_problems(
@@ -100,10 +129,10 @@ def marker_problems(
 
     Examples
     --------
-    >>> panels = {"a.fcs": (["FL1-A", "FL2-A"], ["CD3", "CD56"]),
-    ...           "b.fcs": (["FL1-A", "FL2-A"], ["CD3", "CD56"])}
-    >>> [str(p) for p in marker_problems(dims=["CD3", "CD57"], panels=panels)]
-    ["error: template: marker 'CD57' is in none of the 2 files (did you mean 'CD56'?); \
+    >>> panels = {"a.fcs": (["FL1-A", "FL2-A"], ["CD3", "CD16"]),
+    ...           "b.fcs": (["FL1-A", "FL2-A"], ["CD3", "CD16"])}
+    >>> [str(p) for p in marker_problems(dims=["CD3", "CD61"], panels=panels)]
+    ["error: template: marker 'CD61' is in none of the 2 files (did you mean 'CD16'?); \
 fix the template or add an alias under 'panel.aliases' (or 'aliases:' in the template)"]
     """
     missing: dict[str, list[str]] = {}
@@ -120,7 +149,9 @@ fix the template or add an alias under 'panel.aliases' (or 'aliases:' in the tem
                 else:
                     message = str(exc).removeprefix(f"{name}: ")
                     several.append(CheckProblem(name, message, fatal=False))
-    labels = sorted({s for _, pns in panels.values() for s in pns if s.strip()})
+    # a label another template marker already stands for is no candidate (CD16 for CD56)
+    taken = {_norm(n) for d in dims for n in (d, *(aliases or {}).get(d, ()))}
+    labels = sorted({s for _, pns in panels.values() for s in pns if _norm(s) not in taken})
     problems: list[CheckProblem] = []
     for dim, files in missing.items():
         if len(files) == len(panels):

@@ -103,3 +103,11 @@ def test_a_template_carries_its_own_aliases(shared_data, repo_dir):
         fcs = read_fcs(shared_data / "flowsom-68983" / "68983.fcs")
     outcome = gate_fcs(fcs, template)  # no aliases passed
     assert outcome.channel_map["NK1.1"] == "PE-A"
+
+
+def test_a_panel_without_the_marker_gets_no_misleading_suggestion():
+    """Aurora-like panel: no CD56, but CD16 (another template marker) and CD26, CD69."""
+    panels = {"a.fcs": (["B1-A", "B2-A", "B3-A", "B4-A"], ["CD3", "CD16", "CD26", "CD69"])}
+    (problem,) = marker_problems(dims=["CD3", "CD16", "CD56"], panels=panels)
+    assert problem.fatal
+    assert problem.message.startswith("marker 'CD56' is in none of the 1 files; fix")
