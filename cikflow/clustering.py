@@ -51,10 +51,11 @@ import numpy as np
 import pandas as pd
 
 from cikflow.exceptions import ConfigError
+from cikflow.gating.model import Gate, from_spec, identity_scale
 from cikflow.gating.template import make_transform, transform_name
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from cikflow.gating.apply import GatingOutcome
     from cikflow.gating.template import Template
@@ -317,19 +318,26 @@ class Divider:
     source: str
 
 
-def _descendants(template: Template) -> list[dict[str, Any]]:
-    """The template's gates below its base, in template order (parents first)."""
+def _descendants(
+    template: Template, *, scale: Callable[[str, Any], np.ndarray] | None = None
+) -> list[Gate]:
+    """The template's gates below its base, in template order (parents first).
+
+    Coordinates in the clustering's transformed units (:func:`_scale`), or in
+    ``scale`` when given.
+    """
     base = template.base
     if base is None:
         raise ConfigError(f"template '{template.name}' has no base gate to cluster")
+    scale = scale or _scale(template)
     below: set[str] = {base}
     out = []
-    for gate in template.spec["gates"]:
-        if gate["parent"] in below:
-            out.append(dict(gate))
-            below.add(gate["name"])
-            if gate["type"] == "quadrant":
-                below.update(gate["quadrants"])
+    for spec in template.spec["gates"]:
+        if spec["parent"] in below:
+            gate = from_spec(spec, scale=scale)
+            out.append(gate)
+            below.add(gate.name)
+            below.update(pop for pop, _ in gate.populations())
     return out
 
 
@@ -340,10 +348,19 @@ def tree_populations(template: Template) -> dict[str, str]:
     """
     names: set[str] = set()
     for gate in _descendants(template):
-        names.add(gate["name"])
-        if gate["type"] == "quadrant":
-            names.update(gate["quadrants"])
+        names.add(gate.name)
+        names.update(pop for pop, _ in gate.populations())
     return {pop: g for pop, g in template.populations.items() if g in names}
+
+
+def _scale(template: Template) -> Callable[[str, Any], np.ndarray]:
+    """Data units → the clustering's transformed units, per dimension (vectorised)."""
+
+    def scale(dim: str, values: Any) -> np.ndarray:
+        fwd, _ = _transformer(template, dim)
+        return np.array([fwd(float(v)) for v in np.asarray(values, dtype=float).ravel()])
+
+    return scale
 
 
 def _transformer(template: Template, dim: str) -> tuple[Any, Any]:
@@ -428,11 +445,14 @@ def resolve_dividers(
     infos = {i.name: i for i in (outcome.infos if outcome is not None else [])}
     out: dict[tuple[str, str], Divider] = {}
     for gate in _descendants(template):
-        name = gate["name"]
+        name = gate.name
         info = infos.get(name)
         fitted = info is not None and info.method != "static" and bool(info.fit)
-        for dim, transformed in _gate_thresholds(gate, info.shape if fitted else None):
+        applied = {t.dimension: t.value for t in info.gate.thresholds()} if fitted else {}
+        for threshold in gate.thresholds():
+            dim = threshold.dimension
             key = (name, dim)
+            transformed = applied.get(dim)
             _, inv = _transformer(template, dim)
             # a fit that says it is unsure (no valley, at its bound …) lends no threshold
             unsure = fitted and any(
@@ -444,45 +464,6 @@ def resolve_dividers(
             elif fitted and transformed is not None and not unsure:
                 out[key] = Divider(name, dim, transformed, inv(transformed), "gate fit")
     return out
-
-
-def _gate_thresholds(
-    gate: Mapping[str, Any], shape: Mapping[str, Any] | None
-) -> list[tuple[str, float | None]]:
-    """The (dimension, transformed threshold) pairs of a one-threshold range or a quadrant."""
-    if gate["type"] == "quadrant":
-        x = None if shape is None else shape.get("x0")
-        y = None if shape is None else shape.get("y0")
-        return [(gate["x"]["dimension"], x), (gate["y"]["dimension"], y)]
-    if gate["type"] in ("range", "rectangle") and len(gate["dimensions"]) == 1:
-        ((dim, bounds),) = gate["dimensions"].items()
-        finite = [k for k in ("min", "max") if bounds.get(k) is not None]
-        if len(finite) == 1:
-            value = None
-            if shape is not None and shape.get("bounds"):
-                lo, hi = shape["bounds"][0]
-                value = lo if finite[0] == "min" else hi
-            return [(dim, value)]
-    return []
-
-
-def _static_threshold(gate: Mapping[str, Any], dim: str) -> float:
-    if gate["type"] == "quadrant":
-        return float(next(gate[a]["at"] for a in ("x", "y") if gate[a]["dimension"] == dim))
-    bounds = gate["dimensions"][dim]
-    return float(bounds["min"] if bounds.get("min") is not None else bounds["max"])
-
-
-def _in_polygon(vertices: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon."""
-    x, y = points[:, 0], points[:, 1]
-    inside = np.zeros(len(points), dtype=bool)
-    for (x1, y1), (x2, y2) in zip(vertices, np.roll(vertices, -1, axis=0), strict=True):
-        crosses = (y1 > y) != (y2 > y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xcross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-        inside ^= crosses & (x < xcross)
-    return inside
 
 
 @dataclass(frozen=True)
@@ -559,29 +540,28 @@ def label_clusters(
     base = template.base
     all_clusters = np.ones(n_clusters, dtype=bool)
     gates = _descendants(template)
+    statics = {g.name: g for g in _descendants(template, scale=identity_scale)}
+    at = {m: medians[:, j] for m, j in col.items()}
     for gate in gates:
-        dims = (
-            [gate["x"]["dimension"], gate["y"]["dimension"]]
-            if gate["type"] == "quadrant"
-            else list(gate["dimensions"])
-            if gate["type"] in ("range", "rectangle")
-            else list(gate.get("dimensions") or [])
-        )
-        absent = [d for d in dims if d not in col]
+        absent = [d for d in gate.dims if d not in col]
         if absent:
             raise ConfigError(
-                f"clustering.markers lack {absent}, used by gate '{gate['name']}' "
+                f"clustering.markers lack {absent}, used by gate '{gate.name}' "
                 f"below the base of template '{template.name}'"
             )
-        parent = all_clusters if gate["parent"] == base else member[gate["parent"]]
+        parent = all_clusters if gate.parent == base else member[gate.parent]
         thresholds: dict[str, float] = {}
-        for dim, _ in _gate_thresholds(gate, None):
-            key = (gate["name"], dim)
+        static = {t.dimension: t.value for t in statics[gate.name].thresholds()}
+        for threshold in gate.thresholds():
+            dim = threshold.dimension
+            key = (gate.name, dim)
             if key not in known:
                 known[key] = _fit_divider(
-                    gate,
+                    gate.name,
                     dim,
                     template=template,
+                    static=float(static[dim]),
+                    start=float(threshold.value),
                     x=x[:, col[dim]],
                     labels=labels,
                     parent=parent,
@@ -589,63 +569,20 @@ def label_clusters(
                 )
             used.append(known[key])
             thresholds[dim] = known[key].transformed
-        kind = gate["type"]
-        if kind == "quadrant":
-            xd, yd = gate["x"]["dimension"], gate["y"]["dimension"]
-            above_x = medians[:, col[xd]] >= thresholds[xd]
-            above_y = medians[:, col[yd]] >= thresholds[yd]
-            for quad, signs in gate["quadrants"].items():
-                sx = above_x if signs[0] == "+" else ~above_x
-                sy = above_y if signs[1] == "+" else ~above_y
-                member[quad] = parent & sx & sy
-            member[gate["name"]] = parent.copy()
-        elif kind in ("range", "rectangle"):
-            inside = parent.copy()
-            for dim, bounds in gate["dimensions"].items():
-                fwd, _ = _transformer(template, dim)
-                lo = None if bounds.get("min") is None else fwd(bounds["min"])
-                hi = None if bounds.get("max") is None else fwd(bounds["max"])
-                if dim in thresholds:
-                    lo = thresholds[dim] if bounds.get("min") is not None else lo
-                    hi = thresholds[dim] if bounds.get("max") is not None else hi
-                m = medians[:, col[dim]]
-                if lo is not None:
-                    inside &= m >= lo
-                if hi is not None:
-                    inside &= m < hi
-            if gate.get("complement"):
-                inside = parent & ~inside
-            member[gate["name"]] = inside
-        elif kind == "polygon":
-            xd, yd = gate["dimensions"]
-            fx, _ = _transformer(template, xd)
-            fy, _ = _transformer(template, yd)
-            verts = np.array([[fx(a), fy(b)] for a, b in gate["vertices"]])
-            inside = _in_polygon(verts, medians[:, [col[xd], col[yd]]])
-            member[gate["name"]] = parent & (~inside if gate.get("complement") else inside)
-        else:  # boolean
-            refs = [member[r] for r in gate["of"]]
-            op = gate["op"]
-            combined = (
-                np.logical_and.reduce(refs)
-                if op == "and"
-                else np.logical_or.reduce(refs)
-                if op == "or"
-                else ~refs[0]
-            )
-            member[gate["name"]] = combined & parent
+        placed = gate.with_thresholds(thresholds)
+        member.update(placed.members(at, parent=parent, populations=member))
     # phenotype: the deepest reported population (non-boolean gate) holding the cluster
     reported = {g: p for p, g in template.populations.items()}
-    order = [g["name"] for g in gates if g["type"] != "boolean"]
+    order: list[str] = []
+    parents: dict[str, str] = {}
     for g in gates:
-        if g["type"] == "quadrant":
-            i = order.index(g["name"])
-            order[i + 1 : i + 1] = list(g["quadrants"])
+        parents[g.name] = g.parent
+        for pop, _ in g.populations():
+            if pop != g.name:
+                parents[pop] = g.name
+        if g.counts_on_parent:
+            order += [g.name, *(p for p, _ in g.populations() if p != g.name)]
     depth: dict[str, int] = {}
-    parents = {g["name"]: g["parent"] for g in gates}
-    for g in gates:
-        if g["type"] == "quadrant":
-            parents.update(dict.fromkeys(g["quadrants"], g["name"]))
     for name in order:
         p = parents[name]
         depth[name] = 0 if p == base else depth.get(p, 0) + 1
@@ -661,23 +598,24 @@ def label_clusters(
 
 
 def _fit_divider(
-    gate: Mapping[str, Any],
+    gate: str,
     dim: str,
     *,
     template: Template,
+    static: float,
+    start: float,
     x: np.ndarray,
     labels: np.ndarray,
     parent: np.ndarray,
     random_state: int,
 ) -> Divider:
-    fwd, inv = _transformer(template, dim)
-    static = _static_threshold(gate, dim)
-    start = fwd(static)
+    """Fit a static gate's threshold on the clusters' parent (``start``: its transformed value)."""
+    _, inv = _transformer(template, dim)
     events = x[parent[labels]] if len(labels) else x[:0]
     fitted, _ = _split_threshold(events, start=start, random_state=random_state)
     if fitted is None:
-        return Divider(gate["name"], dim, start, static, "template")
-    return Divider(gate["name"], dim, fitted, inv(fitted), "cluster fit")
+        return Divider(gate, dim, start, static, "template")
+    return Divider(gate, dim, fitted, inv(fitted), "cluster fit")
 
 
 def _cluster_medians(x: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -1138,17 +1076,9 @@ def _axis(template: Template, dim: str, detector: str) -> dict[str, Any]:
 
 
 def _map_dims(template: Template, markers: Sequence[str]) -> tuple[str, str] | None:
-    for gate in _descendants(template):
-        if gate["type"] == "quadrant":
-            dims = [gate["x"]["dimension"], gate["y"]["dimension"]]
-        elif gate["type"] == "polygon" or (
-            gate["type"] == "rectangle" and len(gate["dimensions"]) == 2
-        ):
-            dims = list(gate["dimensions"])
-        else:
-            continue
-        if all(d in markers for d in dims):
-            return dims[0], dims[1]
+    for gate in _descendants(template, scale=identity_scale):
+        if len(gate.dims) == 2 and all(d in markers for d in gate.dims):
+            return gate.dims[0], gate.dims[1]
     return (markers[0], markers[1]) if len(markers) >= 2 else None
 
 
@@ -1280,9 +1210,10 @@ def cluster_outcome(
 
 
 def _parent_of(template: Template, gate_name: str) -> str:
-    for gate in template.spec["gates"]:
-        if gate["name"] == gate_name:
-            return str(gate["parent"])
-        if gate["type"] == "quadrant" and gate_name in gate["quadrants"]:
-            return str(gate["name"])
+    for spec in template.spec["gates"]:
+        gate = from_spec(spec, scale=identity_scale)
+        if gate.name == gate_name:
+            return gate.parent
+        if gate_name in (pop for pop, _ in gate.populations()):
+            return gate.name
     raise ConfigError(f"template '{template.name}' has no gate '{gate_name}'")

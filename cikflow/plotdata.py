@@ -65,8 +65,10 @@ def gate_plot_data(
         One per drawable gate: ``gate``, ``parent``, ``gate_type``, ``events``,
         ``parent_events``, ``percent_parent``, ``kind`` (``"2d"``/``"1d"``),
         ``x``/``y`` axis dicts (``dim``, ``detector``, ``transform``, ``range``,
-        ``ticks``), ``counts`` (int lists; 2-D as rows over y), ``shape`` (gate
-        outline, transformed units) and, for quadrant gates, ``quadrants``.
+        ``ticks``), ``counts`` (int lists; 2-D as rows over y), ``outline``
+        (:meth:`cikflow.gating.model.Outline.as_dict`, transformed units) and
+        ``populations`` (``name``, ``events``, ``percent_parent`` of each
+        population the gate defines: one per quadrant of a quadrant gate).
     """
     if template.kind != "yaml":
         return []
@@ -124,57 +126,46 @@ def gate_plot_data(
     total = fcs.n_events
     out: list[dict[str, Any]] = []
     for info in outcome.infos:
-        if info.gate_type in ("boolean", "quadrant_child") or not info.dims:
-            continue
+        gate = info.gate
+        if gate is None or info.name != gate.name or not gate.dims:
+            continue  # a quadrant (drawn with its gate), or a gate with nothing to draw
         parent = info.path[-1]
         mask = outcome.membership[parent] if parent != "root" else np.ones(total, dtype=bool)
         parent_n = int(mask.sum())
-        if info.gate_type == "quadrant":
-            quads = [
-                i
-                for i in outcome.infos
-                if i.gate_type == "quadrant_child" and i.parent == info.name
-            ]
-            n_in = sum(counts_by_gate[q.name] for q in quads)
-        else:
-            quads = []
-            n_in = counts_by_gate[info.name]
+        pops = [p for p, _ in gate.populations()]
+        n_in = sum(counts_by_gate[p] for p in pops)
         entry: dict[str, Any] = {
             "gate": info.name,
             "parent": parent,
-            "gate_type": info.gate_type,
+            "gate_type": gate.kind,
             "events": int(n_in),
             "parent_events": parent_n,
             "percent_parent": 100.0 * n_in / parent_n if parent_n else None,
-            "shape": info.shape,
         }
-        xa = axis(info.dims[0])
-        xv = raw_of[info.dims[0]][mask]
-        if len(info.dims) >= 2:
-            ya = axis(info.dims[1])
-            yv = raw_of[info.dims[1]][mask]
-            grid = [edges_of[info.dims[1]], edges_of[info.dims[0]]]
+        xa = axis(gate.dims[0])
+        xv = raw_of[gate.dims[0]][mask]
+        if len(gate.dims) >= 2:
+            ya = axis(gate.dims[1])
+            yv = raw_of[gate.dims[1]][mask]
+            grid = [edges_of[gate.dims[1]], edges_of[gate.dims[0]]]
             hist = np.zeros((bins, bins))
             for start in range(0, len(xv), _CHUNK):  # bounded temporaries on big files
                 part = slice(start, start + _CHUNK)
                 hist += np.histogram2d(yv[part], xv[part], bins=grid)[0]
             entry.update(kind="2d", x=xa, y=ya, counts=hist.astype(int).tolist())
+            extent = [xa["range"], ya["range"]]
         else:
-            hist, _ = np.histogram(xv, bins=edges_of[info.dims[0]])
+            hist, _ = np.histogram(xv, bins=edges_of[gate.dims[0]])
             entry.update(kind="1d", x=xa, y=None, counts=hist.astype(int).tolist())
-        if quads:
-            entry["quadrants"] = [
-                {
-                    "name": q.name,
-                    "events": int(counts_by_gate[q.name]),
-                    "percent_parent": 100.0 * counts_by_gate[q.name] / parent_n
-                    if parent_n
-                    else None,
-                    "signs": next(
-                        g["quadrants"][q.name] for g in spec["gates"] if g["name"] == info.name
-                    ),
-                }
-                for q in quads
-            ]
+            extent = [xa["range"]]
+        entry["outline"] = gate.outline(extent).as_dict()
+        entry["populations"] = [
+            {
+                "name": p,
+                "events": int(counts_by_gate[p]),
+                "percent_parent": 100.0 * counts_by_gate[p] / parent_n if parent_n else None,
+            }
+            for p in pops
+        ]
         out.append(entry)
     return out

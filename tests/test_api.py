@@ -14,6 +14,8 @@ MODULES = [
     "cikflow.evaluate",
     "cikflow.gating",
     "cikflow.gating.concrete",
+    "cikflow.gating.model",
+    "cikflow.gating.registry",
     "cikflow.io",
     "cikflow.io.config",
     "cikflow.io.release",

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cikflow.exceptions import GatingError
+from cikflow.gating.model import from_flowkit
 from cikflow.gating.template import GateInfo, Template, build_strategy, template_dimensions
 from cikflow.panel import merge_aliases, resolve_panel
 from cikflow.preprocess import CompensatedEvents, spillover_matrix
@@ -76,36 +77,23 @@ class GatingOutcome:
     compensated: CompensatedEvents | None = field(default=None, repr=False)
 
 
-#: flowkit gate class → template gate type (what gate_fcs and plotdata test against)
-_FLOWKIT_GATE_TYPES = {
-    "RectangleGate": "rectangle",
-    "PolygonGate": "polygon",
-    "EllipsoidGate": "ellipsoid",
-    "QuadrantGate": "quadrant",
-    "BooleanGate": "boolean",
-}
-
-
 def _gatingml_infos(strategy: flowkit.GatingStrategy) -> list[GateInfo]:
     import flowkit as fk
 
     infos = []
+    models = {}  # gate path + name → model, for the quadrants of a quadrant gate
     for name, path in strategy.get_gate_ids():
         try:
-            gate = strategy.get_gate(name, path)
-        except fk.exceptions.QuadrantReferenceError:
-            infos.append(GateInfo(name, path[-1], "quadrant_child", tuple(path)))
+            fk_gate = strategy.get_gate(name, path)
+        except fk.exceptions.QuadrantReferenceError:  # a quadrant, after its quadrant gate
+            gate = models[tuple(path)]
+            kind = dict(gate.populations())[name]
+            infos.append(GateInfo(name, path[-1], kind, tuple(path), gate=gate))
             continue
-        dims: tuple[str, ...] = ()
-        if gate.dimensions:
-            dims = tuple(
-                getattr(d, "dimension_ref", None) or getattr(d, "ratio_ref", None) or d.id
-                for d in gate.dimensions
-            )
-        kind = _FLOWKIT_GATE_TYPES.get(gate.gate_type, gate.gate_type)
-        if kind == "rectangle" and len(dims) == 1:
-            kind = "range"
-        infos.append(GateInfo(name, path[-1], kind, tuple(path), dims, dims))
+        gate = from_flowkit(fk_gate, parent=path[-1])
+        models[(*path, name)] = gate
+        kind = dict(gate.populations()).get(name, gate.kind)
+        infos.append(GateInfo(name, path[-1], kind, tuple(path), gate.dims, gate.dims, gate))
     return infos
 
 
@@ -333,7 +321,7 @@ def gate_fcs(
             random_state=random_state,
         )
         for info in infos:
-            if info.gate_type != "quadrant_child":
+            if info.name == info.gate.name:  # once per gate (not per quadrant)
                 flags.extend({"gate": info.name, **f} for f in info.fit.get("flags", []))
     try:
         shared = {"spill": compensated} if compensated is not None and matrix is not None else {}
@@ -342,22 +330,17 @@ def gate_fcs(
         raise GatingError(f"{source}: gating failed ({type(exc).__name__}: {exc})") from exc
 
     total = fcs.n_events
-    membership: dict[str, np.ndarray] = {}
-    for info in infos:
-        if info.gate_type == "quadrant":
-            continue
-        membership[info.name] = masks[(info.name, tuple(info.path))]
+    # a row is a population when its gate defines it (a quadrant gate defines its quadrants)
+    populations = [(i, dict(i.gate.populations())) for i in infos]
+    populations = [(i, kinds[i.name]) for i, kinds in populations if i.name in kinds]
+    membership = {i.name: masks[(i.name, tuple(i.path))] for i, _ in populations}
     counts = {name: int(mask.sum()) for name, mask in membership.items()}
     base_name = template.base if template.kind == "yaml" else None
     base_n = counts.get(base_name, total) if base_name else total
 
     rows = []
-    for info in infos:
-        if info.gate_type == "quadrant":
-            continue
-        parent_gate = info.path[-1]
-        if info.gate_type == "quadrant_child":
-            parent_gate = info.path[-2]
+    for info, kind in populations:
+        parent_gate = info.gate.parent
         parent_n = total if parent_gate == "root" else counts[parent_gate]
         n = counts[info.name]
         rows.append(
@@ -366,14 +349,14 @@ def gate_fcs(
                 "gate": info.name,
                 "gate_path": "/".join((*info.path, info.name)),
                 "parent": parent_gate,
-                "gate_type": info.gate_type,
+                "gate_type": kind,
                 "events": n,
                 "percent_parent": 100.0 * n / parent_n if parent_n else np.nan,
                 "percent_total": 100.0 * n / total if total else np.nan,
                 "percent_of_base": 100.0 * n / base_n if base_n else np.nan,
             }
         )
-        if parent_n < min_events and info.gate_type != "boolean":
+        if parent_n < min_events and info.gate.counts_on_parent:
             flags.append(
                 {
                     "flag": "low_events",

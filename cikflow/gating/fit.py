@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cikflow.exceptions import GatingTemplateError
-from cikflow.gating.methods import BeadGate, BlobGate, SingletGate, make_threshold
+from cikflow.gating.methods import BeadGate
+from cikflow.gating.registry import (
+    METHODS,
+    blob_estimator,
+    get_method,
+    singlet_estimator,
+    threshold_estimator,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -24,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["THRESHOLD_METHODS", "fit_gate"]
 
 #: 1-D methods usable on range gates and quadrant dividers
-THRESHOLD_METHODS = ("valley", "quantile", "tail")
+THRESHOLD_METHODS = tuple(m.name for m in METHODS.values() if m.divider)
 
 
 def _threshold(
@@ -35,12 +42,14 @@ def _threshold(
     scale: Callable[[str, Any], np.ndarray],
     unscale: Callable[[str, Any], np.ndarray],
     random_state: int,
+    where: str,
 ) -> tuple[float, dict[str, Any]]:
     """Fit one threshold; return it in data units and the fit record."""
     p = dict(params)
     if "search" in p:
         p["search"] = [float(v) for v in scale(dim, p["search"])]
-    est = make_threshold(p, random_state=random_state).fit(values)
+    name = p.pop("method", "valley")
+    est = threshold_estimator(name, p, where=where, random_state=random_state).fit(values)
     value = float(unscale(dim, [est.threshold_])[0])
     record = {
         "dimension": dim,
@@ -85,7 +94,8 @@ def fit_gate(
     record : dict
         What was fitted: method, thresholds or vertices, events, flags.
     """
-    method = gate["method"]
+    where = f"gate '{gate['name']}'"
+    method = get_method(gate["method"], kind=gate["type"], where=where).name
     params = dict(gate.get("params", {}))
     spec = copy.deepcopy(dict(gate))
     spec["method"] = "static"
@@ -96,10 +106,8 @@ def fit_gate(
         return values(dim, mask)
 
     if method in THRESHOLD_METHODS:
-        if gate["type"] not in ("range", "rectangle") or len(gate["dimensions"]) != 1:
-            raise GatingTemplateError(
-                f"gate '{gate['name']}': method '{method}' needs a range gate on one dimension"
-            )
+        if len(gate["dimensions"]) != 1:
+            raise GatingTemplateError(f"{where}: method '{method}' needs a gate on one dimension")
         ((dim, bounds),) = gate["dimensions"].items()
         side = params.pop("bound", None) or ("min" if bounds.get("min") is not None else "max")
         value, fit = _threshold(
@@ -109,6 +117,7 @@ def fit_gate(
             scale=scale,
             unscale=unscale,
             random_state=random_state,
+            where=where,
         )
         spec["dimensions"] = {dim: {**bounds, side: value}}
         record["fits"].append(fit)
@@ -119,7 +128,13 @@ def fit_gate(
             p = {k: v for k, v in divider.items() if k not in ("dimension", "at")}
             p.setdefault("method", "valley")
             value, fit = _threshold(
-                parent(dim), p, dim=dim, scale=scale, unscale=unscale, random_state=random_state
+                parent(dim),
+                p,
+                dim=dim,
+                scale=scale,
+                unscale=unscale,
+                random_state=random_state,
+                where=f"{where} divider '{axis}'",
             )
             spec[axis] = {"dimension": dim, "at": value}
             record["fits"].append(fit)
@@ -127,21 +142,11 @@ def fit_gate(
         xdim, ydim = gate["dimensions"]
         xy = np.column_stack([parent(xdim), parent(ydim)])
         if method == "blob":
-            seed = params.get("seed")
-            est = BlobGate(
-                n_components=params.get("n_components", 3),
-                level=params.get("level", 0.9999),
-                merge=params.get("merge", 3.0),
-                log=params.get("log", True),
-                select=params.get("select", "largest"),
-                seed=tuple(seed) if seed else None,
-                max_events=params.get("max_events", 10_000),
-                random_state=random_state,
-            )
             # fitted in data units (by default on log10 of linear scatter)
+            est = blob_estimator(params, linear=True, where=where, random_state=random_state)
             est.fit(np.column_stack([unscale(xdim, xy[:, 0]), unscale(ydim, xy[:, 1])]))
         else:
-            est = SingletGate(k=params.get("k", 5.0))
+            est = singlet_estimator(params, where=where)
             est.fit(np.column_stack([unscale(xdim, xy[:, 0]), unscale(ydim, xy[:, 1])]))
             record["ratio"] = getattr(est, "ratio_", None)
             record["band"] = list(getattr(est, "band_", ()))
@@ -158,7 +163,7 @@ def fit_gate(
                 f"gate '{gate['name']}': method 'beads' needs a max on its first "
                 "(scatter) dimension"
             )
-        search = params.get("search", [10000, 60000])
+        search = METHODS["beads"].params(params, where=where)["search"]
         est = BeadGate(
             search=(0.0, 1.0),
             max_scatter=float(scale(scatter, [max_scatter])[0]),

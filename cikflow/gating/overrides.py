@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cikflow.exceptions import GatingTemplateError
-from cikflow.gating.methods import BlobGate, SingletGate, make_threshold
+from cikflow.gating.model import from_flowkit
+from cikflow.gating.registry import (
+    METHODS,
+    blob_estimator,
+    get_method,
+    singlet_estimator,
+    threshold_estimator,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,7 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["OVERRIDE_METHODS", "apply_overrides"]
 
-OVERRIDE_METHODS = ("valley", "quantile", "tail", "blob", "singlets")
+#: methods that fit a gate of an imported template
+OVERRIDE_METHODS = tuple(m.name for m in METHODS.values() if m.imported)
 
 
 def _find(strategy: flowkit.GatingStrategy, name: str) -> tuple[str, ...]:
@@ -85,8 +93,6 @@ def apply_overrides(
     list of dict
         One fit record per overridden gate: ``gate``, ``method``, ``fits``, ``flags``.
     """
-    import flowkit as fk
-
     order = {(*path, name): i for i, (name, path) in enumerate(strategy.get_gate_ids())}
     targets = sorted(
         ((_find(strategy, n), n) for n in overrides), key=lambda t: order[(*t[0], t[1])]
@@ -95,12 +101,11 @@ def apply_overrides(
     for path, name in targets:
         spec = overrides[name]
         method, params = spec.get("method"), dict(spec.get("params", {}))
-        if method not in OVERRIDE_METHODS:
-            raise GatingTemplateError(
-                f"override '{name}': field 'method': '{method}' is not one of {OVERRIDE_METHODS}"
-            )
+        where = f"override '{name}'"
         # FlowJo workspaces carry per-sample gates already: start from this sample's own
         gate = strategy.get_gate(name, path, sample_id=sample.id)
+        kind = from_flowkit(gate, parent=path[-1]).kind
+        registered = get_method(str(method), kind=kind, where=where, imported=True)
         results = strategy.gate_sample(sample)
         parent = path[-1]
         mask = (
@@ -111,11 +116,7 @@ def apply_overrides(
         values = _columns(strategy, sample, gate)[mask]
         record: dict[str, Any] = {"gate": name, "method": method, "fits": [], "flags": []}
         new_gate = copy.deepcopy(gate)
-        if method in ("valley", "quantile", "tail"):
-            if not isinstance(gate, fk.gates.RectangleGate):
-                raise GatingTemplateError(
-                    f"override '{name}': '{method}' needs a range or rectangle gate"
-                )
+        if registered.divider:
             ids = [d.id for d in new_gate.dimensions]
             wanted = params.pop("dimension", ids[0])
             if wanted not in ids:
@@ -134,31 +135,23 @@ def apply_overrides(
                     float(v)
                     for v in xform.apply(np.asarray(params["search"], float).reshape(-1, 1))[:, 0]
                 ]
-            if method != "quantile" and "search" not in params:
-                raise GatingTemplateError(f"override '{name}': '{method}' needs params.search")
             side = params.pop("bound", None) or ("min" if dim.min is not None else "max")
-            est = make_threshold({**params, "method": method}, random_state=random_state).fit(
-                values[:, column]
-            )
+            est = threshold_estimator(
+                registered.name, params, where=where, random_state=random_state
+            ).fit(values[:, column])
             setattr(dim, side, est.threshold_)
             record["fits"].append({"dimension": dim.id, "threshold_transformed": est.threshold_})
             record["flags"] = [
                 {"flag": f.flag, "reason": f"{dim.id}: {f.reason}"} for f in est.flags_
             ]
         else:
-            if not isinstance(gate, fk.gates.PolygonGate):
-                raise GatingTemplateError(f"override '{name}': '{method}' needs a polygon gate")
             if method == "blob":
                 linear = all(d.transformation_ref is None for d in gate.dimensions)
-                est = BlobGate(
-                    n_components=params.get("n_components", 3),
-                    level=params.get("level", 0.9999),
-                    merge=params.get("merge", 3.0),
-                    log=params.get("log", linear),
-                    random_state=random_state,
+                est = blob_estimator(
+                    params, linear=linear, where=where, random_state=random_state
                 ).fit(values)
             else:
-                est = SingletGate(k=params.get("k", 5.0)).fit(values)
+                est = singlet_estimator(params, where=where).fit(values)
             if est.vertices_:
                 new_gate.vertices = [tuple(v) for v in est.vertices_]
             record["fits"].append({"vertices": len(est.vertices_)})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from cikflow.exceptions import GatingTemplateError
+from cikflow.gating.model import Gate, from_spec, identity_scale, spec_dims
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -103,10 +104,10 @@ class GateInfo:
         Template dimension names (marker or detector), x then y.
     detectors : tuple of str
         The matching $PnN of the file.
-    shape : dict
-        Outline in transformed coordinates: ``{"x": [...], "y": [...]}`` for
-        polygons, ``{"bounds": [[min, max], ...]}`` for ranges and rectangles,
-        ``{"x0", "y0"}`` for quadrants.
+    gate : Gate
+        The gate as applied (fitted, transformed units): a quadrant's row
+        holds its quadrant gate. A row is a population when its name is one
+        of ``gate.populations()``.
     method : str
         ``static`` or the data-driven method that placed the gate.
     fit : dict
@@ -120,7 +121,7 @@ class GateInfo:
     path: tuple[str, ...]
     dims: tuple[str, ...] = ()
     detectors: tuple[str, ...] = ()
-    shape: dict[str, Any] = field(default_factory=dict)
+    gate: Gate | None = None
     method: str = "static"
     fit: dict[str, Any] = field(default_factory=dict)
 
@@ -177,38 +178,32 @@ def validate_template(spec: Any, *, source: str = "template") -> dict[str, Any]:
             )
 
     known: set[str] = {"root"}
-    for gate in spec["gates"]:
-        name = gate["name"]
+    for entry in spec["gates"]:
+        name = entry["name"]
         if name in known:
             raise GatingTemplateError(f"{source}: gate '{name}': field 'name': duplicate gate name")
-        if gate["parent"] not in known:
+        if entry["parent"] not in known:
             raise GatingTemplateError(
-                f"{source}: gate '{name}': field 'parent': '{gate['parent']}' is not a gate "
+                f"{source}: gate '{name}': field 'parent': '{entry['parent']}' is not a gate "
                 "defined above it (gates must be listed parents first)"
             )
-        if gate["type"] == "boolean":
-            for ref in gate["of"]:
-                if ref not in known:
-                    raise GatingTemplateError(
-                        f"{source}: gate '{name}': field 'of': '{ref}' is not a gate "
-                        "defined above it"
-                    )
-            if gate["op"] == "not" and len(gate["of"]) != 1:
+        try:
+            gate = from_spec(entry, scale=identity_scale)
+        except GatingTemplateError as exc:
+            raise GatingTemplateError(f"{source}: {exc}") from None
+        for ref in gate.references:
+            if ref not in known:
                 raise GatingTemplateError(
-                    f"{source}: gate '{name}': field 'of': 'not' takes one gate"
+                    f"{source}: gate '{name}': field 'of': '{ref}' is not a gate defined above it"
                 )
-        if gate["type"] == "polygon" and any(len(v) != 2 for v in gate["vertices"]):
-            raise GatingTemplateError(
-                f"{source}: gate '{name}': field 'vertices': need [x, y] pairs"
-            )
         known.add(name)
-        if gate["type"] == "quadrant":
-            for quad in gate["quadrants"]:
-                if quad in known:
+        for pop, _ in gate.populations():
+            if pop != name:
+                if pop in known:
                     raise GatingTemplateError(
-                        f"{source}: gate '{name}': field 'quadrants': duplicate name '{quad}'"
+                        f"{source}: gate '{name}': field 'quadrants': duplicate name '{pop}'"
                     )
-                known.add(quad)
+                known.add(pop)
     for key in ("base",):
         if key in spec and spec[key] not in known:
             raise GatingTemplateError(f"{source}: field '{key}': unknown gate '{spec[key]}'")
@@ -220,22 +215,11 @@ def validate_template(spec: Any, *, source: str = "template") -> dict[str, Any]:
     return spec
 
 
-def _gate_dims(gate: Mapping[str, Any]) -> list[str]:
-    kind = gate["type"]
-    if kind in ("range", "rectangle"):
-        return list(gate["dimensions"])
-    if kind == "polygon":
-        return list(gate["dimensions"])
-    if kind == "quadrant":
-        return [gate["x"]["dimension"], gate["y"]["dimension"]]
-    return []
-
-
 def template_dimensions(template: Template) -> list[str]:
     """Dimension names (markers or detectors) the template's gates use, in first-use order."""
     seen: dict[str, None] = {}
     for gate in template.spec.get("gates", []):
-        for dim in _gate_dims(gate):
+        for dim in spec_dims(gate):
             seen.setdefault(dim, None)
     return list(seen)
 
@@ -344,52 +328,24 @@ def build_strategy(
     def bound(dim: str, value: float | None) -> float | None:
         return None if value is None else float(scale(dim, [value])[0])
 
-    def dimension(dim: str, lo: float | None = None, hi: float | None = None) -> Any:
+    def dimension(dim: str, lo: float | None, hi: float | None) -> Any:
+        """A gate dimension, its range in transformed units."""
         return fk.Dimension(
             channel_map[dim],
             compensation_ref=comp_ref,
             transformation_ref=xforms[dim][0],
-            range_min=bound(dim, lo),
-            range_max=bound(dim, hi),
+            range_min=lo,
+            range_max=hi,
         )
 
+    def divider(div_id: str, dim: str, value: float) -> Any:
+        return fk.QuadrantDivider(div_id, channel_map[dim], comp_ref, [value], xforms[dim][0])
+
     def make_gate(
-        gate: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]
-    ) -> tuple[Any, dict]:
-        name, kind, dims = gate["name"], gate["type"], _gate_dims(gate)
-        complement = bool(gate.get("complement", False))
-        if kind in ("range", "rectangle"):
-            fk_dims = [
-                dimension(d, b.get("min"), b.get("max")) for d, b in gate["dimensions"].items()
-            ]
-            shape = {"bounds": [[d.min, d.max] for d in fk_dims]}
-            return fk.gates.RectangleGate(name, fk_dims, use_complement=complement), shape
-        if kind == "polygon":
-            xs = [float(v) for v in scale(dims[0], [v[0] for v in gate["vertices"]])]
-            ys = [float(v) for v in scale(dims[1], [v[1] for v in gate["vertices"]])]
-            fk_gate = fk.gates.PolygonGate(
-                name,
-                [dimension(dims[0]), dimension(dims[1])],
-                list(zip(xs, ys, strict=True)),
-                use_complement=complement,
-            )
-            return fk_gate, {"x": [*xs, xs[0]], "y": [*ys, ys[0]]}
-        if kind == "quadrant":
-            x0, y0 = bound(dims[0], gate["x"]["at"]), bound(dims[1], gate["y"]["at"])
-            dividers = [
-                fk.QuadrantDivider("x", channel_map[dims[0]], comp_ref, [x0], xforms[dims[0]][0]),
-                fk.QuadrantDivider("y", channel_map[dims[1]], comp_ref, [y0], xforms[dims[1]][0]),
-            ]
-            quadrants = []
-            for quad, signs in gate["quadrants"].items():
-                ranges = [
-                    (x0, None) if signs[0] == "+" else (None, x0),
-                    (y0, None) if signs[1] == "+" else (None, y0),
-                ]
-                quadrants.append(fk.gates.Quadrant(quad, ["x", "y"], ranges))
-            return fk.gates.QuadrantGate(name, dividers, quadrants), {"x0": x0, "y0": y0}
-        refs = [{"ref": ref, "path": paths[ref], "complement": False} for ref in gate["of"]]
-        return fk.gates.BooleanGate(name, gate["op"], refs), {}
+        spec: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]
+    ) -> tuple[Any, Gate]:
+        gate = from_spec(spec, scale=scale)
+        return gate.to_flowkit(dimension=dimension, divider=divider, paths=paths), gate
 
     if values is not None and sample_id is None:
         msg = "build_strategy: fitting data-driven gates needs a sample_id"
@@ -401,22 +357,14 @@ def build_strategy(
             return np.ones(values.n_events, dtype=bool)
         return masks[parent]
 
-    def apply(fk_gate: Any, gate: Mapping[str, Any]) -> None:
+    def apply(fk_gate: Any, gate: Gate) -> None:
         """Membership of ``fk_gate`` (parent applied), as flowkit computes it."""
-        parent = parent_mask(gate["parent"])
-        if gate["type"] == "boolean":
-            refs = [masks[r] for r in gate["of"]]
-            inside = (
-                np.logical_and.reduce(refs)
-                if gate["op"] == "and"
-                else np.logical_or.reduce(refs)
-                if gate["op"] == "or"
-                else ~refs[0]
-            )
-            masks[gate["name"]] = inside & parent
+        parent = parent_mask(gate.parent)
+        if not gate.dims:  # a Boolean gate: from the memberships it refers to
+            masks.update(gate.members({}, parent=parent, populations=masks))
             return
         # only the parent's events are transformed and tested
-        frame = pd.DataFrame({channel_map[d]: values(d, parent) for d in _gate_dims(gate)})
+        frame = pd.DataFrame({channel_map[d]: values(d, parent) for d in gate.dims})
         result = fk_gate.apply(frame)
 
         def spread(inside: Any) -> np.ndarray:
@@ -424,55 +372,45 @@ def build_strategy(
             full[parent] = np.asarray(inside, dtype=bool)
             return full
 
-        if isinstance(result, dict):
-            for quad, inside in result.items():
-                masks[quad] = spread(inside)
+        if isinstance(result, dict):  # one membership per population
+            for pop, inside in result.items():
+                masks[pop] = spread(inside)
         else:
-            masks[gate["name"]] = spread(result)
+            masks[gate.name] = spread(result)
 
     paths: dict[str, tuple[str, ...]] = {"root": ()}
     infos: list[GateInfo] = []
-    for gate in spec["gates"]:
-        name, parent, kind = gate["name"], gate["parent"], gate["type"]
+    for spec_gate in spec["gates"]:
+        name, parent = spec_gate["name"], spec_gate["parent"]
         gate_path = (*paths[parent], parent) if parent != "root" else ("root",)
-        dims = _gate_dims(gate)
-        fk_gate, shape = make_gate(gate, paths)
+        fk_gate, gate = make_gate(spec_gate, paths)
         strategy.add_gate(fk_gate, gate_path)
-        method = gate.get("method", "static")
         fit: dict[str, Any] = {}
         if values is not None:
-            if method != "static":
+            if gate.method != "static":
                 fitted, fit = fit_gate(
-                    gate,
+                    spec_gate,
                     values=values,
                     mask=parent_mask(parent),
                     scale=scale,
                     unscale=unscale,
                     random_state=random_state,
                 )
-                fk_gate, shape = make_gate(fitted, paths)
+                fk_gate, gate = make_gate(fitted, paths)
+                gate = replace(gate, method=spec_gate.get("method", "static"))
                 strategy.add_gate(fk_gate, gate_path, sample_id=sample_id)
             apply(fk_gate, gate)
         paths[name] = gate_path
-        detectors = tuple(channel_map[d] for d in dims)
-        infos.append(
-            GateInfo(name, parent, kind, gate_path, tuple(dims), detectors, shape, method, fit)
-        )
-        if kind == "quadrant":
-            for quad in gate["quadrants"]:
-                paths[quad] = (*gate_path, name)
-                infos.append(
-                    GateInfo(
-                        quad,
-                        name,
-                        "quadrant_child",
-                        paths[quad],
-                        tuple(dims),
-                        detectors,
-                        shape,
-                        method,
-                    )
-                )
+        detectors = tuple(channel_map[d] for d in gate.dims)
+        info = GateInfo(name, parent, gate.kind, gate_path, gate.dims, detectors, gate, gate.method)
+        infos.append(replace(info, fit=fit))
+        for pop, kind in gate.populations():
+            if pop == name:
+                continue
+            paths[pop] = (*gate_path, name)
+            infos.append(
+                GateInfo(pop, name, kind, paths[pop], gate.dims, detectors, gate, gate.method)
+            )
     return strategy, infos
 
 

@@ -71,7 +71,8 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
         f"<b>{name}</b> in {parent}: {entry['events']:,} of {entry['parent_events']:,} events "
         f"({_percent(entry['percent_parent'])})"
     )
-    shape = entry.get("shape") or {}
+    outline = entry.get("outline") or {}
+    line = {"color": _GATE_COLOR, "width": 2}
     if entry["kind"] == "2d":
         x_edges = np.linspace(*xa["range"], counts.shape[1] + 1)
         y_edges = np.linspace(*ya["range"], counts.shape[0] + 1)
@@ -86,51 +87,12 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
                 hovertemplate="log10 events: %{z:.2f}<extra></extra>",
             )
         )
-        if "x" in shape:
+        for path in outline.get("paths", []):
             fig.add_trace(
                 go.Scatter(
-                    x=shape["x"],
-                    y=shape["y"],
-                    mode="lines",
-                    line={"color": _GATE_COLOR, "width": 2},
-                    name=name,
-                    hoverinfo="skip",
+                    x=path["x"], y=path["y"], mode="lines", line=line, name=name, hoverinfo="skip"
                 )
             )
-        elif "bounds" in shape:
-            (x0, x1), (y0, y1) = shape["bounds"][0], shape["bounds"][1]
-            x0, x1 = (xa["range"][0] if x0 is None else x0), (xa["range"][1] if x1 is None else x1)
-            y0, y1 = (ya["range"][0] if y0 is None else y0), (ya["range"][1] if y1 is None else y1)
-            fig.add_trace(
-                go.Scatter(
-                    x=[x0, x1, x1, x0, x0],
-                    y=[y0, y0, y1, y1, y0],
-                    mode="lines",
-                    line={"color": _GATE_COLOR, "width": 2},
-                    name=name,
-                    hoverinfo="skip",
-                )
-            )
-        elif "x0" in shape:
-            fig.add_vline(x=shape["x0"], line={"color": _GATE_COLOR, "width": 2})
-            fig.add_hline(y=shape["y0"], line={"color": _GATE_COLOR, "width": 2})
-            for quad in entry.get("quadrants", []):
-                sx, sy = quad["signs"]
-                fig.add_annotation(
-                    x=0.98 if sx == "+" else 0.02,
-                    y=0.98 if sy == "+" else 0.02,
-                    xref="x domain",
-                    yref="y domain",
-                    showarrow=False,
-                    xanchor="right" if sx == "+" else "left",
-                    yanchor="top" if sy == "+" else "bottom",
-                    text=(
-                        f"{html.escape(quad['name'])}<br>{quad['events']:,} "
-                        f"({_percent(quad['percent_parent'])})"
-                    ),
-                    bgcolor="rgba(255,255,255,0.8)",
-                    font={"size": 11},
-                )
         fig.update_yaxes(**_axis_layout(ya))
     else:
         edges = np.linspace(*xa["range"], counts.shape[0] + 1)
@@ -143,11 +105,32 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
                 hovertemplate="%{y} events<extra></extra>",
             )
         )
-        for lo, hi in shape.get("bounds", []):
-            for v in (lo, hi):
-                if v is not None:
-                    fig.add_vline(x=v, line={"color": _GATE_COLOR, "width": 2})
+        for lo, hi in outline.get("spans", []):
+            fig.add_vrect(x0=lo, x1=hi, fillcolor=_GATE_COLOR, opacity=0.08, line_width=0)
+        for v in outline.get("marks", []):
+            fig.add_vline(x=v, line=line)
         fig.update_yaxes(title={"text": "events"})
+    pops = {p["name"]: p for p in entry.get("populations", [])}
+    for label in outline.get("labels", []):
+        pop = pops.get(label["name"])
+        if pop is None:
+            continue
+        right, top = label["fx"] > 0.5, label["fy"] > 0.5
+        fig.add_annotation(
+            x=label["fx"],
+            y=label["fy"],
+            xref="x domain",
+            yref="y domain",
+            showarrow=False,
+            xanchor="right" if right else "left",
+            yanchor="top" if top else "bottom",
+            text=(
+                f"{html.escape(str(pop['name']))}<br>{pop['events']:,} "
+                f"({_percent(pop['percent_parent'])})"
+            ),
+            bgcolor="rgba(255,255,255,0.8)",
+            font={"size": 11},
+        )
     fig.update_xaxes(**_axis_layout(xa))
     fig.update_layout(
         title={"text": title, "font": {"size": 13}},

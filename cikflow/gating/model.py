@@ -1,0 +1,717 @@
+"""What a gate is: one small typed class per gate kind, in marker space.
+
+This is the one module that knows the kinds of gate. Every other part of
+cikflow — the template builder, the fits, the cluster labelling, the plots, the
+gate table and the exchange formats — asks a :class:`Gate` what it needs:
+
+* its dimensions (:attr:`Gate.dims`) and the populations it defines
+  (:meth:`Gate.populations`: a quadrant gate defines one per quadrant);
+* its one-threshold dividers (:meth:`Gate.thresholds`), and the same gate with
+  other thresholds (:meth:`Gate.with_thresholds`) — what the data-driven fits
+  and the cluster labelling move;
+* membership of points given their transformed values (:meth:`Gate.members`),
+  with GatingML 2.0 semantics (range minimum inclusive, maximum exclusive);
+* an outline to draw within given axis ranges (:meth:`Gate.outline`);
+* its flowkit gate (:meth:`Gate.to_flowkit`) and back (:func:`from_flowkit`).
+
+A gate's coordinates are held in the *transformed* scale of its dimensions,
+the scale in which GatingML 2.0 applies them and in which plots are drawn.
+Templates write data units; :func:`from_spec` converts them with the caller's
+``scale`` (the same flowkit transforms that gate the events).
+
+Adding a gate kind means one class here plus its schema entry; see
+:class:`EllipseGate` in the tests for an example written outside the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from cikflow.exceptions import GatingTemplateError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    import flowkit
+
+__all__ = [
+    "KINDS",
+    "BooleanGate",
+    "Gate",
+    "Outline",
+    "PolygonGate",
+    "QuadrantGate",
+    "RangeGate",
+    "RectangleGate",
+    "Threshold",
+    "from_flowkit",
+    "from_spec",
+    "register",
+]
+
+#: a bound, a vertex coordinate or a threshold in transformed units; None = unbounded
+Bound = float | None
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One divider of a gate along one dimension.
+
+    Attributes
+    ----------
+    dimension : str
+        Marker or detector.
+    value : float or None
+        Position in the dimension's transformed units (None: unset).
+    side : {"min", "max", "at"}
+        Which bound of a range gate it is; ``at`` for a quadrant divider.
+    """
+
+    dimension: str
+    value: float | None
+    side: str
+
+
+@dataclass(frozen=True)
+class Outline:
+    """What to draw for a gate, in its axes' transformed units.
+
+    Attributes
+    ----------
+    paths : list of (list of float, list of float)
+        Polylines (x values, y values) on a 2-D plot; closed paths repeat the first point.
+    marks : list of float
+        Positions of vertical lines on a 1-D plot.
+    spans : list of (float, float)
+        Shaded intervals of a 1-D plot: the gate's inside.
+    labels : list of (str, float, float)
+        Population name and where to write it, as fractions of the plot's width
+        and height (0 = left/bottom, 1 = right/top).
+    """
+
+    paths: list[tuple[list[float], list[float]]] = field(default_factory=list)
+    marks: list[float] = field(default_factory=list)
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    labels: list[tuple[str, float, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (lists only)."""
+        return {
+            "paths": [{"x": list(x), "y": list(y)} for x, y in self.paths],
+            "marks": list(self.marks),
+            "spans": [list(s) for s in self.spans],
+            "labels": [{"name": n, "fx": fx, "fy": fy} for n, fx, fy in self.labels],
+        }
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A gate of a gating tree, in marker space.
+
+    Attributes
+    ----------
+    name : str
+        Gate name (unique in its tree).
+    parent : str
+        Parent population (``root`` at the top).
+    method : str
+        ``static``, or the data-driven method that places it per sample
+        (:mod:`cikflow.gating.registry`).
+    complement : bool
+        Whether the gate holds the events outside its shape.
+    """
+
+    name: str
+    parent: str
+    method: str = "static"
+    complement: bool = False
+    #: template ``type`` of this gate class
+    kind: ClassVar[str] = ""
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """Dimensions (markers or detectors), x first."""
+        return ()
+
+    def populations(self) -> list[tuple[str, str]]:
+        """(population, kind of row) the gate defines: itself, or one per quadrant."""
+        return [(self.name, self.kind)]
+
+    @property
+    def counts_on_parent(self) -> bool:
+        """Whether its events are drawn from its parent's (all kinds but Boolean)."""
+        return True
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """Other gates its membership is computed from (Boolean gates)."""
+        return ()
+
+    def thresholds(self) -> list[Threshold]:
+        """The one-threshold dividers a fit or a cluster labelling may move."""
+        return []
+
+    def with_thresholds(self, values: Mapping[str, float]) -> Gate:
+        """The same gate with the thresholds of the dimensions in ``values`` moved."""
+        return self
+
+    def members(
+        self,
+        values: Mapping[str, np.ndarray],
+        *,
+        parent: np.ndarray,
+        populations: Mapping[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """Membership of points (parent applied) for every population the gate defines.
+
+        Parameters
+        ----------
+        values : mapping of str to numpy.ndarray
+            Dimension → the points' transformed values.
+        parent : numpy.ndarray
+            Boolean membership of the points in the gate's parent.
+        populations : mapping of str to numpy.ndarray
+            Memberships known so far (for Boolean gates).
+        """
+        raise NotImplementedError
+
+    def outline(self, extent: Sequence[tuple[float, float]]) -> Outline:
+        """What to draw within ``extent`` (one (low, high) per dimension, transformed units)."""
+        return Outline()
+
+    def to_flowkit(
+        self,
+        *,
+        dimension: Callable[..., flowkit.Dimension],
+        divider: Callable[[str, str, float], Any],
+        paths: Mapping[str, tuple[str, ...]],
+    ) -> Any:
+        """The flowkit gate (GatingML 2.0), coordinates in transformed units.
+
+        Parameters
+        ----------
+        dimension : callable
+            ``dimension(dim, low, high)`` → ``flowkit.Dimension`` of the gate's
+            dimension ``dim`` with that range (transformed units, None = open).
+        divider : callable
+            ``divider(id, dim, value)`` → ``flowkit.QuadrantDivider``.
+        paths : mapping of str to tuple of str
+            Gate name → its gate path (for Boolean references).
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RangeGate(Gate):
+    """Events within a range in each of its dimensions (GatingML rectangle gate).
+
+    Attributes
+    ----------
+    bounds : tuple of (str, float or None, float or None)
+        (dimension, minimum, maximum) in transformed units; None is open.
+    """
+
+    bounds: tuple[tuple[str, Bound, Bound], ...] = ()
+    kind: ClassVar[str] = "range"
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """As :attr:`Gate.dims`."""
+        return tuple(d for d, _, _ in self.bounds)
+
+    def thresholds(self) -> list[Threshold]:
+        """As :meth:`Gate.thresholds`."""
+        if len(self.bounds) != 1:
+            return []
+        dim, lo, hi = self.bounds[0]
+        if (lo is None) == (hi is None):
+            return []
+        return [Threshold(dim, lo, "min") if lo is not None else Threshold(dim, hi, "max")]
+
+    def with_thresholds(self, values: Mapping[str, float]) -> RangeGate:
+        """As :meth:`Gate.with_thresholds`."""
+        bounds = []
+        for dim, lo, hi in self.bounds:
+            if dim in values and self.thresholds():
+                side = self.thresholds()[0].side
+                lo, hi = (values[dim], hi) if side == "min" else (lo, values[dim])
+            bounds.append((dim, lo, hi))
+        return replace(self, bounds=tuple(bounds))
+
+    def members(
+        self,
+        values: Mapping[str, np.ndarray],
+        *,
+        parent: np.ndarray,
+        populations: Mapping[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """As :meth:`Gate.members`."""
+        inside = parent.copy()
+        for dim, lo, hi in self.bounds:
+            v = values[dim]
+            if lo is not None:
+                inside &= v >= lo
+            if hi is not None:
+                inside &= v < hi
+        if self.complement:
+            inside = parent & ~inside
+        return {self.name: inside}
+
+    def outline(self, extent: Sequence[tuple[float, float]]) -> Outline:
+        """As :meth:`Gate.outline`."""
+        if len(self.bounds) == 1:
+            (_, lo, hi), (elo, ehi) = self.bounds[0], extent[0]
+            marks = [v for v in (lo, hi) if v is not None]
+            span = (elo if lo is None else lo, ehi if hi is None else hi)
+            label = (self.name, _fx(span, extent[0]), 0.95)
+            return Outline(marks=marks, spans=[span], labels=[label])
+        (_, x0, x1), (_, y0, y1) = self.bounds[0], self.bounds[1]
+        (xlo, xhi), (ylo, yhi) = extent[0], extent[1]
+        x0, x1 = (xlo if x0 is None else x0), (xhi if x1 is None else x1)
+        y0, y1 = (ylo if y0 is None else y0), (yhi if y1 is None else y1)
+        return Outline(paths=[([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])])
+
+    def to_flowkit(
+        self,
+        *,
+        dimension: Callable[..., flowkit.Dimension],
+        divider: Callable[[str, str, float], Any],
+        paths: Mapping[str, tuple[str, ...]],
+    ) -> Any:
+        """As :meth:`Gate.to_flowkit`."""
+        import flowkit as fk
+
+        dims = [dimension(d, lo, hi) for d, lo, hi in self.bounds]
+        return fk.gates.RectangleGate(self.name, dims, use_complement=self.complement)
+
+
+@dataclass(frozen=True)
+class RectangleGate(RangeGate):
+    """A range gate written as ``type: rectangle`` (the same semantics)."""
+
+    kind: ClassVar[str] = "rectangle"
+
+
+def _fx(span: tuple[float, float], extent: tuple[float, float]) -> float:
+    """Middle of ``span`` as a fraction of ``extent`` (clipped to the plot)."""
+    lo, hi = extent
+    if hi <= lo:
+        return 0.5
+    mid = (max(span[0], lo) + min(span[1], hi)) / 2
+    return float(np.clip((mid - lo) / (hi - lo), 0.05, 0.95))
+
+
+@dataclass(frozen=True)
+class PolygonGate(Gate):
+    """Events inside a polygon of two dimensions.
+
+    Attributes
+    ----------
+    xdim, ydim : str
+        Dimensions.
+    vertices : tuple of (float, float)
+        Vertices in transformed units.
+    """
+
+    xdim: str = ""
+    ydim: str = ""
+    vertices: tuple[tuple[float, float], ...] = ()
+    kind: ClassVar[str] = "polygon"
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """As :attr:`Gate.dims`."""
+        return (self.xdim, self.ydim)
+
+    def members(
+        self,
+        values: Mapping[str, np.ndarray],
+        *,
+        parent: np.ndarray,
+        populations: Mapping[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """As :meth:`Gate.members`."""
+        inside = even_odd(
+            np.asarray(self.vertices, dtype=float),
+            np.column_stack([values[self.xdim], values[self.ydim]]),
+        )
+        return {self.name: parent & (~inside if self.complement else inside)}
+
+    def outline(self, extent: Sequence[tuple[float, float]]) -> Outline:
+        """As :meth:`Gate.outline`."""
+        xs = [float(v[0]) for v in self.vertices]
+        ys = [float(v[1]) for v in self.vertices]
+        return Outline(paths=[([*xs, xs[0]], [*ys, ys[0]])])
+
+    def to_flowkit(
+        self,
+        *,
+        dimension: Callable[..., flowkit.Dimension],
+        divider: Callable[[str, str, float], Any],
+        paths: Mapping[str, tuple[str, ...]],
+    ) -> Any:
+        """As :meth:`Gate.to_flowkit`."""
+        import flowkit as fk
+
+        return fk.gates.PolygonGate(
+            self.name,
+            [dimension(self.xdim, None, None), dimension(self.ydim, None, None)],
+            [(float(x), float(y)) for x, y in self.vertices],
+            use_complement=self.complement,
+        )
+
+
+def even_odd(vertices: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test of ``points`` (n × 2) against ``vertices`` (k × 2)."""
+    x, y = points[:, 0], points[:, 1]
+    inside = np.zeros(len(points), dtype=bool)
+    for (x1, y1), (x2, y2) in zip(vertices, np.roll(vertices, -1, axis=0), strict=True):
+        crosses = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xcross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (x < xcross)
+    return inside
+
+
+@dataclass(frozen=True)
+class QuadrantGate(Gate):
+    """Four quadrants of two dimensions split at one divider each.
+
+    Attributes
+    ----------
+    xdim, ydim : str
+        Dimensions.
+    x, y : float or None
+        Divider positions in transformed units.
+    quadrants : tuple of (str, str)
+        Quadrant name and its signs (``"+-"``: above the x divider, below the y one).
+    """
+
+    xdim: str = ""
+    ydim: str = ""
+    x: float | None = None
+    y: float | None = None
+    quadrants: tuple[tuple[str, str], ...] = ()
+    kind: ClassVar[str] = "quadrant"
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """As :attr:`Gate.dims`."""
+        return (self.xdim, self.ydim)
+
+    def populations(self) -> list[tuple[str, str]]:
+        """As :meth:`Gate.populations`."""
+        return [(q, "quadrant_child") for q, _ in self.quadrants]
+
+    def thresholds(self) -> list[Threshold]:
+        """As :meth:`Gate.thresholds`."""
+        return [Threshold(self.xdim, self.x, "at"), Threshold(self.ydim, self.y, "at")]
+
+    def with_thresholds(self, values: Mapping[str, float]) -> QuadrantGate:
+        """As :meth:`Gate.with_thresholds`."""
+        return replace(self, x=values.get(self.xdim, self.x), y=values.get(self.ydim, self.y))
+
+    def members(
+        self,
+        values: Mapping[str, np.ndarray],
+        *,
+        parent: np.ndarray,
+        populations: Mapping[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """As :meth:`Gate.members`."""
+        above_x = values[self.xdim] >= self.x
+        above_y = values[self.ydim] >= self.y
+        out = {}
+        for quad, signs in self.quadrants:
+            sx = above_x if signs[0] == "+" else ~above_x
+            sy = above_y if signs[1] == "+" else ~above_y
+            out[quad] = parent & sx & sy
+        out[self.name] = parent.copy()
+        return out
+
+    def outline(self, extent: Sequence[tuple[float, float]]) -> Outline:
+        """As :meth:`Gate.outline`."""
+        (xlo, xhi), (ylo, yhi) = extent[0], extent[1]
+        labels = [
+            (q, 0.98 if s[0] == "+" else 0.02, 0.98 if s[1] == "+" else 0.02)
+            for q, s in self.quadrants
+        ]
+        return Outline(
+            paths=[([self.x, self.x], [ylo, yhi]), ([xlo, xhi], [self.y, self.y])],
+            labels=labels,
+        )
+
+    def to_flowkit(
+        self,
+        *,
+        dimension: Callable[..., flowkit.Dimension],
+        divider: Callable[[str, str, float], Any],
+        paths: Mapping[str, tuple[str, ...]],
+    ) -> Any:
+        """As :meth:`Gate.to_flowkit`."""
+        import flowkit as fk
+
+        dividers = [divider("x", self.xdim, self.x), divider("y", self.ydim, self.y)]
+        quadrants = []
+        for quad, signs in self.quadrants:
+            ranges = [
+                (self.x, None) if signs[0] == "+" else (None, self.x),
+                (self.y, None) if signs[1] == "+" else (None, self.y),
+            ]
+            quadrants.append(fk.gates.Quadrant(quad, ["x", "y"], ranges))
+        return fk.gates.QuadrantGate(self.name, dividers, quadrants)
+
+
+@dataclass(frozen=True)
+class BooleanGate(Gate):
+    """``and``, ``or`` or ``not`` of other gates, within the parent.
+
+    Attributes
+    ----------
+    op : {"and", "or", "not"}
+    of : tuple of str
+        Referenced gates (one for ``not``).
+    """
+
+    op: str = "and"
+    of: tuple[str, ...] = ()
+    kind: ClassVar[str] = "boolean"
+
+    @property
+    def counts_on_parent(self) -> bool:
+        """As :attr:`Gate.counts_on_parent`."""
+        return False
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """As :attr:`Gate.references`."""
+        return self.of
+
+    def members(
+        self,
+        values: Mapping[str, np.ndarray],
+        *,
+        parent: np.ndarray,
+        populations: Mapping[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """As :meth:`Gate.members`."""
+        refs = [populations[r] for r in self.of]
+        if self.op == "and":
+            combined = np.logical_and.reduce(refs)
+        elif self.op == "or":
+            combined = np.logical_or.reduce(refs)
+        else:
+            combined = ~refs[0]
+        return {self.name: combined & parent}
+
+    def to_flowkit(
+        self,
+        *,
+        dimension: Callable[..., flowkit.Dimension],
+        divider: Callable[[str, str, float], Any],
+        paths: Mapping[str, tuple[str, ...]],
+    ) -> Any:
+        """As :meth:`Gate.to_flowkit`."""
+        import flowkit as fk
+
+        refs = [{"ref": r, "path": paths[r], "complement": False} for r in self.of]
+        return fk.gates.BooleanGate(self.name, self.op, refs)
+
+
+@dataclass(frozen=True)
+class OtherGate(Gate):
+    """A flowkit gate of a kind cikflow does not model (an ellipsoid): kept as flowkit's.
+
+    Attributes
+    ----------
+    flowkit_gate : Any
+        The flowkit gate.
+    dimensions : tuple of str
+        Its dimension IDs.
+    """
+
+    flowkit_gate: Any = None
+    dimensions: tuple[str, ...] = ()
+    kind: ClassVar[str] = "other"
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """As :attr:`Gate.dims`."""
+        return self.dimensions
+
+    @property
+    def counts_on_parent(self) -> bool:
+        """As :attr:`Gate.counts_on_parent`."""
+        return self._flowkit_kind() != "boolean"
+
+    def _flowkit_kind(self) -> str:
+        return str(getattr(self.flowkit_gate, "gate_type", "other")).removesuffix("Gate").lower()
+
+    def populations(self) -> list[tuple[str, str]]:
+        """As :meth:`Gate.populations`."""
+        quadrants = getattr(self.flowkit_gate, "quadrants", None)
+        if quadrants:
+            return [(q, "quadrant_child") for q in quadrants]
+        return [(self.name, self._flowkit_kind())]
+
+
+#: template ``type`` → gate class; :func:`register` adds one
+KINDS: dict[str, type[Gate]] = {
+    cls.kind: cls for cls in (RangeGate, RectangleGate, PolygonGate, QuadrantGate, BooleanGate)
+}
+
+
+def register(cls: type[Gate], *, spec: Callable[..., Gate] | None = None) -> type[Gate]:
+    """Add a gate class to :data:`KINDS` (and how to read it from a template, if given)."""
+    KINDS[cls.kind] = cls
+    if spec is not None:
+        _FROM_SPEC[cls.kind] = spec
+    return cls
+
+
+def _range_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarray]) -> Gate:
+    def conv(dim: str, v: float | None) -> Bound:
+        return None if v is None else float(scale(dim, [v])[0])
+
+    cls = KINDS[spec["type"]]
+    bounds = tuple(
+        (dim, conv(dim, b.get("min")), conv(dim, b.get("max")))
+        for dim, b in spec["dimensions"].items()
+    )
+    return cls(**_common(spec), bounds=bounds)
+
+
+def _polygon_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarray]) -> Gate:
+    if any(len(v) != 2 for v in spec["vertices"]):
+        raise GatingTemplateError(f"gate '{spec['name']}': field 'vertices': need [x, y] pairs")
+    xdim, ydim = spec["dimensions"]
+    xs = scale(xdim, [v[0] for v in spec["vertices"]])
+    ys = scale(ydim, [v[1] for v in spec["vertices"]])
+    vertices = tuple((float(x), float(y)) for x, y in zip(xs, ys, strict=True))
+    return PolygonGate(**_common(spec), xdim=xdim, ydim=ydim, vertices=vertices)
+
+
+def _quadrant_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarray]) -> Gate:
+    xdim, ydim = spec["x"]["dimension"], spec["y"]["dimension"]
+    return QuadrantGate(
+        **_common(spec),
+        xdim=xdim,
+        ydim=ydim,
+        x=float(scale(xdim, [spec["x"]["at"]])[0]),
+        y=float(scale(ydim, [spec["y"]["at"]])[0]),
+        quadrants=tuple(spec["quadrants"].items()),
+    )
+
+
+def _boolean_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarray]) -> Gate:
+    if spec["op"] == "not" and len(spec["of"]) != 1:
+        raise GatingTemplateError(f"gate '{spec['name']}': field 'of': 'not' takes one gate")
+    return BooleanGate(**_common(spec), op=spec["op"], of=tuple(spec["of"]))
+
+
+def _common(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": spec["name"],
+        "parent": spec["parent"],
+        "method": spec.get("method", "static"),
+        "complement": bool(spec.get("complement", False)),
+    }
+
+
+_FROM_SPEC: dict[str, Callable[..., Gate]] = {
+    "range": _range_spec,
+    "rectangle": _range_spec,
+    "polygon": _polygon_spec,
+    "quadrant": _quadrant_spec,
+    "boolean": _boolean_spec,
+}
+
+
+def spec_dims(spec: Mapping[str, Any]) -> list[str]:
+    """Dimensions a template gate (YAML form) uses, x first, without converting anything."""
+    return list(from_spec(spec, scale=identity_scale).dims)
+
+
+def identity_scale(dim: str, values: Any) -> np.ndarray:
+    """The scale of untransformed dimensions: values as they are (float)."""
+    return np.asarray(values, dtype=float)
+
+
+def from_spec(spec: Mapping[str, Any], *, scale: Callable[[str, Any], np.ndarray]) -> Gate:
+    """The gate a YAML template entry describes, its coordinates transformed.
+
+    Parameters
+    ----------
+    spec : mapping
+        One validated entry of a template's ``gates`` (coordinates in data units).
+    scale : callable
+        ``scale(dim, values)`` → the values in the dimension's transformed units.
+    """
+    return _FROM_SPEC[spec["type"]](spec, scale)
+
+
+def from_flowkit(gate: Any, *, parent: str, dims: Callable[[Any], str] | None = None) -> Gate:
+    """The model of a flowkit gate (coordinates already in transformed units).
+
+    Parameters
+    ----------
+    gate : flowkit gate
+        A RectangleGate, PolygonGate, QuadrantGate, BooleanGate (others are kept
+        as :class:`OtherGate`).
+    parent : str
+        Its parent population.
+    dims : callable, optional
+        flowkit Dimension → the name to give it (default: its ``dimension_ref``,
+        ratio reference or ID).
+    """
+    import flowkit as fk
+
+    name_of = dims or _dim_name
+    common = {"name": gate.gate_name, "parent": parent}
+    if isinstance(gate, fk.gates.RectangleGate):
+        cls = RangeGate if len(gate.dimensions) == 1 else RectangleGate
+        bounds = tuple((name_of(d), d.min, d.max) for d in gate.dimensions)
+        return cls(**common, complement=bool(gate.use_complement), bounds=bounds)
+    if isinstance(gate, fk.gates.PolygonGate):
+        xd, yd = (name_of(d) for d in gate.dimensions)
+        vertices = tuple((float(x), float(y)) for x, y in gate.vertices)
+        return PolygonGate(
+            **common, complement=bool(gate.use_complement), xdim=xd, ydim=yd, vertices=vertices
+        )
+    if isinstance(gate, fk.gates.QuadrantGate) and len(gate.dimensions) == 2:
+        xdiv, ydiv = gate.dimensions
+        if len(xdiv.values) == 1 and len(ydiv.values) == 1:
+            quads = []
+            for quad in gate.quadrants.values():
+                signs = ""
+                for div in (xdiv, ydiv):
+                    lo, _ = quad.get_divider_range(div.id)
+                    signs += "+" if lo is not None else "-"
+                quads.append((quad.id, signs))
+            return QuadrantGate(
+                **common,
+                xdim=name_of(xdiv),
+                ydim=name_of(ydiv),
+                x=float(xdiv.values[0]),
+                y=float(ydiv.values[0]),
+                quadrants=tuple(quads),
+            )
+    if isinstance(gate, fk.gates.BooleanGate) and not any(r["complement"] for r in gate.gate_refs):
+        return BooleanGate(**common, op=gate.type, of=tuple(r["ref"] for r in gate.gate_refs))
+    return OtherGate(
+        **common,
+        flowkit_gate=gate,
+        dimensions=tuple(name_of(d) for d in (getattr(gate, "dimensions", None) or [])),
+    )
+
+
+def _dim_name(dim: Any) -> str:
+    return getattr(dim, "dimension_ref", None) or getattr(dim, "ratio_ref", None) or dim.id
+
+
+def tree_order(gates: Sequence[Gate]) -> list[tuple[str, str]]:
+    """(population, parent population) of every population the gates define, in order."""
+    return [(pop, g.parent) for g in gates for pop, _ in g.populations()]
