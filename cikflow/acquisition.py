@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cikflow.events import finite_number as parse_number
 from cikflow.exceptions import ConfigError, GatingError
 from cikflow.io import select_events
-from cikflow.io._fcsformat import parse_number
 from cikflow.qc import acquisition_qc, default_qc_channels
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from cikflow.io import FcsData
+    from cikflow.events import FcsData
     from cikflow.qc import AcquisitionQc
 
 __all__ = ["QC_DEFAULTS", "QcOutcome", "run_acquisition_qc"]

@@ -15,9 +15,9 @@ import numpy as np
 from cikflow.gating.template import make_transform, transform_name
 
 if TYPE_CHECKING:
+    from cikflow.events import FcsData
     from cikflow.gating.apply import GatingOutcome
     from cikflow.gating.template import Template
-    from cikflow.io.fcs import FcsData
     from cikflow.preprocess import CompensatedEvents
 
 __all__ = ["gate_plot_data"]

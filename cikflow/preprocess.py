@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     import flowkit
 
-    from cikflow.io.fcs import FcsData
+    from cikflow.events import FcsData
 
 __all__ = ["CompensatedEvents", "compensate", "spillover_matrix"]
 

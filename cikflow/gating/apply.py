@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     import flowkit
 
-    from cikflow.io.fcs import FcsData
+    from cikflow.events import FcsData
 
 __all__ = ["GATE_TABLE_COLUMNS", "GatingOutcome", "gate_fcs"]
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     import flowkit
 
-    from cikflow.io import FcsData
+    from cikflow.events import FcsData
     from cikflow.preprocess import CompensatedEvents
 
 __all__ = ["evaluate", "invertible", "supports"]

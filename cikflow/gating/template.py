@@ -16,7 +16,7 @@ import functools
 import json
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import yaml
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
     import flowkit
 
-    from cikflow.gating.apply import FitValues
 
 __all__ = [
     "GateInfo",
@@ -46,6 +45,16 @@ DEFAULT_TRANSFORMS: dict[str, dict[str, Any]] = {
 }
 #: detectors that stay linear unless a template says otherwise
 SCATTER_PREFIXES = ("FSC", "SSC", "Time", "TIME")
+
+
+class FitEvents(Protocol):
+    """The events data-driven gates are fitted on (:class:`cikflow.gating.apply.FitValues`)."""
+
+    n_events: int
+
+    def __call__(self, dim: str, mask: np.ndarray | None) -> np.ndarray:
+        """Transformed values of dimension ``dim`` of the events in ``mask`` (all when None)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -256,7 +265,7 @@ def build_strategy(
     *,
     channel_map: Mapping[str, str],
     compensation: flowkit.Matrix | None,
-    values: FitValues | None = None,
+    values: FitEvents | None = None,
     sample_id: str | None = None,
     random_state: int = 0,
 ) -> tuple[flowkit.GatingStrategy, list[GateInfo]]:
@@ -277,7 +286,7 @@ def build_strategy(
     compensation : flowkit.Matrix or None
         Spillover matrix to compensate fluorescence with, registered in the
         strategy as ``spill``; None leaves events uncompensated.
-    values : FitValues, optional
+    values : FitEvents, optional
         The fitting events: ``values(dim, mask)`` gives the compensated,
         transformed values of the events in ``mask`` (what flowkit gates), and
         ``values.n_events`` their number; needed to fit data-driven gates.

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cikflow.events import finite_number as parse_number
 from cikflow.exceptions import (
     FcsDataError,
     FcsHeaderError,
@@ -99,17 +100,6 @@ class _Repairs:
         if self.strict:
             raise error(f"{self.name}: {message} (strict reading refuses to repair it)")
         self.messages.append(message)
-
-
-def parse_number(text: str | None) -> float | None:
-    """A TEXT value as a finite float, or None when it is absent or not a finite number."""
-    if text is None:
-        return None
-    try:
-        value = float(text.strip())
-    except ValueError:
-        return None
-    return value if np.isfinite(value) else None
 
 
 def _whole_number(text: str) -> int | None:

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     import flowkit
 
-    from cikflow.io.fcs import FcsData
+    from cikflow.events import FcsData
 
 __all__ = ["WorkspaceSample", "export_flowjo_wsp", "export_gatingml"]
 
