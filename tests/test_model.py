@@ -234,8 +234,9 @@ def test_a_new_kind_plugs_into_the_cluster_labelling(monkeypatch):
             centre=(tx[0], ty[0]), radii=(tx[1] - tx[0], ty[1] - ty[0]),
         )  # fmt: skip
 
-    monkeypatch.setitem(model.KINDS, "ellipse", EllipseGate)
-    monkeypatch.setitem(model._FROM_SPEC, "ellipse", read)
+    monkeypatch.setattr(model, "KINDS", dict(model.KINDS))  # registered for this test only
+    monkeypatch.setattr(model, "_FROM_SPEC", dict(model._FROM_SPEC))
+    model.register(EllipseGate, spec=read)
     spec = {
         "gates": [
             {"name": "base", "parent": "root", "type": "range", "dimensions": {"a": {"min": 0}}},

@@ -8,19 +8,8 @@ that gating sees exactly what flowkit would see for a file flowio can read. Ever
 failure is a named :class:`~cikflow.exceptions.FcsReadError` subclass that names the
 file and the defect.
 
-Event values
-------------
-``FcsData.stored_events`` are the values exactly as stored in the DATA segment (integers
-masked to their ``$PnR`` bits, as flowio and fcsparser do). ``FcsData.events`` — what
-gating, compensation and the reports use — are flowkit's "raw" events: the stored
-values with flowkit's preprocessing (``$PnE`` log decoding, division by the ``$PnG``
-gain, the Time channel multiplied by ``$TIMESTEP`` to seconds), uncompensated and
-untransformed, float64. Both are events × channels, in the file's channel order.
-
-The values are held once, as stored (a view of the file's bytes for the usual
-layouts); ``FcsData.column`` and ``FcsData.block`` give preprocessed float64 values of
-only the channels and events asked for, and the flowkit Sample is built only when
-something asks for it (the fast gating path does not).
+The events land in :class:`cikflow.events.FcsData` (the event model, below both
+``io`` and ``gating``), which describes stored versus preprocessed values.
 """
 
 from __future__ import annotations
