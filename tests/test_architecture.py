@@ -31,7 +31,6 @@ OVER_LIMIT: dict[str, int] = {
     "cikflow.counts:absolute_counts": 153,
     "cikflow.counts:harvest_metrics": 177,
     "cikflow.gating.apply:gate_fcs": 158,
-    "cikflow.gating.engine:evaluate": 154,
     "cikflow.gating.fit:fit_gate": 123,
     "cikflow.gating.template:build_strategy": 161,
     "cikflow.io.export:export_flowjo_wsp": 121,

@@ -371,123 +371,157 @@ def evaluate(
     NotImplementedError
         The strategy uses ratio dimensions (see :func:`supports`).
     """
-    import flowkit as fk
-
     source = _Source(sample)
     if not supports(strategy, sample_id=source.id):
         msg = "ratio dimensions are evaluated by flowkit"
         raise NotImplementedError(msg)
-    cols = _Columns(strategy, source, compensated or {})
-    index = np.int32 if cols.n < 2**31 else np.int64  # half the memory of event indices
-    everyone = np.arange(cols.n, dtype=index)
-    out: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
-    rows_of: dict[tuple[str, ...], np.ndarray] = {}  # parent path → its events' indices
+    run = _Evaluation(strategy, source, _Columns(strategy, source, compensated or {}))
+    try:
+        return run.all()
+    finally:
+        run.release()
 
-    def gate_of(name: str, path: tuple[str, ...]) -> Any:
+
+class _Evaluation:
+    """One evaluation of a strategy: memberships computed on demand, parents first."""
+
+    def __init__(self, strategy: Any, source: _Source, cols: _Columns) -> None:
+        self.strategy = strategy
+        self.source = source
+        self.cols = cols
+        self.index = np.int32 if cols.n < 2**31 else np.int64  # half the memory of indices
+        self.everyone = np.arange(cols.n, dtype=self.index)
+        self.out: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+        self.rows_of: dict[tuple[str, ...], np.ndarray] = {}  # parent path → event indices
+
+    def release(self) -> None:
+        """Drop the columns and indices, so the file's data go now."""
+        self.cols.release()
+        self.rows_of.clear()
+        self.everyone = np.zeros(0, dtype=self.index)
+
+    def all(self) -> dict[tuple[str, tuple[str, ...]], np.ndarray]:
+        """Every gate's membership, keyed as :func:`evaluate` returns them."""
+        import flowkit as fk
+
+        for name, path in self.strategy.get_gate_ids():
+            gate = self.gate_of(name, tuple(path))
+            if isinstance(gate, fk.gates.QuadrantGate):
+                if (next(iter(gate.quadrants)), (*path, name)) not in self.out:
+                    self.compute(name, tuple(path))
+            else:
+                self.mask_of(name, tuple(path))
+        return self.out
+
+    def gate_of(self, name: str, path: tuple[str, ...]) -> Any:
+        """The gate (the sample's own, if any); None for a quadrant of a quadrant gate."""
+        import flowkit as fk
+
         try:
-            return strategy.get_gate(name, path, sample_id=source.id)
+            return self.strategy.get_gate(name, path, sample_id=self.source.id)
         except fk.exceptions.QuadrantReferenceError:
             return None
 
-    def mask_of(name: str, path: tuple[str, ...]) -> np.ndarray:
+    def mask_of(self, name: str, path: tuple[str, ...]) -> np.ndarray:
+        """Membership of a gate or quadrant, computed when first asked."""
         key = (name, tuple(path))
-        if key not in out:
-            gate = gate_of(name, tuple(path))
-            if gate is None:  # a quadrant: computed with its quadrant gate
-                compute(path[-1], tuple(path[:-1]))
+        if key not in self.out:
+            if self.gate_of(name, tuple(path)) is None:  # a quadrant: with its quadrant gate
+                self.compute(path[-1], tuple(path[:-1]))
             else:
-                compute(name, tuple(path))
-        return out[key]
+                self.compute(name, tuple(path))
+        return self.out[key]
 
-    def compute(name: str, path: tuple[str, ...]) -> None:
-        gate = gate_of(name, path)
+    def compute(self, name: str, path: tuple[str, ...]) -> None:
+        """Membership of one gate (every quadrant of a quadrant gate)."""
+        import flowkit as fk
+
+        gate = self.gate_of(name, path)
         parent = path[-1]
+        n = self.cols.n
         parent_mask = (
-            np.ones(cols.n, dtype=bool) if parent == "root" else mask_of(parent, path[:-1])
+            np.ones(n, dtype=bool) if parent == "root" else self.mask_of(parent, path[:-1])
         )
-        if path not in rows_of:  # siblings share their parent's events
-            rows_of[path] = (
-                everyone if parent == "root" else np.flatnonzero(parent_mask).astype(index)
+        if path not in self.rows_of:  # siblings share their parent's events
+            self.rows_of[path] = (
+                self.everyone
+                if parent == "root"
+                else np.flatnonzero(parent_mask).astype(self.index)
             )
-        rows = rows_of[path]
+        rows = self.rows_of[path]
         if isinstance(gate, fk.gates.BooleanGate):
-            refs = []
-            for ref in gate.gate_refs:
-                m = mask_of(ref["ref"], tuple(ref["path"]))
-                refs.append(~m if ref["complement"] else m)
-            if gate.type == "and":
-                inside = np.logical_and.reduce(refs)
-            elif gate.type == "or":
-                inside = np.logical_or.reduce(refs)
-            else:
-                inside = np.logical_not(refs[0])
-            out[(name, path)] = inside & parent_mask
-            return
-        if isinstance(gate, fk.gates.QuadrantGate):
-            dims = {d.id: d for d in _dims(gate)}
-            comp = _gate_comp_ref(gate)
-            sides: dict[tuple[str, Any, Any], np.ndarray] = {}  # each divider side tested once
-            for quad_id, quadrant in gate.quadrants.items():
-                inside = np.ones(len(rows), dtype=bool)
-                for div_ref in quadrant.divider_refs:
-                    lo, hi = quadrant.get_divider_range(div_ref)
-                    d = dims[div_ref]
-                    if (div_ref, lo, hi) not in sides:
-                        sides[(div_ref, lo, hi)] = _within(
-                            cols, d.dimension_ref, comp, d.transformation_ref, rows, lo, hi
-                        )
-                    inside &= sides[(div_ref, lo, hi)]
-                full = np.zeros(cols.n, dtype=bool)
-                full[rows[inside]] = True
-                out[(quad_id, (*path, name))] = full
-            return
-        if isinstance(gate, fk.gates.RectangleGate):
-            # narrow the candidates one dimension at a time: later dimensions are
-            # transformed only for events still inside (same tests as flowkit's apply)
-            keep = rows
-            comp = _gate_comp_ref(gate)
-            for dim in _dims(gate):
-                keep = keep[
-                    _within(cols, dim.id, comp, dim.transformation_ref, keep, dim.min, dim.max)
-                ]
-            inside = np.zeros(cols.n, dtype=bool)
-            inside[keep] = True
-            if gate.use_complement:
-                inside = ~inside
-            out[(name, path)] = inside & parent_mask
-            return
-        # polygon, ellipsoid: flowkit's own apply on the parent's events
+            self.out[(name, path)] = self._boolean(gate) & parent_mask
+        elif isinstance(gate, fk.gates.QuadrantGate):
+            for quad_id, inside in self._quadrants(gate, rows).items():
+                self.out[(quad_id, (*path, name))] = inside
+        elif isinstance(gate, fk.gates.RectangleGate):
+            self.out[(name, path)] = self._rectangle(gate, rows) & parent_mask
+        else:  # polygon, ellipsoid
+            self.out[(name, path)] = self._shape(gate, rows) & parent_mask
+
+    def _spread(self, rows: np.ndarray) -> np.ndarray:
+        inside = np.zeros(self.cols.n, dtype=bool)
+        inside[rows] = True
+        return inside
+
+    def _boolean(self, gate: Any) -> np.ndarray:
+        refs = []
+        for ref in gate.gate_refs:
+            m = self.mask_of(ref["ref"], tuple(ref["path"]))
+            refs.append(~m if ref["complement"] else m)
+        if gate.type == "and":
+            return np.logical_and.reduce(refs)
+        if gate.type == "or":
+            return np.logical_or.reduce(refs)
+        return np.logical_not(refs[0])
+
+    def _quadrants(self, gate: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
+        dims = {d.id: d for d in _dims(gate)}
+        comp = _gate_comp_ref(gate)
+        sides: dict[tuple[str, Any, Any], np.ndarray] = {}  # each divider side tested once
+        out = {}
+        for quad_id, quadrant in gate.quadrants.items():
+            inside = np.ones(len(rows), dtype=bool)
+            for div_ref in quadrant.divider_refs:
+                lo, hi = quadrant.get_divider_range(div_ref)
+                d = dims[div_ref]
+                if (div_ref, lo, hi) not in sides:
+                    sides[(div_ref, lo, hi)] = _within(
+                        self.cols, d.dimension_ref, comp, d.transformation_ref, rows, lo, hi
+                    )
+                inside &= sides[(div_ref, lo, hi)]
+            out[quad_id] = self._spread(rows[inside])
+        return out
+
+    def _rectangle(self, gate: Any, rows: np.ndarray) -> np.ndarray:
+        # narrow the candidates one dimension at a time: later dimensions are
+        # transformed only for events still inside (same tests as flowkit's apply)
+        keep = rows
+        comp = _gate_comp_ref(gate)
+        for dim in _dims(gate):
+            keep = keep[
+                _within(self.cols, dim.id, comp, dim.transformation_ref, keep, dim.min, dim.max)
+            ]
+        inside = self._spread(keep)
+        return ~inside if gate.use_complement else inside
+
+    def _shape(self, gate: Any, rows: np.ndarray) -> np.ndarray:
+        """Polygons and ellipsoids: flowkit's own apply on the parent's events."""
+        import flowkit as fk
         import pandas as pd
 
         comp = _gate_comp_ref(gate)
-        if isinstance(gate, fk.gates.PolygonGate) and not gate.use_complement:
+        polygon = isinstance(gate, fk.gates.PolygonGate) and not gate.use_complement
+        if polygon:
             # no event outside the vertices' bounding box is inside the polygon, so
             # only the events within it (bounds included, decided exactly) go to flowkit
             bounds = np.asarray(gate.vertices, dtype=float)
             for k, dim in enumerate(_dims(gate)):
                 lo, hi = bounds[:, k].min(), np.nextafter(bounds[:, k].max(), np.inf)
-                rows = rows[_within(cols, dim.id, comp, dim.transformation_ref, rows, lo, hi)]
+                rows = rows[_within(self.cols, dim.id, comp, dim.transformation_ref, rows, lo, hi)]
         frame = pd.DataFrame(
-            {d.id: cols.values(d.id, comp, d.transformation_ref, rows) for d in _dims(gate)}
+            {d.id: self.cols.values(d.id, comp, d.transformation_ref, rows) for d in _dims(gate)}
         )
-        if isinstance(gate, fk.gates.PolygonGate) and not gate.use_complement:
-            result = _in_polygon(gate, frame)
-        else:
-            result = np.asarray(gate.apply(frame), dtype=bool)  # complement applied by flowkit
-        inside = np.zeros(cols.n, dtype=bool)
-        inside[rows[result]] = True
-        out[(name, path)] = inside & parent_mask
-
-    for name, path in strategy.get_gate_ids():
-        gate = gate_of(name, tuple(path))
-        if isinstance(gate, fk.gates.QuadrantGate):
-            if (next(iter(gate.quadrants)), (*path, name)) not in out:
-                compute(name, tuple(path))
-        else:
-            mask_of(name, tuple(path))
-    # compute and mask_of refer to each other: a reference cycle that only the garbage
-    # collector frees. Empty what it holds, so the columns and the file go now.
-    cols.release()
-    rows_of.clear()
-    everyone = None
-    return out
+        # a complement is applied by flowkit's own apply
+        result = _in_polygon(gate, frame) if polygon else np.asarray(gate.apply(frame), dtype=bool)
+        return self._spread(rows[result])
