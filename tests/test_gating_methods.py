@@ -73,6 +73,20 @@ def test_singlet_band():
     assert 0.92 < hi < 0.99
 
 
+def test_singlet_band_covers_a_22_bit_scale():
+    # a Cytek Aurora writes FSC-A up to $PnR 4194304: the band must reach the events,
+    # not stop at the 18-bit 262144 (which left the singlets gate empty)
+    area = RNG.uniform(300000, 3500000, 5000)
+    singlets = np.column_stack([area, area * RNG.normal(0.86, 0.02, 5000)])
+    est = SingletGate(k=5).fit(singlets)
+    assert max(x for x, _ in est.vertices_) >= singlets[:, 0].max()
+    inside = _in_polygon(est.vertices_, singlets)
+    assert inside.mean() > 0.999  # ±5 robust SDs of the ratio hold all but outliers
+    # on an 18-bit scale the polygon keeps its template extent
+    small = SingletGate(k=5).fit(singlets / 16)
+    assert max(x for x, _ in small.vertices_) == 262144.0
+
+
 def _in_polygon(vertices, points):
     """Even-odd point-in-polygon, written out for the test (independent of flowkit)."""
     v = np.asarray(vertices)

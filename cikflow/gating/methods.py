@@ -482,7 +482,8 @@ class SingletGate:
     k : float
         Robust spreads on each side.
     x_range : tuple of float
-        FSC-A extent of the polygon (data units).
+        FSC-A extent of the polygon (data units); it reaches further when the
+        events do (a 22-bit instrument's FSC-A goes to 4,194,304).
     """
 
     def __init__(self, *, k: float = 5.0, x_range: tuple[float, float] = (0.0, 262144.0)) -> None:
@@ -505,6 +506,7 @@ class SingletGate:
         self.ratio_ = med
         self.band_ = (med - self.k * mad, med + self.k * mad)
         x0, x1 = self.x_range
+        x1 = max(x1, float(ah[:, 0].max()) * 1.01)  # the band covers every event's FSC-A
         lo, hi = self.band_
         self.vertices_ = [(x0, x0 * lo), (x1, x1 * lo), (x1, x1 * hi), (x0, x0 * hi)]
         return self
