@@ -24,6 +24,7 @@ Last lines, one per preset, machine-readable:
 ``preset=<p> tubes=<n> failed=<n> max_pp=… median_pp=… min_f1=… ceiling_f1=… silent=…``.
 
 Usage: python bench/accuracy.py [--presets clean realistic hard] [--seeds 3] [--batches 3]
+[--template config/gating/cik_default.yaml]
 """
 
 from __future__ import annotations
@@ -90,7 +91,15 @@ def _events_table(path: Path) -> pd.DataFrame:
         return pd.read_csv(fh, sep="\t")
 
 
-def run_preset(preset: str, *, seeds: int, n_batches: int, n_events: int | None, config: dict):
+def run_preset(
+    preset: str,
+    *,
+    seeds: int,
+    n_batches: int,
+    n_events: int | None,
+    config: dict,
+    template: Path = TEMPLATE,
+):
     """One row per tube: errors, F1, ceiling, review flag."""
     rows = []
     for seed in range(1, seeds + 1):
@@ -105,7 +114,7 @@ def run_preset(preset: str, *, seeds: int, n_batches: int, n_events: int | None,
                     out = Path(tmp) / "out" / tube.sample
                     status = gate_file(
                         Path(tmp) / f"{tube.sample}.fcs",
-                        template_path=TEMPLATE,
+                        template_path=template,
                         out_dir=out,
                         row=row,
                         config=config,
@@ -176,13 +185,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--events", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--template", type=Path, default=TEMPLATE, help="gating template")
     args = parser.parse_args()
     logging.disable(logging.ERROR)  # failed tubes are counted below, not logged
     config = read_yaml(REPO / "config" / "config.yaml")
     summary = []
     for preset in args.presets:
         df = run_preset(
-            preset, seeds=args.seeds, n_batches=args.batches, n_events=args.events, config=config
+            preset,
+            seeds=args.seeds,
+            n_batches=args.batches,
+            n_events=args.events,
+            config=config,
+            template=args.template,
         )
         ok = df[~df["failed"]]
         print(f"\npreset {preset}: {len(df)} tubes, {int(df['failed'].sum())} failed")

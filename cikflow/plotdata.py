@@ -72,56 +72,7 @@ def gate_plot_data(
     """
     if template.kind != "yaml":
         return []
-    from cikflow.gating.engine import invertible
-
-    spec = template.spec
-    raw_of: dict[str, np.ndarray] = {}  # dimension → values, untransformed (or transformed)
-    edges_of: dict[str, np.ndarray] = {}  # dimension → bin edges in the units of raw_of
-    axes: dict[str, dict[str, Any]] = {}
-
-    def axis(dim: str) -> dict[str, Any]:
-        if dim not in axes:
-            detector = outcome.channel_map[dim]
-            tname = transform_name(spec, dim)
-            xform = make_transform(spec["transforms"][tname])
-            raw = compensated[:, fcs.pnn.index(detector)]
-            # A monotone transform maps bins onto bins: the histogram of T(x) over
-            # equal bins in T is the histogram of x over the back-transformed edges,
-            # and T's quantiles are T of x's, so no event is transformed.
-            direct = xform is None or invertible(xform)
-            values = raw if direct else xform.apply(raw.reshape(-1, 1))[:, 0]
-            if len(values):
-                lo, hi = np.quantile(values, [0.001, 0.999])
-                if xform is not None and direct:
-                    lo, hi = xform.apply(np.array([[lo], [hi]]))[:, 0]
-            else:
-                lo, hi = 0.0, 1.0
-            pad = 0.04 * (hi - lo or 1.0)
-            edges = np.linspace(lo - pad, hi + pad, bins + 1)
-            if xform is not None and direct:
-                edges = xform.inverse(edges.reshape(-1, 1))[:, 0]
-            raw_of[dim], edges_of[dim] = values, edges
-            ticks: dict[str, list[Any]] = {}
-            if xform is not None:
-                vals = xform.apply(np.array(_DECADE_TICKS).reshape(-1, 1))[:, 0]
-                keep = [
-                    (v, t)
-                    for v, t in zip(vals, _DECADE_TICKS, strict=True)
-                    if lo - pad <= v <= hi + pad
-                ]
-                ticks = {
-                    "vals": [float(v) for v, _ in keep],
-                    "text": [_tick_text(t) for _, t in keep],
-                }
-            axes[dim] = {
-                "dim": dim,
-                "detector": detector,
-                "transform": tname,
-                "range": [float(lo - pad), float(hi + pad)],
-                "ticks": ticks,
-            }
-        return axes[dim]
-
+    axes = _Axes(fcs, outcome, template=template, compensated=compensated, bins=bins)
     counts_by_gate = dict(zip(outcome.gates["gate"], outcome.gates["events"], strict=True))
     total = fcs.n_events
     out: list[dict[str, Any]] = []
@@ -142,22 +93,8 @@ def gate_plot_data(
             "parent_events": parent_n,
             "percent_parent": 100.0 * n_in / parent_n if parent_n else None,
         }
-        xa = axis(gate.dims[0])
-        xv = raw_of[gate.dims[0]][mask]
-        if len(gate.dims) >= 2:
-            ya = axis(gate.dims[1])
-            yv = raw_of[gate.dims[1]][mask]
-            grid = [edges_of[gate.dims[1]], edges_of[gate.dims[0]]]
-            hist = np.zeros((bins, bins))
-            for start in range(0, len(xv), _CHUNK):  # bounded temporaries on big files
-                part = slice(start, start + _CHUNK)
-                hist += np.histogram2d(yv[part], xv[part], bins=grid)[0]
-            entry.update(kind="2d", x=xa, y=ya, counts=hist.astype(int).tolist())
-            extent = [xa["range"], ya["range"]]
-        else:
-            hist, _ = np.histogram(xv, bins=edges_of[gate.dims[0]])
-            entry.update(kind="1d", x=xa, y=None, counts=hist.astype(int).tolist())
-            extent = [xa["range"]]
+        entry.update(axes.histogram(gate.dims, mask))
+        extent = [entry["x"]["range"]] + ([entry["y"]["range"]] if entry["y"] else [])
         entry["outline"] = gate.outline(extent).as_dict()
         entry["populations"] = [
             {
@@ -169,3 +106,88 @@ def gate_plot_data(
         ]
         out.append(entry)
     return out
+
+
+class _Axes:
+    """Each dimension's plot axis and bin edges, computed once per file."""
+
+    def __init__(
+        self,
+        fcs: FcsData,
+        outcome: GatingOutcome,
+        *,
+        template: Template,
+        compensated: CompensatedEvents | np.ndarray,
+        bins: int,
+    ) -> None:
+        self.fcs = fcs
+        self.outcome = outcome
+        self.spec = template.spec
+        self.compensated = compensated
+        self.bins = bins
+        self.raw_of: dict[str, np.ndarray] = {}  # dimension → values, untransformed or not
+        self.edges_of: dict[str, np.ndarray] = {}  # dimension → bin edges in raw_of's units
+        self.axes: dict[str, dict[str, Any]] = {}
+
+    def axis(self, dim: str) -> dict[str, Any]:
+        """The axis of ``dim``: detector, transform, range and ticks (transformed units)."""
+        from cikflow.gating.engine import invertible
+
+        if dim in self.axes:
+            return self.axes[dim]
+        detector = self.outcome.channel_map[dim]
+        tname = transform_name(self.spec, dim)
+        xform = make_transform(self.spec["transforms"][tname])
+        raw = self.compensated[:, self.fcs.pnn.index(detector)]
+        # A monotone transform maps bins onto bins: the histogram of T(x) over
+        # equal bins in T is the histogram of x over the back-transformed edges,
+        # and T's quantiles are T of x's, so no event is transformed.
+        direct = xform is None or invertible(xform)
+        values = raw if direct else xform.apply(raw.reshape(-1, 1))[:, 0]
+        if len(values):
+            lo, hi = np.quantile(values, [0.001, 0.999])
+            if xform is not None and direct:
+                lo, hi = xform.apply(np.array([[lo], [hi]]))[:, 0]
+        else:
+            lo, hi = 0.0, 1.0
+        pad = 0.04 * (hi - lo or 1.0)
+        edges = np.linspace(lo - pad, hi + pad, self.bins + 1)
+        if xform is not None and direct:
+            edges = xform.inverse(edges.reshape(-1, 1))[:, 0]
+        self.raw_of[dim], self.edges_of[dim] = values, edges
+        ticks: dict[str, list[Any]] = {}
+        if xform is not None:
+            vals = xform.apply(np.array(_DECADE_TICKS).reshape(-1, 1))[:, 0]
+            keep = [
+                (v, t)
+                for v, t in zip(vals, _DECADE_TICKS, strict=True)
+                if lo - pad <= v <= hi + pad
+            ]
+            ticks = {
+                "vals": [float(v) for v, _ in keep],
+                "text": [_tick_text(t) for _, t in keep],
+            }
+        self.axes[dim] = {
+            "dim": dim,
+            "detector": detector,
+            "transform": tname,
+            "range": [float(lo - pad), float(hi + pad)],
+            "ticks": ticks,
+        }
+        return self.axes[dim]
+
+    def histogram(self, dims: tuple[str, ...], mask: np.ndarray) -> dict[str, Any]:
+        """``kind``, ``x``, ``y`` axes and ``counts`` of the events in ``mask``."""
+        xa = self.axis(dims[0])
+        xv = self.raw_of[dims[0]][mask]
+        if len(dims) < 2:
+            hist, _ = np.histogram(xv, bins=self.edges_of[dims[0]])
+            return {"kind": "1d", "x": xa, "y": None, "counts": hist.astype(int).tolist()}
+        ya = self.axis(dims[1])
+        yv = self.raw_of[dims[1]][mask]
+        grid = [self.edges_of[dims[1]], self.edges_of[dims[0]]]
+        counts = np.zeros((self.bins, self.bins))
+        for start in range(0, len(xv), _CHUNK):  # bounded temporaries on big files
+            part = slice(start, start + _CHUNK)
+            counts += np.histogram2d(yv[part], xv[part], bins=grid)[0]
+        return {"kind": "2d", "x": xa, "y": ya, "counts": counts.astype(int).tolist()}

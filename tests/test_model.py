@@ -21,6 +21,7 @@ from cikflow.gating.model import (
     PolygonGate,
     QuadrantGate,
     RangeGate,
+    SplitQuadrantGate,
     from_flowkit,
     from_spec,
     identity_scale,
@@ -261,3 +262,55 @@ def test_a_new_kind_plugs_into_the_cluster_labelling(monkeypatch):
     labels = np.array([0, 0, 1, 1])
     out = label_clusters(values, labels, template=template, markers=["a", "b"])
     assert out.phenotypes == ["Blob", "other"]
+
+
+QUADS = (("pp", "++"), ("pm", "+-"), ("mp", "-+"), ("mm", "--"))
+
+
+def test_split_quadrants_by_hand_and_by_flowkit():
+    # y divided at 3.5 within a < 2 (points 0, 1) and at 0.5 within a ≥ 2 (points 2, 3, 4)
+    gate = SplitQuadrantGate("q", "root", xdim="a", ydim="b", x=2.0, y=0.5, y_xneg=3.5,
+                             quadrants=QUADS)  # fmt: skip
+    got = gate.members({"a": A, "b": B}, parent=ALL, populations={})
+    # b = 4, 3 on the a− side: only point 0 reaches 3.5; b = 2, 1, 0 on the a+ side: 2 and 3
+    np.testing.assert_array_equal(got["mp"], [True, False, False, False, False])
+    np.testing.assert_array_equal(got["mm"], [False, True, False, False, False])
+    np.testing.assert_array_equal(got["pp"], [False, False, True, True, False])
+    np.testing.assert_array_equal(got["pm"], [False, False, False, False, True])
+    rects = gate.to_flowkit(dimension=_dimension, divider=_divider, paths={})
+    assert [type(r).__name__ for r in rects] == ["RectangleGate"] * 4  # plain GatingML
+    frame = pd.DataFrame({"a": A, "b": B})
+    for rect in rects:
+        np.testing.assert_array_equal(
+            np.asarray(rect.apply(frame), dtype=bool), got[rect.gate_name], err_msg=rect.gate_name
+        )
+    assert gate.population_path(("root", "p")) == ("root", "p")
+
+
+def test_split_quadrant_thresholds_are_keyed_by_subset():
+    gate = SplitQuadrantGate("q", "root", xdim="CD3", ydim="CD56", x=1.0, y=2.0, y_xneg=3.0,
+                             quadrants=QUADS)  # fmt: skip
+    keys = [t.key for t in gate.thresholds()]
+    assert keys == ["CD3", "CD56 within CD3-", "CD56 within CD3+"]
+    moved = gate.with_thresholds({"CD56 within CD3+": 2.5})
+    assert (moved.x, moved.y_xneg, moved.y) == (1.0, 3.0, 2.5)
+    both = gate.with_thresholds({"CD56": 0.7, "CD3": 1.2})  # a dimension moves both sides
+    assert (both.x, both.y_xneg, both.y) == (1.2, 0.7, 0.7)
+    outline = gate.outline([(0.0, 4.0), (0.0, 4.0)])
+    assert outline.paths[1] == ([0.0, 1.0], [3.0, 3.0])  # CD3− side at its own CD56
+    assert outline.paths[2] == ([1.0, 4.0], [2.0, 2.0])
+
+
+def test_split_quadrant_from_the_template_form():
+    spec = {"name": "q", "parent": "root", "type": "quadrant",
+            "x": {"dimension": "a", "at": 2},
+            "y": {"dimension": "b", "at": 600, "per_side": True},
+            "quadrants": dict(QUADS)}  # fmt: skip
+    gate = from_spec(spec, scale=identity_scale)
+    assert isinstance(gate, SplitQuadrantGate)
+    assert (gate.y_xneg, gate.y) == (600.0, 600.0)
+    spec["y"] = {"dimension": "b", "at": {"-": 900, "+": 500}}
+    gate = from_spec(spec, scale=identity_scale)
+    assert (gate.y_xneg, gate.y) == (900.0, 500.0)
+    spec["y"] = {"dimension": "b", "at": 5}
+    assert type(from_spec(spec, scale=identity_scale)) is QuadrantGate

@@ -222,6 +222,134 @@ def _evaluate(
     return out
 
 
+def _gatingml_strategy(
+    template: Template, fcs: FcsData, *, flags: list[dict[str, Any]], seed: int
+) -> tuple[flowkit.GatingStrategy, list[GateInfo]]:
+    """A GatingML template's strategy for this file: its own workspace gates, fitted overrides."""
+    assert template.strategy is not None
+    strategy = _own_gates(template.strategy, fcs)
+    if template.spec.get("overrides"):
+        from cikflow.gating.overrides import apply_overrides
+
+        # a copy per sample: the fitted gates are this sample's custom gates
+        strategy = copy.deepcopy(strategy)
+        records = apply_overrides(
+            strategy, fcs.sample, overrides=template.spec["overrides"], random_state=seed
+        )
+        for record in records:
+            flags.extend({"gate": record["gate"], **f} for f in record["flags"])
+    return strategy, _gatingml_infos(strategy)
+
+
+def _gate_table(
+    infos: list[GateInfo],
+    masks: Mapping[tuple[str, tuple[str, ...]], np.ndarray],
+    *,
+    fcs: FcsData,
+    template: Template,
+    min_events: int,
+    flags: list[dict[str, Any]],
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One row per population (:data:`GATE_TABLE_COLUMNS`) and each one's membership.
+
+    Appends a ``low_events`` flag for every gate whose parent holds fewer than
+    ``min_events`` events.
+    """
+    source = fcs.path.name
+    total = fcs.n_events
+    # a row is a population when its gate defines it (a quadrant gate defines its quadrants)
+    populations = [(i, dict(i.gate.populations())) for i in infos]
+    populations = [(i, kinds[i.name]) for i, kinds in populations if i.name in kinds]
+    membership = {i.name: masks[(i.name, tuple(i.path))] for i, _ in populations}
+    counts = {name: int(mask.sum()) for name, mask in membership.items()}
+    base_name = template.base if template.kind == "yaml" else None
+    base_n = counts.get(base_name, total) if base_name else total
+    rows = []
+    for info, kind in populations:
+        parent_gate = info.gate.parent
+        parent_n = total if parent_gate == "root" else counts[parent_gate]
+        n = counts[info.name]
+        rows.append(
+            {
+                "sample": fcs.sample_id,
+                "gate": info.name,
+                "gate_path": "/".join((*info.path, info.name)),
+                "parent": parent_gate,
+                "gate_type": kind,
+                "events": n,
+                "percent_parent": 100.0 * n / parent_n if parent_n else np.nan,
+                "percent_total": 100.0 * n / total if total else np.nan,
+                "percent_of_base": 100.0 * n / base_n if base_n else np.nan,
+            }
+        )
+        if parent_n < min_events and info.gate.counts_on_parent:
+            flags.append(
+                {
+                    "flag": "low_events",
+                    "gate": info.name,
+                    "reason": f"parent '{parent_gate}' holds {parent_n} events (< {min_events})",
+                }
+            )
+    if base_name and base_n == 0:
+        raise GatingError(
+            f"{source}: base gate '{base_name}' is empty; no fraction can be computed"
+        )
+    return pd.DataFrame(rows, columns=GATE_TABLE_COLUMNS), membership
+
+
+def _yaml_strategy(
+    template: Template,
+    fcs: FcsData,
+    *,
+    panel: tuple[Mapping[str, Sequence[str]] | None, Mapping[str, str] | None],
+    compensation: tuple[str, str | None],
+    fit_max_events: int,
+    seed: int,
+    flags: list[dict[str, Any]],
+) -> tuple[Any, list[GateInfo], dict[str, str], str, Any, CompensatedEvents]:
+    """A YAML template's strategy for this file: panel, compensation, fitted gates."""
+    source = fcs.path.name
+    aliases, overrides = panel
+    comp_source, matrix_csv = compensation
+    channel_map = resolve_panel(
+        template_dimensions(template),
+        pnn=fcs.pnn,
+        pns=fcs.pns,
+        aliases=merge_aliases(template.aliases, aliases),
+        overrides=overrides,
+        source=source,
+    )
+    matrix, comp_text = spillover_matrix(fcs, source=comp_source, matrix_csv=matrix_csv)
+    if matrix is None and comp_source != "none":
+        flags.append({"flag": "compensation_missing", "gate": "", "reason": comp_text})
+    compensated = CompensatedEvents(fcs, matrix)
+    # static templates need no fitting events at all
+    fitted = any(g.get("method", "static") != "static" for g in template.spec["gates"])
+    values = (
+        FitValues(
+            compensated,
+            template,
+            channel_map=channel_map,
+            max_events=fit_max_events,
+            random_state=seed,
+        )
+        if fitted
+        else None
+    )
+    strategy, infos = build_strategy(
+        template,
+        channel_map=channel_map,
+        compensation=matrix,
+        values=values,
+        sample_id=fcs.sample_id,
+        random_state=seed,
+    )
+    for info in infos:
+        if info.name == info.gate.name:  # once per gate (not per quadrant)
+            flags.extend({"gate": info.name, **f} for f in info.fit.get("flags", []))
+    return strategy, infos, channel_map, comp_text, matrix, compensated
+
+
 def gate_fcs(
     fcs: FcsData,
     template: Template,
@@ -268,109 +396,32 @@ def gate_fcs(
         Naming the file and what is wrong.
     """
     source = fcs.path.name
-    sample_id = fcs.sample_id
     flags: list[dict[str, Any]] = []
     if template.kind == "gatingml":
-        assert template.strategy is not None
-        strategy = _own_gates(template.strategy, fcs)
-        if template.spec.get("overrides"):
-            from cikflow.gating.overrides import apply_overrides
-
-            # a copy per sample: the fitted gates are this sample's custom gates
-            strategy = copy.deepcopy(strategy)
-            records = apply_overrides(
-                strategy,
-                fcs.sample,
-                overrides=template.spec["overrides"],
-                random_state=random_state,
-            )
-            for record in records:
-                flags.extend({"gate": record["gate"], **f} for f in record["flags"])
-        infos = _gatingml_infos(strategy)
+        strategy, infos = _gatingml_strategy(template, fcs, flags=flags, seed=random_state)
         channel_map: dict[str, str] = {}
         comp_text = "as referenced by the GatingML template"
         matrix, compensated = None, None
     else:
-        channel_map = resolve_panel(
-            template_dimensions(template),
-            pnn=fcs.pnn,
-            pns=fcs.pns,
-            aliases=merge_aliases(template.aliases, aliases),
-            overrides=overrides,
-            source=source,
-        )
-        matrix, comp_text = spillover_matrix(fcs, source=compensation, matrix_csv=matrix_csv)
-        if matrix is None and compensation != "none":
-            flags.append({"flag": "compensation_missing", "gate": "", "reason": comp_text})
-        compensated = CompensatedEvents(fcs, matrix)
-        strategy, infos = build_strategy(
+        strategy, infos, channel_map, comp_text, matrix, compensated = _yaml_strategy(
             template,
-            channel_map=channel_map,
-            compensation=matrix,
-            # static templates need no fitting events at all
-            values=FitValues(
-                compensated,
-                template,
-                channel_map=channel_map,
-                max_events=fit_max_events,
-                random_state=random_state,
-            )
-            if any(g.get("method", "static") != "static" for g in template.spec["gates"])
-            else None,
-            sample_id=fcs.sample_id,
-            random_state=random_state,
+            fcs,
+            panel=(aliases, overrides),
+            compensation=(compensation, matrix_csv),
+            fit_max_events=fit_max_events,
+            seed=random_state,
+            flags=flags,
         )
-        for info in infos:
-            if info.name == info.gate.name:  # once per gate (not per quadrant)
-                flags.extend({"gate": info.name, **f} for f in info.fit.get("flags", []))
     try:
         shared = {"spill": compensated} if compensated is not None and matrix is not None else {}
         masks = _evaluate(strategy, fcs, compensated=shared)
     except Exception as exc:  # flowkit raises plain errors on unknown channels etc.
         raise GatingError(f"{source}: gating failed ({type(exc).__name__}: {exc})") from exc
-
-    total = fcs.n_events
-    # a row is a population when its gate defines it (a quadrant gate defines its quadrants)
-    populations = [(i, dict(i.gate.populations())) for i in infos]
-    populations = [(i, kinds[i.name]) for i, kinds in populations if i.name in kinds]
-    membership = {i.name: masks[(i.name, tuple(i.path))] for i, _ in populations}
-    counts = {name: int(mask.sum()) for name, mask in membership.items()}
-    base_name = template.base if template.kind == "yaml" else None
-    base_n = counts.get(base_name, total) if base_name else total
-
-    rows = []
-    for info, kind in populations:
-        parent_gate = info.gate.parent
-        parent_n = total if parent_gate == "root" else counts[parent_gate]
-        n = counts[info.name]
-        rows.append(
-            {
-                "sample": sample_id,
-                "gate": info.name,
-                "gate_path": "/".join((*info.path, info.name)),
-                "parent": parent_gate,
-                "gate_type": kind,
-                "events": n,
-                "percent_parent": 100.0 * n / parent_n if parent_n else np.nan,
-                "percent_total": 100.0 * n / total if total else np.nan,
-                "percent_of_base": 100.0 * n / base_n if base_n else np.nan,
-            }
-        )
-        if parent_n < min_events and info.gate.counts_on_parent:
-            flags.append(
-                {
-                    "flag": "low_events",
-                    "gate": info.name,
-                    "reason": f"parent '{parent_gate}' holds {parent_n} events (< {min_events})",
-                }
-            )
-    gates = pd.DataFrame(rows, columns=GATE_TABLE_COLUMNS)
-    if base_name and base_n == 0:
-        raise GatingError(
-            f"{source}: base gate '{base_name}' is empty; no fraction can be computed"
-        )
+    gates, membership = _gate_table(
+        infos, masks, fcs=fcs, template=template, min_events=min_events, flags=flags
+    )
     return GatingOutcome(
-        sample=sample_id,
+        sample=fcs.sample_id,
         gates=gates,
         membership=membership,
         infos=infos,

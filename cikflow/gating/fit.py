@@ -11,7 +11,7 @@ are converted back with the transform's exact inverse.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -48,6 +48,8 @@ def _threshold(
     p = dict(params)
     if "search" in p:
         p["search"] = [float(v) for v in scale(dim, p["search"])]
+    if isinstance(p.get("fallback"), int | float):  # a coordinate, in data units like all
+        p["fallback"] = float(scale(dim, [p["fallback"]])[0])
     name = p.pop("method", "valley")
     est = threshold_estimator(name, p, where=where, random_state=random_state).fit(values)
     value = float(unscale(dim, [est.threshold_])[0])
@@ -61,6 +63,162 @@ def _threshold(
         "flags": [{"flag": f.flag, "reason": f"{dim}: {f.reason}"} for f in est.flags_],
     }
     return float(value), record
+
+
+def _fit_quadrant(
+    gate: Mapping[str, Any],
+    *,
+    values: Callable[[str, np.ndarray], np.ndarray],
+    mask: np.ndarray,
+    scale: Callable[[str, Any], np.ndarray],
+    unscale: Callable[[str, Any], np.ndarray],
+    random_state: int,
+) -> tuple[tuple[str, float], tuple[str, float | dict[str, float]], list[dict[str, Any]]]:
+    """Both dividers of a quadrant gate (data units) and their fit records.
+
+    x is fitted on the parent; y on the parent, or with ``per_side`` within each
+    side of x separately (``{"-": …, "+": …}``).
+    """
+    where = f"gate '{gate['name']}'"
+    records: list[dict[str, Any]] = []
+
+    def fit(axis: str, within: np.ndarray, side: str = "") -> tuple[float, float]:
+        divider = gate[axis]
+        dim = divider["dimension"]
+        p = {k: v for k, v in divider.items() if k not in ("dimension", "at", "per_side")}
+        p.setdefault("method", "valley")
+        value, record = _threshold(
+            values(dim, within),
+            p,
+            dim=dim,
+            scale=scale,
+            unscale=unscale,
+            random_state=random_state,
+            where=f"{where} divider '{axis}'" + (f" within {side}" if side else ""),
+        )
+        if side:  # flags and records name the subset: "CD56 within CD3-: ..."
+            record["within"] = side
+            for flag in record["flags"]:
+                flag["reason"] = f"{dim} within {side}" + flag["reason"][len(dim) :]
+        records.append(record)
+        return value, record["threshold_transformed"]
+
+    xdim, ydim = gate["x"]["dimension"], gate["y"]["dimension"]
+    x, x_t = fit("x", mask)
+    if not gate["y"].get("per_side"):
+        return (xdim, x), (ydim, fit("y", mask)[0]), records
+    above = np.zeros_like(mask)
+    above[mask] = values(xdim, mask) >= x_t
+    at = {
+        sign: fit("y", side, f"{xdim}{sign}")[0]
+        for sign, side in (("-", mask & ~above), ("+", above))
+    }
+    return (xdim, x), (ydim, at), records
+
+
+class _Fitting(NamedTuple):
+    """What every fit of one gate works with (see :func:`fit_gate`)."""
+
+    values: Callable[[str, np.ndarray], np.ndarray]
+    mask: np.ndarray
+    scale: Callable[[str, Any], np.ndarray]
+    unscale: Callable[[str, Any], np.ndarray]
+    seed: int
+
+    def parent(self, dim: str) -> np.ndarray:
+        return self.values(dim, self.mask)
+
+
+def _fit_range(
+    gate: Mapping[str, Any],
+    spec: dict[str, Any],
+    record: dict[str, Any],
+    *,
+    method: str,
+    params: dict[str, Any],
+    fitting: _Fitting,
+) -> None:
+    """One bound of a range gate on one dimension, by a threshold method."""
+    where = f"gate '{gate['name']}'"
+    if len(gate["dimensions"]) != 1:
+        raise GatingTemplateError(f"{where}: method '{method}' needs a gate on one dimension")
+    ((dim, bounds),) = gate["dimensions"].items()
+    side = params.pop("bound", None) or ("min" if bounds.get("min") is not None else "max")
+    value, fit = _threshold(
+        fitting.parent(dim),
+        {**params, "method": method},
+        dim=dim,
+        scale=fitting.scale,
+        unscale=fitting.unscale,
+        random_state=fitting.seed,
+        where=where,
+    )
+    spec["dimensions"] = {dim: {**bounds, side: value}}
+    record["fits"].append(fit)
+
+
+def _fit_shape(
+    gate: Mapping[str, Any],
+    spec: dict[str, Any],
+    record: dict[str, Any],
+    *,
+    method: str,
+    params: dict[str, Any],
+    fitting: _Fitting,
+) -> None:
+    """A polygon: the main mixture population (blob) or the singlet ratio band."""
+    where = f"gate '{gate['name']}'"
+    xdim, ydim = gate["dimensions"]
+    xy = np.column_stack([fitting.parent(xdim), fitting.parent(ydim)])
+    data = np.column_stack([fitting.unscale(xdim, xy[:, 0]), fitting.unscale(ydim, xy[:, 1])])
+    if method == "blob":
+        # fitted in data units (by default on log10 of linear scatter)
+        est = blob_estimator(params, linear=True, where=where, random_state=fitting.seed)
+        est.fit(data)
+    else:
+        est = singlet_estimator(params, where=where)
+        est.fit(data)
+        record["ratio"] = getattr(est, "ratio_", None)
+        record["band"] = list(getattr(est, "band_", ()))
+    if est.vertices_:
+        spec["vertices"] = [list(v) for v in est.vertices_]
+    record["fits"].append({"dimensions": [xdim, ydim], "vertices": spec["vertices"]})
+    record["flags"].extend({"flag": f.flag, "reason": f.reason} for f in est.flags_)
+
+
+def _fit_beads(
+    gate: Mapping[str, Any],
+    spec: dict[str, Any],
+    record: dict[str, Any],
+    *,
+    params: dict[str, Any],
+    fitting: _Fitting,
+) -> None:
+    """Counting beads: a scatter maximum, then a bright threshold per fluorescence channel."""
+    where = f"gate '{gate['name']}'"
+    dims = list(gate["dimensions"])
+    scatter, fluor = dims[0], dims[1:]
+    max_scatter = gate["dimensions"][scatter].get("max")
+    if max_scatter is None:
+        raise GatingTemplateError(
+            f"gate '{gate['name']}': method 'beads' needs a max on its first (scatter) dimension"
+        )
+    search = METHODS["beads"].params(params, where=where)["search"]
+    est = BeadGate(
+        search=(0.0, 1.0),
+        max_scatter=float(fitting.scale(scatter, [max_scatter])[0]),
+        random_state=fitting.seed,
+    )
+    cols = [fitting.parent(scatter)]
+    thresholds = []
+    for dim in fluor:
+        est.search = tuple(float(v) for v in fitting.scale(dim, search))
+        est.fit(np.column_stack([*cols, fitting.parent(dim)]))
+        thresholds.append(float(fitting.unscale(dim, [est.thresholds_[0]])[0]))
+        record["flags"].extend({"flag": f.flag, "reason": f"{dim}: {f.reason}"} for f in est.flags_)
+    for dim, value in zip(fluor, thresholds, strict=True):
+        spec["dimensions"][dim] = {**spec["dimensions"][dim], "min": value}
+    record["fits"].append({"dimensions": fluor, "thresholds": thresholds})
 
 
 def fit_gate(
@@ -101,86 +259,22 @@ def fit_gate(
     spec["method"] = "static"
     spec.pop("params", None)
     record: dict[str, Any] = {"gate": gate["name"], "method": method, "fits": [], "flags": []}
-
-    def parent(dim: str) -> np.ndarray:
-        return values(dim, mask)
-
+    fitting = _Fitting(values=values, mask=mask, scale=scale, unscale=unscale, seed=random_state)
     if method in THRESHOLD_METHODS:
-        if len(gate["dimensions"]) != 1:
-            raise GatingTemplateError(f"{where}: method '{method}' needs a gate on one dimension")
-        ((dim, bounds),) = gate["dimensions"].items()
-        side = params.pop("bound", None) or ("min" if bounds.get("min") is not None else "max")
-        value, fit = _threshold(
-            parent(dim),
-            {**params, "method": method},
-            dim=dim,
-            scale=scale,
-            unscale=unscale,
-            random_state=random_state,
-            where=where,
-        )
-        spec["dimensions"] = {dim: {**bounds, side: value}}
-        record["fits"].append(fit)
+        _fit_range(gate, spec, record, method=method, params=params, fitting=fitting)
     elif method == "quadrant":
-        for axis in ("x", "y"):
-            divider = gate[axis]
-            dim = divider["dimension"]
-            p = {k: v for k, v in divider.items() if k not in ("dimension", "at")}
-            p.setdefault("method", "valley")
-            value, fit = _threshold(
-                parent(dim),
-                p,
-                dim=dim,
-                scale=scale,
-                unscale=unscale,
-                random_state=random_state,
-                where=f"{where} divider '{axis}'",
-            )
-            spec[axis] = {"dimension": dim, "at": value}
-            record["fits"].append(fit)
-    elif method in ("blob", "singlets"):
-        xdim, ydim = gate["dimensions"]
-        xy = np.column_stack([parent(xdim), parent(ydim)])
-        if method == "blob":
-            # fitted in data units (by default on log10 of linear scatter)
-            est = blob_estimator(params, linear=True, where=where, random_state=random_state)
-            est.fit(np.column_stack([unscale(xdim, xy[:, 0]), unscale(ydim, xy[:, 1])]))
-        else:
-            est = singlet_estimator(params, where=where)
-            est.fit(np.column_stack([unscale(xdim, xy[:, 0]), unscale(ydim, xy[:, 1])]))
-            record["ratio"] = getattr(est, "ratio_", None)
-            record["band"] = list(getattr(est, "band_", ()))
-        if est.vertices_:
-            spec["vertices"] = [list(v) for v in est.vertices_]
-        record["fits"].append({"dimensions": [xdim, ydim], "vertices": spec["vertices"]})
-        record["flags"].extend({"flag": f.flag, "reason": f.reason} for f in est.flags_)
-    elif method == "beads":
-        dims = list(gate["dimensions"])
-        scatter, fluor = dims[0], dims[1:]
-        max_scatter = gate["dimensions"][scatter].get("max")
-        if max_scatter is None:
-            raise GatingTemplateError(
-                f"gate '{gate['name']}': method 'beads' needs a max on its first "
-                "(scatter) dimension"
-            )
-        search = METHODS["beads"].params(params, where=where)["search"]
-        est = BeadGate(
-            search=(0.0, 1.0),
-            max_scatter=float(scale(scatter, [max_scatter])[0]),
-            random_state=random_state,
+        fits = _fit_quadrant(
+            gate, values=values, mask=mask, scale=scale, unscale=unscale, random_state=random_state
         )
-        cols = [parent(scatter)]
-        thresholds = []
-        for dim in fluor:
-            est.search = tuple(float(v) for v in scale(dim, search))
-            est.fit(np.column_stack([*cols, parent(dim)]))
-            thresholds.append(float(unscale(dim, [est.thresholds_[0]])[0]))
-            record["flags"].extend(
-                {"flag": f.flag, "reason": f"{dim}: {f.reason}"} for f in est.flags_
-            )
-        for dim, value in zip(fluor, thresholds, strict=True):
-            spec["dimensions"][dim] = {**spec["dimensions"][dim], "min": value}
-        record["fits"].append({"dimensions": fluor, "thresholds": thresholds})
+        for axis, dim, at in (("x", *fits[0]), ("y", *fits[1])):
+            spec[axis] = {"dimension": dim, "at": at}
+        if isinstance(spec["y"]["at"], dict):
+            spec["y"]["per_side"] = True
+        record["fits"].extend(fits[2])
+    elif method in ("blob", "singlets"):
+        _fit_shape(gate, spec, record, method=method, params=params, fitting=fitting)
+    elif method == "beads":
+        _fit_beads(gate, spec, record, params=params, fitting=fitting)
     else:
         raise GatingTemplateError(f"gate '{gate['name']}': unknown method '{method}'")
     for fit in record["fits"]:

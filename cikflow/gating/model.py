@@ -25,12 +25,13 @@ Adding a gate kind means one class here plus its schema entry; see
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from cikflow.exceptions import GatingTemplateError
+from cikflow.gating.geometry import Outline, Threshold, even_odd, span_fraction
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,7 @@ __all__ = [
     "QuadrantGate",
     "RangeGate",
     "RectangleGate",
+    "SplitQuadrantGate",
     "Threshold",
     "from_flowkit",
     "from_spec",
@@ -54,57 +56,6 @@ __all__ = [
 
 #: a bound, a vertex coordinate or a threshold in transformed units; None = unbounded
 Bound = float | None
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """One divider of a gate along one dimension.
-
-    Attributes
-    ----------
-    dimension : str
-        Marker or detector.
-    value : float or None
-        Position in the dimension's transformed units (None: unset).
-    side : {"min", "max", "at"}
-        Which bound of a range gate it is; ``at`` for a quadrant divider.
-    """
-
-    dimension: str
-    value: float | None
-    side: str
-
-
-@dataclass(frozen=True)
-class Outline:
-    """What to draw for a gate, in its axes' transformed units.
-
-    Attributes
-    ----------
-    paths : list of (list of float, list of float)
-        Polylines (x values, y values) on a 2-D plot; closed paths repeat the first point.
-    marks : list of float
-        Positions of vertical lines on a 1-D plot.
-    spans : list of (float, float)
-        Shaded intervals of a 1-D plot: the gate's inside.
-    labels : list of (str, float, float)
-        Population name and where to write it, as fractions of the plot's width
-        and height (0 = left/bottom, 1 = right/top).
-    """
-
-    paths: list[tuple[list[float], list[float]]] = field(default_factory=list)
-    marks: list[float] = field(default_factory=list)
-    spans: list[tuple[float, float]] = field(default_factory=list)
-    labels: list[tuple[str, float, float]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (lists only)."""
-        return {
-            "paths": [{"x": list(x), "y": list(y)} for x, y in self.paths],
-            "marks": list(self.marks),
-            "spans": [list(s) for s in self.spans],
-            "labels": [{"name": n, "fx": fx, "fy": fy} for n, fx, fy in self.labels],
-        }
 
 
 @dataclass(frozen=True)
@@ -155,8 +106,16 @@ class Gate:
         return []
 
     def with_thresholds(self, values: Mapping[str, float]) -> Gate:
-        """The same gate with the thresholds of the dimensions in ``values`` moved."""
+        """The same gate with the thresholds in ``values`` moved.
+
+        Keyed by :attr:`Threshold.key`; a dimension's name also moves its per-subset
+        dividers.
+        """
         return self
+
+    def population_path(self, path: tuple[str, ...]) -> tuple[str, ...]:
+        """Gate path of the populations it defines besides itself, given its own path."""
+        return (*path, self.name)
 
     def members(
         self,
@@ -190,6 +149,9 @@ class Gate:
         paths: Mapping[str, tuple[str, ...]],
     ) -> Any:
         """The flowkit gate (GatingML 2.0), coordinates in transformed units.
+
+        A gate one GatingML gate cannot express gives the list of plain gates of its
+        populations, added at :meth:`population_path`.
 
         Parameters
         ----------
@@ -266,7 +228,7 @@ class RangeGate(Gate):
             (_, lo, hi), (elo, ehi) = self.bounds[0], extent[0]
             marks = [v for v in (lo, hi) if v is not None]
             span = (elo if lo is None else lo, ehi if hi is None else hi)
-            label = (self.name, _fx(span, extent[0]), 0.95)
+            label = (self.name, span_fraction(span, extent[0]), 0.95)
             return Outline(marks=marks, spans=[span], labels=[label])
         (_, x0, x1), (_, y0, y1) = self.bounds[0], self.bounds[1]
         (xlo, xhi), (ylo, yhi) = extent[0], extent[1]
@@ -293,15 +255,6 @@ class RectangleGate(RangeGate):
     """A range gate written as ``type: rectangle`` (the same semantics)."""
 
     kind: ClassVar[str] = "rectangle"
-
-
-def _fx(span: tuple[float, float], extent: tuple[float, float]) -> float:
-    """Middle of ``span`` as a fraction of ``extent`` (clipped to the plot)."""
-    lo, hi = extent
-    if hi <= lo:
-        return 0.5
-    mid = (max(span[0], lo) + min(span[1], hi)) / 2
-    return float(np.clip((mid - lo) / (hi - lo), 0.05, 0.95))
 
 
 @dataclass(frozen=True)
@@ -362,18 +315,6 @@ class PolygonGate(Gate):
             [(float(x), float(y)) for x, y in self.vertices],
             use_complement=self.complement,
         )
-
-
-def even_odd(vertices: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon test of ``points`` (n × 2) against ``vertices`` (k × 2)."""
-    x, y = points[:, 0], points[:, 1]
-    inside = np.zeros(len(points), dtype=bool)
-    for (x1, y1), (x2, y2) in zip(vertices, np.roll(vertices, -1, axis=0), strict=True):
-        crosses = (y1 > y) != (y2 > y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xcross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-        inside ^= crosses & (x < xcross)
-    return inside
 
 
 @dataclass(frozen=True)
@@ -463,6 +404,105 @@ class QuadrantGate(Gate):
             ]
             quadrants.append(fk.gates.Quadrant(quad, ["x", "y"], ranges))
         return fk.gates.QuadrantGate(self.name, dividers, quadrants)
+
+
+@dataclass(frozen=True)
+class SplitQuadrantGate(QuadrantGate):
+    """Quadrants whose y divider is placed separately within each side of the x one.
+
+    Real CD3 × CD56 panels split CD56 within CD3+ and within CD3−: CD56 on CIK
+    cells is dim, on NK cells bright, and imperfect compensation lifts whole
+    subsets, so one CD56 divider for all lymphocytes may fall in the wrong valley.
+    GatingML has no such gate: its populations are written as plain rectangle
+    gates under the parent (as FlowJo stores quadrants).
+
+    Attributes
+    ----------
+    y : float or None
+        The y divider within the x+ side (transformed units).
+    y_xneg : float or None
+        The y divider within the x− side.
+    """
+
+    y_xneg: float | None = None
+
+    def _within(self, sign: str) -> str:
+        return f"{self.xdim}{sign}"
+
+    def y_at(self, sign: str) -> float | None:
+        """The y divider within the ``"+"`` or ``"-"`` side of the x divider."""
+        return self.y if sign == "+" else self.y_xneg
+
+    def thresholds(self) -> list[Threshold]:
+        """As :meth:`Gate.thresholds`: the x divider, then y within x− and within x+."""
+        return [
+            Threshold(self.xdim, self.x, "at"),
+            Threshold(self.ydim, self.y_xneg, "at", within=self._within("-")),
+            Threshold(self.ydim, self.y, "at", within=self._within("+")),
+        ]
+
+    def with_thresholds(self, values: Mapping[str, float]) -> SplitQuadrantGate:
+        """As :meth:`Gate.with_thresholds`."""
+        neg, pos = (self.thresholds()[k].key for k in (1, 2))
+        whole = values.get(self.ydim)
+        return replace(
+            self,
+            x=values.get(self.xdim, self.x),
+            y_xneg=values.get(neg, self.y_xneg if whole is None else whole),
+            y=values.get(pos, self.y if whole is None else whole),
+        )
+
+    def population_path(self, path: tuple[str, ...]) -> tuple[str, ...]:
+        """As :meth:`Gate.population_path`: the rectangles sit under the parent."""
+        return path
+
+    def members(
+        self,
+        values: Mapping[str, np.ndarray],
+        *,
+        parent: np.ndarray,
+        populations: Mapping[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """As :meth:`Gate.members`."""
+        above_x = values[self.xdim] >= self.x
+        above_y = np.where(above_x, values[self.ydim] >= self.y, values[self.ydim] >= self.y_xneg)
+        out = {}
+        for quad, signs in self.quadrants:
+            sx = above_x if signs[0] == "+" else ~above_x
+            sy = above_y if signs[1] == "+" else ~above_y
+            out[quad] = parent & sx & sy
+        out[self.name] = parent.copy()
+        return out
+
+    def outline(self, extent: Sequence[tuple[float, float]]) -> Outline:
+        """As :meth:`Gate.outline`: the x divider, and each side's own y divider."""
+        base = super().outline(extent)
+        (xlo, xhi), (ylo, yhi) = extent[0], extent[1]
+        paths = [
+            ([self.x, self.x], [ylo, yhi]),
+            ([xlo, self.x], [self.y_xneg, self.y_xneg]),
+            ([self.x, xhi], [self.y, self.y]),
+        ]
+        return replace(base, paths=paths)
+
+    def to_flowkit(
+        self,
+        *,
+        dimension: Callable[..., flowkit.Dimension],
+        divider: Callable[[str, str, float], Any],
+        paths: Mapping[str, tuple[str, ...]],
+    ) -> Any:
+        """As :meth:`Gate.to_flowkit`: one 2-D rectangle gate per quadrant."""
+        import flowkit as fk
+
+        gates = []
+        for quad, signs in self.quadrants:
+            y = self.y_at(signs[0])
+            xr = (self.x, None) if signs[0] == "+" else (None, self.x)
+            yr = (y, None) if signs[1] == "+" else (None, y)
+            dims = [dimension(self.xdim, *xr), dimension(self.ydim, *yr)]
+            gates.append(fk.gates.RectangleGate(quad, dims))
+        return gates
 
 
 @dataclass(frozen=True)
@@ -596,14 +636,24 @@ def _polygon_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarra
 
 def _quadrant_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarray]) -> Gate:
     xdim, ydim = spec["x"]["dimension"], spec["y"]["dimension"]
-    return QuadrantGate(
+    common = {
         **_common(spec),
-        xdim=xdim,
-        ydim=ydim,
-        x=float(scale(xdim, [spec["x"]["at"]])[0]),
-        y=float(scale(ydim, [spec["y"]["at"]])[0]),
-        quadrants=tuple(spec["quadrants"].items()),
-    )
+        "xdim": xdim,
+        "ydim": ydim,
+        "x": float(scale(xdim, [spec["x"]["at"]])[0]),
+        "quadrants": tuple(spec["quadrants"].items()),
+    }
+    at = spec["y"]["at"]
+    if not spec["y"].get("per_side") and not isinstance(at, dict):
+        return QuadrantGate(**common, y=float(scale(ydim, [at])[0]))
+    sides = at if isinstance(at, dict) else {"-": at, "+": at}
+    if set(sides) != {"-", "+"}:
+        raise GatingTemplateError(
+            f"gate '{spec['name']}': field 'y.at': per side, give both '-' and '+' (the sides "
+            f"of the x divider), not {sorted(sides)}"
+        )
+    neg, pos = scale(ydim, [sides["-"], sides["+"]])
+    return SplitQuadrantGate(**common, y=float(pos), y_xneg=float(neg))
 
 
 def _boolean_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarray]) -> Gate:

@@ -302,113 +302,38 @@ def build_strategy(
         One per gate (quadrants: the quadrant gate, then one per quadrant), in
         template order, with the geometry and fit actually used.
     """
-    import flowkit as fk
-    import pandas as pd
-
     from cikflow.gating.fit import fit_gate
-
-    spec = template.spec
-    strategy = fk.GatingStrategy()
-    comp_ref = "uncompensated"
-    if compensation is not None:
-        strategy.add_comp_matrix("spill", compensation)
-        comp_ref = "spill"
-
-    xforms: dict[str, Any] = {}
-    made: dict[str, Any] = {}
-    for dim in template_dimensions(template):
-        tname = transform_name(spec, dim)
-        if tname not in made:
-            made[tname] = make_transform(spec["transforms"][tname])
-            if made[tname] is not None:
-                strategy.add_transform(tname, made[tname])
-        xforms[dim] = (tname if made[tname] is not None else None, made[tname])
-
-    def scale(dim: str, data: Any) -> np.ndarray:
-        arr = np.asarray(data, dtype=float)
-        xform = xforms[dim][1]
-        return arr if xform is None else xform.apply(arr.reshape(-1, 1))[:, 0]
-
-    def unscale(dim: str, data: Any) -> np.ndarray:
-        arr = np.asarray(data, dtype=float)
-        xform = xforms[dim][1]
-        return arr if xform is None else xform.inverse(arr.reshape(-1, 1))[:, 0]
-
-    def bound(dim: str, value: float | None) -> float | None:
-        return None if value is None else float(scale(dim, [value])[0])
-
-    def dimension(dim: str, lo: float | None, hi: float | None) -> Any:
-        """A gate dimension, its range in transformed units."""
-        return fk.Dimension(
-            channel_map[dim],
-            compensation_ref=comp_ref,
-            transformation_ref=xforms[dim][0],
-            range_min=lo,
-            range_max=hi,
-        )
-
-    def divider(div_id: str, dim: str, value: float) -> Any:
-        return fk.QuadrantDivider(div_id, channel_map[dim], comp_ref, [value], xforms[dim][0])
-
-    def make_gate(
-        spec: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]
-    ) -> tuple[Any, Gate]:
-        gate = from_spec(spec, scale=scale)
-        return gate.to_flowkit(dimension=dimension, divider=divider, paths=paths), gate
 
     if values is not None and sample_id is None:
         msg = "build_strategy: fitting data-driven gates needs a sample_id"
         raise ValueError(msg)
-    masks: dict[str, np.ndarray] = {}
-
-    def parent_mask(parent: str) -> np.ndarray:
-        if parent == "root":
-            return np.ones(values.n_events, dtype=bool)
-        return masks[parent]
-
-    def apply(fk_gate: Any, gate: Gate) -> None:
-        """Membership of ``fk_gate`` (parent applied), as flowkit computes it."""
-        parent = parent_mask(gate.parent)
-        if not gate.dims:  # a Boolean gate: from the memberships it refers to
-            masks.update(gate.members({}, parent=parent, populations=masks))
-            return
-        # only the parent's events are transformed and tested
-        frame = pd.DataFrame({channel_map[d]: values(d, parent) for d in gate.dims})
-        result = fk_gate.apply(frame)
-
-        def spread(inside: Any) -> np.ndarray:
-            full = np.zeros(len(parent), dtype=bool)
-            full[parent] = np.asarray(inside, dtype=bool)
-            return full
-
-        if isinstance(result, dict):  # one membership per population
-            for pop, inside in result.items():
-                masks[pop] = spread(inside)
-        else:
-            masks[gate.name] = spread(result)
-
+    scales = _Scales(template, channel_map=channel_map, compensation=compensation)
+    strategy = scales.strategy
+    memberships = _Memberships(values, channel_map=channel_map) if values is not None else None
     paths: dict[str, tuple[str, ...]] = {"root": ()}
     infos: list[GateInfo] = []
-    for spec_gate in spec["gates"]:
+    for spec_gate in template.spec["gates"]:
         name, parent = spec_gate["name"], spec_gate["parent"]
         gate_path = (*paths[parent], parent) if parent != "root" else ("root",)
-        fk_gate, gate = make_gate(spec_gate, paths)
-        strategy.add_gate(fk_gate, gate_path)
+        fk_gates, gate = scales.make_gate(spec_gate, paths)
+        for fk_gate in fk_gates:
+            strategy.add_gate(fk_gate, gate_path)
         fit: dict[str, Any] = {}
-        if values is not None:
+        if memberships is not None:
             if gate.method != "static":
                 fitted, fit = fit_gate(
                     spec_gate,
                     values=values,
-                    mask=parent_mask(parent),
-                    scale=scale,
-                    unscale=unscale,
+                    mask=memberships.parent(parent),
+                    scale=scales.scale,
+                    unscale=scales.unscale,
                     random_state=random_state,
                 )
-                fk_gate, gate = make_gate(fitted, paths)
+                fk_gates, gate = scales.make_gate(fitted, paths)
                 gate = replace(gate, method=spec_gate.get("method", "static"))
-                strategy.add_gate(fk_gate, gate_path, sample_id=sample_id)
-            apply(fk_gate, gate)
+                for fk_gate in fk_gates:
+                    strategy.add_gate(fk_gate, gate_path, sample_id=sample_id)
+            memberships.apply(fk_gates, gate)
         paths[name] = gate_path
         detectors = tuple(channel_map[d] for d in gate.dims)
         info = GateInfo(name, parent, gate.kind, gate_path, gate.dims, detectors, gate, gate.method)
@@ -416,11 +341,121 @@ def build_strategy(
         for pop, kind in gate.populations():
             if pop == name:
                 continue
-            paths[pop] = (*gate_path, name)
+            paths[pop] = gate.population_path(gate_path)
             infos.append(
                 GateInfo(pop, name, kind, paths[pop], gate.dims, detectors, gate, gate.method)
             )
     return strategy, infos
+
+
+class _Scales:
+    """A template's transforms and compensation for one file, registered in a strategy."""
+
+    def __init__(
+        self,
+        template: Template,
+        *,
+        channel_map: Mapping[str, str],
+        compensation: flowkit.Matrix | None,
+    ) -> None:
+        import flowkit as fk
+
+        spec = template.spec
+        self.channel_map = channel_map
+        self.strategy = fk.GatingStrategy()
+        self.comp_ref = "uncompensated"
+        if compensation is not None:
+            self.strategy.add_comp_matrix("spill", compensation)
+            self.comp_ref = "spill"
+        self.xforms: dict[str, Any] = {}
+        made: dict[str, Any] = {}
+        for dim in template_dimensions(template):
+            tname = transform_name(spec, dim)
+            if tname not in made:
+                made[tname] = make_transform(spec["transforms"][tname])
+                if made[tname] is not None:
+                    self.strategy.add_transform(tname, made[tname])
+            self.xforms[dim] = (tname if made[tname] is not None else None, made[tname])
+
+    def scale(self, dim: str, data: Any) -> np.ndarray:
+        """Data units → the dimension's transformed units."""
+        arr = np.asarray(data, dtype=float)
+        xform = self.xforms[dim][1]
+        return arr if xform is None else xform.apply(arr.reshape(-1, 1))[:, 0]
+
+    def unscale(self, dim: str, data: Any) -> np.ndarray:
+        """Transformed units → data units."""
+        arr = np.asarray(data, dtype=float)
+        xform = self.xforms[dim][1]
+        return arr if xform is None else xform.inverse(arr.reshape(-1, 1))[:, 0]
+
+    def dimension(self, dim: str, lo: float | None, hi: float | None) -> Any:
+        """A gate dimension, its range in transformed units."""
+        import flowkit as fk
+
+        return fk.Dimension(
+            self.channel_map[dim],
+            compensation_ref=self.comp_ref,
+            transformation_ref=self.xforms[dim][0],
+            range_min=lo,
+            range_max=hi,
+        )
+
+    def divider(self, div_id: str, dim: str, value: float) -> Any:
+        """A quadrant divider at ``value`` (transformed units)."""
+        import flowkit as fk
+
+        return fk.QuadrantDivider(
+            div_id, self.channel_map[dim], self.comp_ref, [value], self.xforms[dim][0]
+        )
+
+    def make_gate(
+        self, spec: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]
+    ) -> tuple[list[Any], Gate]:
+        """The flowkit gates of a template gate (one, or one per population) and its model."""
+        gate = from_spec(spec, scale=self.scale)
+        made = gate.to_flowkit(dimension=self.dimension, divider=self.divider, paths=paths)
+        return (made if isinstance(made, list) else [made]), gate
+
+
+class _Memberships:
+    """Memberships of the fitting events, gate by gate, as flowkit computes them."""
+
+    def __init__(self, values: FitEvents, *, channel_map: Mapping[str, str]) -> None:
+        self.values = values
+        self.channel_map = channel_map
+        self.masks: dict[str, np.ndarray] = {}
+
+    def parent(self, name: str) -> np.ndarray:
+        """Membership of a population (all events for ``root``)."""
+        if name == "root":
+            return np.ones(self.values.n_events, dtype=bool)
+        return self.masks[name]
+
+    def apply(self, fk_gates: list[Any], gate: Gate) -> None:
+        """Membership of the gate's flowkit gates (parent applied)."""
+        import pandas as pd
+
+        parent = self.parent(gate.parent)
+        if not gate.dims:  # a Boolean gate: from the memberships it refers to
+            self.masks.update(gate.members({}, parent=parent, populations=self.masks))
+            return
+        # only the parent's events are transformed and tested
+        frame = pd.DataFrame({self.channel_map[d]: self.values(d, parent) for d in gate.dims})
+
+        def spread(inside: Any) -> np.ndarray:
+            full = np.zeros(len(parent), dtype=bool)
+            full[parent] = np.asarray(inside, dtype=bool)
+            return full
+
+        for fk_gate in fk_gates:
+            result = fk_gate.apply(frame)
+            if isinstance(result, dict):  # one membership per population
+                for pop, inside in result.items():
+                    self.masks[pop] = spread(inside)
+            else:
+                self.masks[fk_gate.gate_name] = spread(result)
+        self.masks.setdefault(gate.name, parent.copy())  # a gate of several: its parent's
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:

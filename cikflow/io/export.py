@@ -357,35 +357,10 @@ def export_flowjo_wsp(
             continue
         k = len(sample_els) + 1
         root = doc if root is None else root
-        sample_el = doc.find("SampleList/Sample")
-        # renumber: flowkit numbers the only sample "1" and its gates "ID1<n>"
-        sample_el.find("DataSet").set("sampleID", str(k))
-        sample_el.find("DataSet").set("uri", entry.fcs.path.resolve().as_uri())
-        node = sample_el.find("SampleNode")
-        node.set("sampleID", str(k))
-        node.set("name", entry.fcs.path.name)
-        for el in node.iter():
-            for attr in (_q("gating", "id"), _q("gating", "parent_id")):
-                old = el.get(attr)
-                if old is not None:
-                    el.set(attr, f"ID{k}{int(old[3:]):05d}")
-        _add_boolean_nodes(node, booleans)
+        sample_el = _numbered_sample(doc, entry, k=k, booleans=booleans)
         # the sample's matrix also goes inside its Sample element, after DataSet
         for matrix_el in doc.findall("Matrices/" + _q("transforms", "spilloverMatrix")):
-            key = _matrix_key(matrix_el)
-            if key not in matrices:
-                base = matrix_el.get("name")
-                taken = set(matrices.values())
-                name = base if base not in taken else f"{base} ({entry.fcs.path.stem})"
-                matrices[key] = name
-                matrix_el.set("name", name)
-                matrix_el.set(
-                    _q("transforms", "id"), str(uuid.uuid5(uuid.NAMESPACE_OID, repr((name, key))))
-                )
-                matrix_els.append(matrix_el)
-            else:
-                matrix_el = next(m for m in matrix_els if _matrix_key(m) == key)
-            sample_el.insert(1, _copy(matrix_el))
+            sample_el.insert(1, _copy(_shared_matrix(matrix_el, entry, matrices, matrix_els)))
         sample_els.append(sample_el)
     if root is None:  # an empty batch: flowkit writes the empty workspace
         buf = io.BytesIO()
@@ -407,6 +382,44 @@ def export_flowjo_wsp(
         Path(path),
     )
     return skipped
+
+
+def _numbered_sample(doc: Any, entry: WorkspaceSample, *, k: int, booleans: list[Any]) -> Any:
+    """The Sample element of a one-sample document, renumbered as the batch's ``k``-th."""
+    sample_el = doc.find("SampleList/Sample")
+    # renumber: flowkit numbers the only sample "1" and its gates "ID1<n>"
+    sample_el.find("DataSet").set("sampleID", str(k))
+    sample_el.find("DataSet").set("uri", entry.fcs.path.resolve().as_uri())
+    node = sample_el.find("SampleNode")
+    node.set("sampleID", str(k))
+    node.set("name", entry.fcs.path.name)
+    for el in node.iter():
+        for attr in (_q("gating", "id"), _q("gating", "parent_id")):
+            old = el.get(attr)
+            if old is not None:
+                el.set(attr, f"ID{k}{int(old[3:]):05d}")
+    _add_boolean_nodes(node, booleans)
+    return sample_el
+
+
+def _shared_matrix(
+    matrix_el: Any,
+    entry: WorkspaceSample,
+    matrices: dict[tuple[Any, ...], str],
+    matrix_els: list[Any],
+) -> Any:
+    """The batch's one element for this matrix (added, uniquely named, when first seen)."""
+    key = _matrix_key(matrix_el)
+    if key in matrices:
+        return next(m for m in matrix_els if _matrix_key(m) == key)
+    base = matrix_el.get("name")
+    taken = set(matrices.values())
+    name = base if base not in taken else f"{base} ({entry.fcs.path.stem})"
+    matrices[key] = name
+    matrix_el.set("name", name)
+    matrix_el.set(_q("transforms", "id"), str(uuid.uuid5(uuid.NAMESPACE_OID, repr((name, key)))))
+    matrix_els.append(matrix_el)
+    return matrix_el
 
 
 def _sample_document(entry: WorkspaceSample, *, group: str) -> tuple[Any, list[Any]]:
