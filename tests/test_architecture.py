@@ -24,12 +24,9 @@ MAX_FUNCTION_LINES = 100
 #: only shrink, and leaves this list when it is back under the limit
 OVER_LIMIT: dict[str, int] = {
     "cikflow.clustering": 1219,
-    "cikflow.counts": 1166,
     "cikflow.steps": 1021,
     "cikflow.clustering:label_clusters": 109,
     "cikflow.clustering:cluster_outcome": 125,
-    "cikflow.counts:absolute_counts": 153,
-    "cikflow.counts:harvest_metrics": 177,
     "cikflow.gating.apply:gate_fcs": 158,
     "cikflow.gating.engine:evaluate": 154,
     "cikflow.gating.fit:fit_gate": 123,
