@@ -10,6 +10,10 @@ import pytest
 MODULES = [
     "cikflow.acquisition",
     "cikflow.clustering",
+    "cikflow.clustering.batch",
+    "cikflow.clustering.labelling",
+    "cikflow.clustering.model",
+    "cikflow.clustering.sample",
     "cikflow.counts",
     "cikflow.counts.formulas",
     "cikflow.counts.harvest",

@@ -23,10 +23,7 @@ MAX_FUNCTION_LINES = 100
 #: modules and functions over the limit today (module[:function] → lines); each may
 #: only shrink, and leaves this list when it is back under the limit
 OVER_LIMIT: dict[str, int] = {
-    "cikflow.clustering": 1219,
     "cikflow.steps": 1021,
-    "cikflow.clustering:label_clusters": 109,
-    "cikflow.clustering:cluster_outcome": 125,
     "cikflow.gating.apply:gate_fcs": 158,
     "cikflow.gating.engine:evaluate": 154,
     "cikflow.gating.fit:fit_gate": 123,
