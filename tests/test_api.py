@@ -38,6 +38,7 @@ MODULES = [
     "cikflow.report.figures",
     "cikflow.simulate",
     "cikflow.simulate_anomaly",
+    "cikflow.simulate_presets",
     "cikflow.steps",
     "cikflow.verify",
 ]
