@@ -32,7 +32,6 @@ OVER_LIMIT: dict[str, int] = {
     "cikflow.io.samplesheet:read_sample_sheet": 112,
     "cikflow.io.samplesheet:scan_folder": 126,
     "cikflow.plotdata:gate_plot_data": 134,
-    "cikflow.qc:acquisition_qc": 118,
     "cikflow.steps:gate_file": 207,
     "cikflow.steps:cluster_batch": 129,
 }
