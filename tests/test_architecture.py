@@ -29,8 +29,6 @@ OVER_LIMIT: dict[str, int] = {
     "cikflow.gating.fit:fit_gate": 123,
     "cikflow.gating.template:build_strategy": 161,
     "cikflow.io.export:export_flowjo_wsp": 121,
-    "cikflow.io.samplesheet:read_sample_sheet": 112,
-    "cikflow.io.samplesheet:scan_folder": 126,
     "cikflow.plotdata:gate_plot_data": 134,
     "cikflow.steps:gate_file": 207,
     "cikflow.steps:cluster_batch": 129,
