@@ -246,30 +246,12 @@ def acquisition_qc(
         events = np.asarray(events, dtype=float)
     n_events = events.shape[0]
     stored = events if stored is None else stored
-    watch = default_qc_channels(channels, time_index=time_index) if watch is None else list(watch)
-    notes: list[str] = []
-    clocks = [j for j in watch if _is_clock(_column(stored, j))]
-    if clocks:
-        watch = [j for j in watch if j not in clocks]
-        names = ", ".join(channels[j] for j in clocks)
-        notes.append(f"{names} never decrease(s): a clock, not watched")
-        if time_index is None:
-            time_index = clocks[0]
-            notes.append(f"{channels[time_index]} used as the time axis")
-    margin = np.zeros(n_events, dtype=bool)
-    margin_by_channel: dict[str, int] = {}
-    if margins and ranges is not None:
-        for j in watch:
-            top = float(ranges[j]) - 1.0
-            if not np.isfinite(top) or top <= 0:
-                continue
-            at_top = _column(stored, j) >= top
-            if at_top.any():
-                margin_by_channel[channels[j]] = int(at_top.sum())
-                margin |= at_top
-    elif margins:
-        notes.append("margin check skipped: no $PnR ranges")
-    anomalous = np.zeros(n_events, dtype=bool)
+    watch, time_index, notes = _watched_channels(
+        stored, channels=channels, watch=watch, time_index=time_index
+    )
+    margin, margin_by_channel = _margin_events(
+        stored, n_events, channels=channels, watch=watch, ranges=ranges, check=margins, notes=notes
+    )
     result: dict[str, Any] = {"windows": [], "n_bins": 0, "bin_width": float("nan")}
     if time_windows:
         result = _time_check(
@@ -287,7 +269,7 @@ def acquisition_qc(
             time_unit=time_unit,
             notes=notes,
         )
-        anomalous = result.pop("anomalous")
+    anomalous = result.pop("anomalous", np.zeros(n_events, dtype=bool))  # none without a time check
     return AcquisitionQc(
         keep=~(margin | anomalous),
         margin=margin,
@@ -296,6 +278,62 @@ def acquisition_qc(
         notes=notes,
         **result,
     )
+
+
+def _watched_channels(
+    stored: Any,
+    *,
+    channels: Sequence[str],
+    watch: Sequence[int] | None,
+    time_index: int | None,
+) -> tuple[list[int], int | None, list[str]]:
+    """The watched channels (clocks left out), the time axis (a clock if none given) and notes.
+
+    ``watch`` None: :func:`default_qc_channels`.
+    """
+    watch = default_qc_channels(channels, time_index=time_index) if watch is None else list(watch)
+    notes: list[str] = []
+    clocks = [j for j in watch if _is_clock(_column(stored, j))]
+    if clocks:
+        watch = [j for j in watch if j not in clocks]
+        names = ", ".join(channels[j] for j in clocks)
+        notes.append(f"{names} never decrease(s): a clock, not watched")
+        if time_index is None:
+            time_index = clocks[0]
+            notes.append(f"{channels[time_index]} used as the time axis")
+    return watch, time_index, notes
+
+
+def _margin_events(
+    stored: Any,
+    n_events: int,
+    *,
+    channels: Sequence[str],
+    watch: Sequence[int],
+    ranges: np.ndarray | None,
+    check: bool,
+    notes: list[str],
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Events at the top of a watched channel's range ($PnR − 1), and how many per channel.
+
+    None when ``check`` is off; without ``ranges`` a note says the check was skipped.
+    """
+    margin = np.zeros(n_events, dtype=bool)
+    margin_by_channel: dict[str, int] = {}
+    if not check:
+        return margin, margin_by_channel
+    if ranges is None:
+        notes.append("margin check skipped: no $PnR ranges")
+        return margin, margin_by_channel
+    for j in watch:
+        top = float(ranges[j]) - 1.0
+        if not np.isfinite(top) or top <= 0:
+            continue
+        at_top = _column(stored, j) >= top
+        if at_top.any():
+            margin_by_channel[channels[j]] = int(at_top.sum())
+            margin |= at_top
+    return margin, margin_by_channel
 
 
 def _time_check(

@@ -42,9 +42,15 @@ culture concentration (cells/µL) that the truth table reports.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from cikflow.simulate_presets import PRESETS, Difficulty
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "CHANNELS",
@@ -142,155 +148,6 @@ _AUTOFLUORESCENCE = 120.0  # median of negative populations
 _ELECTRONIC_SD = 60.0  # detector noise, linear units
 
 _DAYS_DEFAULT = (0, 7, 14, 21)
-
-
-@dataclass(frozen=True)
-class Difficulty:
-    """Every parameter that makes a simulated tube harder; the defaults are ``clean``.
-
-    Attributes
-    ----------
-    n_events : int
-        Events per tube when the caller gives none.
-    positive_log_sd : float
-        Spread of positive populations (natural-log SD of the brightness).
-    negative_log_sd : float
-        Spread of autofluorescence (natural-log SD) of negative populations.
-    photon_units : float
-        Linear units per photoelectron: each detector's signal ``s`` gets Poisson-like
-        noise of SD ``sqrt(photon_units × s)`` (0 = none). It makes the noise grow with
-        the signal, so compensation spreads the negatives of bright spilling channels.
-    cik_cd56 : float
-        Median CD56 of CIK cells (linear units).
-    cik_cd56_log_sd : float
-        Spread of CD56 on CIK cells (natural-log SD): wide, it is a dim smear rising
-        out of the T cells rather than a separate cloud.
-    nk_bright_cd56 : float
-        Median CD56 of CD56-bright NK cells (linear units); near the CD56-dim NK
-        (5,000) it is a shoulder rather than a peak.
-    cd3_dim_share : float
-        Share of CD3+ cells (T, CIK) with down-regulated CD3, brightness × a
-        log-uniform factor in ``cd3_dim_range``.
-    cd3_dim_range : tuple of float
-        Factor range of CD3-dim cells.
-    cd16_dim_share : float
-        Share of CD16+ cells (CD16+ CIK, CD56-dim NK) with CD16 × a log-uniform factor
-        in 0.08–0.4.
-    dying_share : float
-        Share of dead cells that are dying: viability dye log-uniform in
-        ``dying_range`` (intermediate), scatter nearer the live cells.
-    dying_range : tuple of float
-        Viability-dye range of dying cells (linear units).
-    viability_day0, viability_later : float
-        Mean viability (viable ÷ all CD45+) on day 0 and on later days.
-    viability_floor : float
-        Lowest viability drawn.
-    debris_share, debris_growth : float
-        Debris per viable cell: ``debris_share + debris_growth × day/21``.
-    debris_cd45_share : float
-        Share of debris that stains CD45 dimly and reaches the cells' FSC-A.
-    doublet_share : float
-        Doublets per viable cell.
-    singlet_ratio_sd : float
-        SD of FSC-H ÷ FSC-A of singlets (mean 0.86).
-    doublet_overlap : float
-        0: a doublet's FSC-H is the taller cell's × 1.08 (a separate cluster); above
-        0, FSC-H adds up to this share of the smaller cell's height (cells partly
-        side by side), so doublets form a continuum with the singlets.
-    spillover_error : float
-        Relative SD of the tube's true spillover coefficients around the matrix written
-        in the file (``$SPILLOVER``), drawn per tube.
-    gain_drift : float
-        The instrument's drift between culture days, drawn per tube: scatter and
-        fluorescence detectors each change gain by a common ``1 + u`` (``u`` uniform in
-        ±``gain_drift``), and every detector by its own ``1 + v`` (±``gain_drift``/5),
-        which the file's compensation matrix does not know about.
-    """
-
-    n_events: int = 30000
-    positive_log_sd: float = 0.35
-    negative_log_sd: float = 0.5
-    photon_units: float = 0.0
-    cik_cd56: float = 2500.0
-    cik_cd56_log_sd: float = 0.35
-    nk_bright_cd56: float = 40000.0
-    cd3_dim_share: float = 0.0
-    cd3_dim_range: tuple[float, float] = (0.04, 0.35)
-    cd16_dim_share: float = 0.0
-    dying_share: float = 0.0
-    dying_range: tuple[float, float] = (800.0, 10000.0)
-    viability_day0: float = 0.97
-    viability_later: float = 0.88
-    viability_floor: float = 0.8
-    debris_share: float = 0.08
-    debris_growth: float = 0.04
-    debris_cd45_share: float = 0.0
-    doublet_share: float = 0.04
-    singlet_ratio_sd: float = 0.025
-    doublet_overlap: float = 0.0
-    spillover_error: float = 0.0
-    gain_drift: float = 0.0
-
-    def as_dict(self) -> dict[str, object]:
-        """The parameters as a plain dict (for the truth sidecar)."""
-        return asdict(self)
-
-
-#: named sets of :class:`Difficulty` parameters (``bench/realism.py`` measures them)
-PRESETS: dict[str, Difficulty] = {
-    "clean": Difficulty(),
-    # calibrated to the real files of bench/realism.py: CD3 valley 0.2-0.75 with
-    # 7-18 % dim, CD56 within CD3+ a valley of ~0.5, negatives ~0.19 wide, FSC-H/FSC-A
-    # CV 3-10 %; spillover and gains off by several percent
-    "realistic": Difficulty(
-        positive_log_sd=0.45,
-        negative_log_sd=0.6,
-        photon_units=10.0,
-        cik_cd56=2800.0,
-        cik_cd56_log_sd=0.65,
-        nk_bright_cd56=22000.0,
-        cd3_dim_share=0.10,
-        cd16_dim_share=0.25,
-        dying_share=0.4,
-        viability_day0=0.95,
-        viability_later=0.85,
-        viability_floor=0.72,
-        debris_share=0.10,
-        debris_growth=0.05,
-        debris_cd45_share=0.3,
-        doublet_share=0.05,
-        singlet_ratio_sd=0.045,
-        doublet_overlap=0.6,
-        spillover_error=0.05,
-        gain_drift=0.1,
-    ),
-    # the edge of what a lab still analyses: 10-15 % spillover error, +-30 % gain drift
-    # between days, 30-40 % dead/dying/debris, 2,000 events; bench/realism.py measures its
-    # CD3 valley at 0.67 and CD56 within CD3+ at ~0.9 (medians), beyond most real files
-    "hard": Difficulty(
-        n_events=2000,
-        positive_log_sd=0.55,
-        negative_log_sd=0.7,
-        photon_units=20.0,
-        cik_cd56=2200.0,
-        cik_cd56_log_sd=0.8,
-        nk_bright_cd56=15000.0,
-        cd3_dim_share=0.2,
-        cd16_dim_share=0.35,
-        dying_share=0.5,
-        viability_day0=0.85,
-        viability_later=0.72,
-        viability_floor=0.6,
-        debris_share=0.15,
-        debris_growth=0.08,
-        debris_cd45_share=0.5,
-        doublet_share=0.07,
-        singlet_ratio_sd=0.07,
-        doublet_overlap=0.8,
-        spillover_error=0.125,
-        gain_drift=0.3,
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -446,6 +303,253 @@ def _spill_keyword(spill: np.ndarray) -> str:
     return f"{len(FLUOROCHROMES)},{','.join(FLUOROCHROMES)},{values}"
 
 
+def _concentrations(
+    comp: Mapping[str, float],
+    *,
+    day: int,
+    lymph_per_uL: float,
+    viability: float,
+    p: Difficulty,
+) -> dict[str, float]:
+    """Concentration of every truth label in the tube (cells/µL; beads apart)."""
+    conc = {label: frac * lymph_per_uL for label, frac in comp.items()}
+    lymph_total = sum(conc.values())
+    conc["monocyte"] = lymph_total * (0.18 if day == 0 else 0.03 if day == 7 else 0.0)
+    viable_total = lymph_total + conc["monocyte"]
+    conc["dead"] = viable_total * (1 - viability) / viability
+    conc["doublet"] = viable_total * p.doublet_share
+    conc["debris"] = viable_total * (p.debris_share + p.debris_growth * min(day, 21) / 21)
+    return conc
+
+
+def _cell_block(
+    rng: np.random.Generator,
+    rx: np.random.Generator,
+    label: str,
+    n: int,
+    *,
+    day: int,
+    lymph_fsc: float,
+    lymph_ssc: float,
+    p: Difficulty,
+) -> np.ndarray:
+    """Scatter and fluorescence (n × 8) of ``n`` viable cells of a phenotype label."""
+    granular = 1.35 if label.startswith(("CIK", "NK")) else 1.0
+    fsc = lymph_fsc * (1.45 if label == "monocyte" else granular**0.5)
+    ssc = lymph_ssc * (3.2 if label == "monocyte" else granular)
+    fluor = _marker_matrix(rng, label, n, 1.0, p)
+    # CD56 on CIK dims as the culture goes on
+    if label.startswith("CIK"):
+        fluor[:, 1] *= 1.0 - 0.3 * min(day, 21) / 21
+    if label == "T" or label.startswith("CIK"):  # activated cells lose CD3
+        _dim_some(rx, fluor[:, 0], p.cd3_dim_share, *p.cd3_dim_range)
+    if label in ("CIK_CD16pos", "NK_CD56dim"):
+        _dim_some(rx, fluor[:, 3], p.cd16_dim_share, 0.08, 0.4)
+    return np.column_stack([_scatter(rng, n, fsc, ssc, ratio_sd=p.singlet_ratio_sd), fluor])
+
+
+def _dead_block(
+    rng: np.random.Generator,
+    rx: np.random.Generator,
+    n: int,
+    *,
+    lymph_fsc: float,
+    lymph_ssc: float,
+    p: Difficulty,
+) -> np.ndarray:
+    """Scatter and fluorescence (n × 8) of ``n`` dead cells (bright viability dye)."""
+    fluor = np.column_stack(
+        [
+            _marker_matrix(rng, "T", n, 0.6, p)[:, :2],
+            _lognormal(rng, 25000, n),
+            _lognormal(rng, _AUTOFLUORESCENCE, n, 0.5),
+            _lognormal(rng, 12000, n, 0.6),
+        ]
+    )
+    sc = _scatter(rng, n, lymph_fsc * 0.7, lymph_ssc * 1.4, ratio_sd=p.singlet_ratio_sd)
+    if p.dying_share > 0:  # dying: intermediate dye, scatter nearer the live cells
+        dying = rx.random(n) < p.dying_share
+        lo, hi = np.log(p.dying_range[0]), np.log(p.dying_range[1])
+        fluor[dying, 2] = np.exp(rx.uniform(lo, hi, int(dying.sum())))
+        sc[dying] *= 1.25
+    return np.column_stack([sc, fluor])
+
+
+def _doublet_block(
+    rng: np.random.Generator,
+    rx: np.random.Generator,
+    n: int,
+    *,
+    comp: Mapping[str, float],
+    lymph_fsc: float,
+    lymph_ssc: float,
+    p: Difficulty,
+) -> np.ndarray:
+    """Scatter and fluorescence (n × 8) of ``n`` doublets of two lymphocytes."""
+    names = list(comp)
+    parts = rng.choice(len(names), size=(n, 2), p=np.array(list(comp.values())))
+    block = np.zeros((n, 3 + len(FLUOROCHROMES)))
+    heights = []
+    for k in range(2):
+        sc = _scatter(rng, n, lymph_fsc, lymph_ssc, ratio_sd=p.singlet_ratio_sd)
+        fl = np.empty((n, len(FLUOROCHROMES)))
+        for i, name in enumerate(names):
+            rows = parts[:, k] == i
+            fl[rows] = _marker_matrix(rng, name, int(rows.sum()), 1.0, p)
+        block[:, [0, 2]] += sc[:, [0, 2]]
+        block[:, 3:] += fl
+        heights.append(sc[:, 1])
+    block[:, 1] = np.maximum(heights[0], heights[1]) * rng.normal(1.08, 0.04, n)
+    if p.doublet_overlap > 0:  # partly side by side: a continuum with the singlets
+        taller = np.maximum(heights[0], heights[1])
+        smaller = np.minimum(heights[0], heights[1])
+        block[:, 1] = taller + rx.uniform(0, p.doublet_overlap, n) * smaller
+    return block
+
+
+def _debris_block(
+    rng: np.random.Generator, rx: np.random.Generator, n: int, *, p: Difficulty
+) -> np.ndarray:
+    """Scatter and fluorescence (n × 8) of ``n`` debris events."""
+    area = _lognormal(rng, 9000, n, 0.45)
+    block = np.column_stack(
+        [
+            area,
+            area * rng.normal(0.9, 0.05, n),
+            _lognormal(rng, 5000, n, 0.6),
+            np.column_stack([_lognormal(rng, _AUTOFLUORESCENCE, n, 0.7) for _ in FLUOROCHROMES]),
+        ]
+    )
+    if p.debris_cd45_share > 0:  # cell fragments: CD45-dim, up to the cells' FSC
+        frag = rx.random(n) < p.debris_cd45_share
+        k = int(frag.sum())
+        block[frag, :2] *= np.exp(rx.uniform(0.5, 1.9, k))[:, None]
+        block[frag, 7] = np.exp(rx.normal(np.log(1500.0), 0.6, k))
+    return block
+
+
+def _bead_block(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Scatter and fluorescence (n × 8) of ``n`` counting beads: bright everywhere, small FSC."""
+    area = _lognormal(rng, 16000, n, 0.06)
+    return np.column_stack(
+        [
+            area,
+            area * rng.normal(0.95, 0.01, n),
+            _lognormal(rng, 30000, n, 0.08),
+            np.column_stack(
+                [_lognormal(rng, m, n, 0.08) for m in (90000, 110000, 60000, 80000, 70000)]
+            ),
+        ]
+    )
+
+
+def _label_block(
+    rng: np.random.Generator,
+    rx: np.random.Generator,
+    label: str,
+    n: int,
+    *,
+    day: int,
+    comp: Mapping[str, float],
+    lymph_fsc: float,
+    lymph_ssc: float,
+    p: Difficulty,
+) -> np.ndarray:
+    """True scatter and fluorescence (n × 8) of ``n`` events of one truth label."""
+    light = {"lymph_fsc": lymph_fsc, "lymph_ssc": lymph_ssc, "p": p}
+    if label in _PHENOTYPE:
+        return _cell_block(rng, rx, label, n, day=day, **light)
+    if label == "dead":
+        return _dead_block(rng, rx, n, **light)
+    if label == "doublet":
+        return _doublet_block(rng, rx, n, comp=comp, **light)
+    if label == "debris":
+        return _debris_block(rng, rx, n, p=p)
+    return _bead_block(rng, n)
+
+
+def _detect(
+    rng: np.random.Generator, rx: np.random.Generator, true: np.ndarray, *, p: Difficulty
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detector values of true signals: spillover, gains, noise, clipping and Time.
+
+    Returns the events (float32, :data:`CHANNELS` order), the tube's true spillover and
+    the gains of its detectors.
+    """
+    spill = SPILLOVER.copy()
+    if p.spillover_error > 0:  # the tube's true spillover is not the file's matrix
+        off = (spill > 0) & ~np.eye(len(FLUOROCHROMES), dtype=bool)
+        spill[off] *= np.clip(1.0 + rx.normal(0.0, p.spillover_error, int(off.sum())), 0.2, 2.0)
+    gains = np.ones(true.shape[1])
+    if p.gain_drift > 0:  # a common drift per kind of detector, a fifth of it per detector
+        common = 1.0 + rx.uniform(-p.gain_drift, p.gain_drift, 2)
+        own = 1.0 + rx.uniform(-p.gain_drift / 5, p.gain_drift / 5, true.shape[1])
+        gains = np.where(np.arange(true.shape[1]) < 3, common[0], common[1]) * own
+    detected = true.copy()
+    detected[:, 3:] = true[:, 3:] @ spill
+    if p.gain_drift > 0:
+        detected *= gains
+    if p.photon_units > 0:  # counting noise: variance proportional to the signal
+        sd = np.sqrt(p.photon_units * np.clip(detected[:, 3:], 0.0, None))
+        detected[:, 3:] += rx.normal(0.0, 1.0, sd.shape) * sd
+    detected[:, 3:] += rng.normal(0.0, _ELECTRONIC_SD, (len(detected), len(FLUOROCHROMES)))
+    detected[:, :3] += rng.normal(0.0, 200.0, (len(detected), 3))
+    detected = np.clip(detected, -TOP_OF_SCALE, TOP_OF_SCALE - 1)
+    duration_s = 120.0
+    time = np.sort(rng.uniform(0, duration_s * 100, len(detected)))  # 10 ms ticks
+    return np.column_stack([detected, time]).astype(np.float32), spill, gains
+
+
+def _truth_rows(
+    counts: Mapping[str, int],
+    *,
+    conc: Mapping[str, float],
+    where: Mapping[str, object],
+    beads_per_tube: int,
+    sample_volume_uL: float,
+    culture_volume_mL: float,
+) -> list[dict[str, object]]:
+    """Truth rows of a tube: event counts and single-platform concentrations (cells/µL).
+
+    ``where``: the tube's batch, sample and day, leading every row.
+    """
+    n_beads = counts["bead"]
+    truth: list[dict[str, object]] = []
+    base = sum(counts[lab] for lab in POPULATION_MEMBERS["viable_lymphocytes"])
+    for population, members in POPULATION_MEMBERS.items():
+        events_pop = sum(counts[lab] for lab in members)
+        per_uL = events_pop / n_beads * beads_per_tube / sample_volume_uL
+        truth.append(
+            {
+                **where,
+                "population": population,
+                "events": events_pop,
+                "percent_of_base": 100.0 * events_pop / base,
+                "cells_per_uL": per_uL,
+                "total_cells": per_uL * culture_volume_mL * 1000.0,
+                "cells_per_uL_expected": sum(conc[lab] for lab in members),
+            }
+        )
+    return truth
+
+
+def _tube_keywords(sample: str, *, batch: str, day: int) -> dict[str, str]:
+    """FCS keywords of a simulated tube."""
+    return {
+        "$CYT": "cikflow simulator",
+        "$DATE": f"{day + 1:02d}-JAN-2026",
+        "$BTIM": "10:00:00",
+        "$ETIM": "10:02:00",
+        "$FIL": f"{sample}.fcs",
+        "$SMNO": sample,
+        "$SRC": batch,
+        "$TIMESTEP": "0.01",
+        "$SPILLOVER": _spill_keyword(SPILLOVER),
+        "CIKFLOW_DAY": str(day),
+        "CIKFLOW_BATCH": batch,
+    }
+
+
 def _simulate_tube(
     rng: np.random.Generator,
     *,
@@ -468,15 +572,7 @@ def _simulate_tube(
     comp = _composition(rng, day, batch_effect)
     mean_viability = p.viability_day0 if day == 0 else p.viability_later
     viability = np.clip(mean_viability + rng.normal(0, 0.02), p.viability_floor, 0.99)
-
-    # concentrations in the tube (cells/µL)
-    conc = {label: frac * lymph_per_uL for label, frac in comp.items()}
-    lymph_total = sum(conc.values())
-    conc["monocyte"] = lymph_total * (0.18 if day == 0 else 0.03 if day == 7 else 0.0)
-    viable_total = lymph_total + conc["monocyte"]
-    conc["dead"] = viable_total * (1 - viability) / viability
-    conc["doublet"] = viable_total * p.doublet_share
-    conc["debris"] = viable_total * (p.debris_share + p.debris_growth * min(day, 21) / 21)
+    conc = _concentrations(comp, day=day, lymph_per_uL=lymph_per_uL, viability=viability, p=p)
 
     # acquire a fraction of the tube so that the file holds ~n_events
     expected_per_fraction = sum(conc.values()) * sample_volume_uL + beads_per_tube
@@ -487,88 +583,13 @@ def _simulate_tube(
     blocks: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     lymph_fsc, lymph_ssc = 52000 * growth, 14000 * growth
-    ratio_sd = p.singlet_ratio_sd
     for code, label in enumerate(LABELS):
         n = counts.get(label, 0)
         if n == 0:
             continue
-        if label in _PHENOTYPE:
-            granular = 1.35 if label.startswith(("CIK", "NK")) else 1.0
-            fsc = lymph_fsc * (1.45 if label == "monocyte" else granular**0.5)
-            ssc = lymph_ssc * (3.2 if label == "monocyte" else granular)
-            fluor = _marker_matrix(rng, label, n, 1.0, p)
-            # CD56 on CIK dims as the culture goes on
-            if label.startswith("CIK"):
-                fluor[:, 1] *= 1.0 - 0.3 * min(day, 21) / 21
-            if label == "T" or label.startswith("CIK"):  # activated cells lose CD3
-                _dim_some(rx, fluor[:, 0], p.cd3_dim_share, *p.cd3_dim_range)
-            if label in ("CIK_CD16pos", "NK_CD56dim"):
-                _dim_some(rx, fluor[:, 3], p.cd16_dim_share, 0.08, 0.4)
-            block = np.column_stack([_scatter(rng, n, fsc, ssc, ratio_sd=ratio_sd), fluor])
-        elif label == "dead":
-            fluor = np.column_stack(
-                [
-                    _marker_matrix(rng, "T", n, 0.6, p)[:, :2],
-                    _lognormal(rng, 25000, n),
-                    _lognormal(rng, _AUTOFLUORESCENCE, n, 0.5),
-                    _lognormal(rng, 12000, n, 0.6),
-                ]
-            )
-            sc = _scatter(rng, n, lymph_fsc * 0.7, lymph_ssc * 1.4, ratio_sd=ratio_sd)
-            if p.dying_share > 0:  # dying: intermediate dye, scatter nearer the live cells
-                dying = rx.random(n) < p.dying_share
-                lo, hi = np.log(p.dying_range[0]), np.log(p.dying_range[1])
-                fluor[dying, 2] = np.exp(rx.uniform(lo, hi, int(dying.sum())))
-                sc[dying] *= 1.25
-            block = np.column_stack([sc, fluor])
-        elif label == "doublet":
-            names = list(comp)
-            parts = rng.choice(len(names), size=(n, 2), p=np.array(list(comp.values())))
-            block = np.zeros((n, 3 + len(FLUOROCHROMES)))
-            heights = []
-            for k in range(2):
-                sc = _scatter(rng, n, lymph_fsc, lymph_ssc, ratio_sd=ratio_sd)
-                fl = np.empty((n, len(FLUOROCHROMES)))
-                for i, name in enumerate(names):
-                    rows = parts[:, k] == i
-                    fl[rows] = _marker_matrix(rng, name, int(rows.sum()), 1.0, p)
-                block[:, [0, 2]] += sc[:, [0, 2]]
-                block[:, 3:] += fl
-                heights.append(sc[:, 1])
-            block[:, 1] = np.maximum(heights[0], heights[1]) * rng.normal(1.08, 0.04, n)
-            if p.doublet_overlap > 0:  # partly side by side: a continuum with the singlets
-                taller = np.maximum(heights[0], heights[1])
-                smaller = np.minimum(heights[0], heights[1])
-                block[:, 1] = taller + rx.uniform(0, p.doublet_overlap, n) * smaller
-        elif label == "debris":
-            area = _lognormal(rng, 9000, n, 0.45)
-            block = np.column_stack(
-                [
-                    area,
-                    area * rng.normal(0.9, 0.05, n),
-                    _lognormal(rng, 5000, n, 0.6),
-                    np.column_stack(
-                        [_lognormal(rng, _AUTOFLUORESCENCE, n, 0.7) for _ in FLUOROCHROMES]
-                    ),
-                ]
-            )
-            if p.debris_cd45_share > 0:  # cell fragments: CD45-dim, up to the cells' FSC
-                frag = rx.random(n) < p.debris_cd45_share
-                k = int(frag.sum())
-                block[frag, :2] *= np.exp(rx.uniform(0.5, 1.9, k))[:, None]
-                block[frag, 7] = np.exp(rx.normal(np.log(1500.0), 0.6, k))
-        else:  # bead: bright in every fluorescence channel, small FSC
-            area = _lognormal(rng, 16000, n, 0.06)
-            block = np.column_stack(
-                [
-                    area,
-                    area * rng.normal(0.95, 0.01, n),
-                    _lognormal(rng, 30000, n, 0.08),
-                    np.column_stack(
-                        [_lognormal(rng, m, n, 0.08) for m in (90000, 110000, 60000, 80000, 70000)]
-                    ),
-                ]
-            )
+        block = _label_block(
+            rng, rx, label, n, day=day, comp=comp, lymph_fsc=lymph_fsc, lymph_ssc=lymph_ssc, p=p
+        )
         blocks.append(block)
         labels.append(np.full(n, code, dtype=np.int8))
 
@@ -576,64 +597,17 @@ def _simulate_tube(
     label_codes = np.concatenate(labels)
     order = rng.permutation(len(label_codes))
     true, label_codes = true[order], label_codes[order]
+    events, spill, gains = _detect(rng, rx, true, p=p)
 
-    spill = SPILLOVER.copy()
-    if p.spillover_error > 0:  # the tube's true spillover is not the file's matrix
-        off = (spill > 0) & ~np.eye(len(FLUOROCHROMES), dtype=bool)
-        spill[off] *= np.clip(1.0 + rx.normal(0.0, p.spillover_error, int(off.sum())), 0.2, 2.0)
-    gains = np.ones(true.shape[1])
-    if p.gain_drift > 0:  # a common drift per kind of detector, a fifth of it per detector
-        common = 1.0 + rx.uniform(-p.gain_drift, p.gain_drift, 2)
-        own = 1.0 + rx.uniform(-p.gain_drift / 5, p.gain_drift / 5, true.shape[1])
-        gains = np.where(np.arange(true.shape[1]) < 3, common[0], common[1]) * own
-    detected = true.copy()
-    detected[:, 3:] = true[:, 3:] @ spill
-    if p.gain_drift > 0:
-        detected *= gains
-    if p.photon_units > 0:  # counting noise: variance proportional to the signal
-        sd = np.sqrt(p.photon_units * np.clip(detected[:, 3:], 0.0, None))
-        detected[:, 3:] += rx.normal(0.0, 1.0, sd.shape) * sd
-    detected[:, 3:] += rng.normal(0.0, _ELECTRONIC_SD, (len(detected), len(FLUOROCHROMES)))
-    detected[:, :3] += rng.normal(0.0, 200.0, (len(detected), 3))
-    detected = np.clip(detected, -TOP_OF_SCALE, TOP_OF_SCALE - 1)
-    duration_s = 120.0
-    time = np.sort(rng.uniform(0, duration_s * 100, len(detected)))  # 10 ms ticks
-    events = np.column_stack([detected, time]).astype(np.float32)
-
-    # truth: event counts and single-platform concentrations from the true labels
-    n_beads = counts["bead"]
     culture_volume_mL = initial_cells * fold_total / (lymph_per_uL * 1000.0 / 0.85)
-    truth: list[dict[str, object]] = []
-    base = sum(counts[lab] for lab in POPULATION_MEMBERS["viable_lymphocytes"])
-    for population, members in POPULATION_MEMBERS.items():
-        events_pop = sum(counts[lab] for lab in members)
-        per_uL = events_pop / n_beads * beads_per_tube / sample_volume_uL
-        truth.append(
-            {
-                "batch": batch,
-                "sample": sample,
-                "day": day,
-                "population": population,
-                "events": events_pop,
-                "percent_of_base": 100.0 * events_pop / base,
-                "cells_per_uL": per_uL,
-                "total_cells": per_uL * culture_volume_mL * 1000.0,
-                "cells_per_uL_expected": sum(conc[lab] for lab in members),
-            }
-        )
-    keywords = {
-        "$CYT": "cikflow simulator",
-        "$DATE": f"{day + 1:02d}-JAN-2026",
-        "$BTIM": "10:00:00",
-        "$ETIM": "10:02:00",
-        "$FIL": f"{sample}.fcs",
-        "$SMNO": sample,
-        "$SRC": batch,
-        "$TIMESTEP": "0.01",
-        "$SPILLOVER": _spill_keyword(SPILLOVER),
-        "CIKFLOW_DAY": str(day),
-        "CIKFLOW_BATCH": batch,
-    }
+    truth = _truth_rows(
+        counts,
+        conc=conc,
+        where={"batch": batch, "sample": sample, "day": day},
+        beads_per_tube=beads_per_tube,
+        sample_volume_uL=sample_volume_uL,
+        culture_volume_mL=culture_volume_mL,
+    )
     sheet = {
         "sample": sample,
         "batch": batch,
@@ -650,7 +624,7 @@ def _simulate_tube(
         day=day,
         events=events,
         labels=label_codes,
-        keywords=keywords,
+        keywords=_tube_keywords(sample, batch=batch, day=day),
         sheet=sheet,
         truth=truth,
         true_spillover=spill,

@@ -10,7 +10,15 @@ import pytest
 MODULES = [
     "cikflow.acquisition",
     "cikflow.clustering",
+    "cikflow.clustering.batch",
+    "cikflow.clustering.labelling",
+    "cikflow.clustering.model",
+    "cikflow.clustering.sample",
     "cikflow.counts",
+    "cikflow.counts.formulas",
+    "cikflow.counts.harvest",
+    "cikflow.counts.methods",
+    "cikflow.counts.tables",
     "cikflow.evaluate",
     "cikflow.gating",
     "cikflow.gating.concrete",
@@ -30,6 +38,7 @@ MODULES = [
     "cikflow.report.figures",
     "cikflow.simulate",
     "cikflow.simulate_anomaly",
+    "cikflow.simulate_presets",
     "cikflow.steps",
     "cikflow.verify",
 ]

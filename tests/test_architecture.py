@@ -23,17 +23,7 @@ MAX_FUNCTION_LINES = 100
 #: modules and functions over the limit today (module[:function] → lines); each may
 #: only shrink, and leaves this list when it is back under the limit
 OVER_LIMIT: dict[str, int] = {
-    "cikflow.clustering": 1219,
-    "cikflow.counts": 1166,
     "cikflow.steps": 1021,
-    "cikflow.clustering:label_clusters": 109,
-    "cikflow.clustering:cluster_outcome": 125,
-    "cikflow.counts:absolute_counts": 153,
-    "cikflow.counts:harvest_metrics": 177,
-    "cikflow.io.samplesheet:read_sample_sheet": 112,
-    "cikflow.io.samplesheet:scan_folder": 126,
-    "cikflow.qc:acquisition_qc": 118,
-    "cikflow.simulate:_simulate_tube": 210,
     "cikflow.steps:gate_file": 207,
     "cikflow.steps:cluster_batch": 129,
 }

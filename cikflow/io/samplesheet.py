@@ -423,6 +423,51 @@ def _split(line: str) -> list[str]:
     return [cell.strip() for cell in next(csv.reader([line], delimiter="\t"))]
 
 
+def _parse_lines(
+    text: str, *, source: str
+) -> tuple[list[str] | None, int, list[list[str]], list[int], list[SheetProblem]]:
+    """Split a sheet's text into its header and rows, skipping blank and comment lines.
+
+    Returns the header (None if there is no line), its line number, the rows (padded
+    or cut to the header's width), their line numbers, and the problems met.
+    """
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    problems: list[SheetProblem] = []
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        if not raw_line.strip() or raw_line.lstrip().startswith("#"):
+            continue
+        try:
+            cells = _split(raw_line)
+        except csv.Error as exc:
+            problems.append(SheetProblem(source, f"cannot split the line ({exc})", line=number))
+            continue
+        if header is None:
+            while cells and not cells[-1]:
+                cells.pop()
+            header, header_line = cells, number
+            continue
+        if len(cells) > len(header):
+            extra = [c for c in cells[len(header) :] if c]
+            if extra:
+                problems.append(
+                    SheetProblem(
+                        source,
+                        f"{len(cells)} cells but the header has {len(header)} columns "
+                        f"(extra: {', '.join(map(repr, extra))})",
+                        row=len(rows),
+                        line=number,
+                        sample=cells[header.index("sample")] if "sample" in header else None,
+                    )
+                )
+            cells = cells[: len(header)]
+        rows.append(cells + [""] * (len(header) - len(cells)))
+        lines.append(number)
+    return header, header_line, rows, lines, problems
+
+
 def read_sample_sheet(path: str | Path, *, base_dir: str | Path | None = None) -> pd.DataFrame:
     r"""Read and validate a sample sheet.
 
@@ -481,40 +526,7 @@ def read_sample_sheet(path: str | Path, *, base_dir: str | Path | None = None) -
     except OSError as exc:
         raise SampleSheetError(f"{source}: cannot read ({exc})") from None
 
-    header: list[str] | None = None
-    header_line = 0
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    problems: list[SheetProblem] = []
-    for number, raw_line in enumerate(text.splitlines(), start=1):
-        if not raw_line.strip() or raw_line.lstrip().startswith("#"):
-            continue
-        try:
-            cells = _split(raw_line)
-        except csv.Error as exc:
-            problems.append(SheetProblem(source, f"cannot split the line ({exc})", line=number))
-            continue
-        if header is None:
-            while cells and not cells[-1]:
-                cells.pop()
-            header, header_line = cells, number
-            continue
-        if len(cells) > len(header):
-            extra = [c for c in cells[len(header) :] if c]
-            if extra:
-                problems.append(
-                    SheetProblem(
-                        source,
-                        f"{len(cells)} cells but the header has {len(header)} columns "
-                        f"(extra: {', '.join(map(repr, extra))})",
-                        row=len(rows),
-                        line=number,
-                        sample=cells[header.index("sample")] if "sample" in header else None,
-                    )
-                )
-            cells = cells[: len(header)]
-        rows.append(cells + [""] * (len(header) - len(cells)))
-        lines.append(number)
+    header, header_line, rows, lines, problems = _parse_lines(text, source=source)
     if header is None:
         raise SampleSheetError(f"{source}: no header line (the file is empty or all comments)")
     empty_names = [i + 1 for i, name in enumerate(header) if not name]
@@ -606,6 +618,54 @@ def _batch_and_day(
     return (sanitize_id(batch, fallback="") if batch else ""), day
 
 
+def _scan_defaults(defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The values given to every scanned row; only optional sheet columns may be set."""
+    defaults = dict(defaults or {})
+    optional = [c for c in COLUMNS if c not in REQUIRED_COLUMNS]
+    unknown = sorted(set(defaults) - set(optional))
+    if unknown:
+        msg = f"defaults: {unknown} are not optional sheet columns ({', '.join(optional)})"
+        raise ValueError(msg)
+    return defaults
+
+
+def _fcs_files(folder: Path) -> list[Path]:
+    """The FCS files below ``folder`` (hidden folders and files left out), by relative path."""
+    return sorted(
+        (
+            p
+            for p in folder.rglob("*")
+            if p.suffix.lower() == ".fcs"
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            and p.is_file()
+        ),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
+
+
+def _unique_sample(sample: str, *, used: set[str], path: Path) -> str:
+    """``sample``, or ``sample_2``, ``sample_3`` … when taken (case-insensitively)."""
+    if sample.casefold() in used:
+        n = 2
+        while f"{sample}_{n}".casefold() in used:
+            n += 1
+        log.warning("%s: sample ID %r is taken; using %r", path, sample, f"{sample}_{n}")
+        sample = f"{sample}_{n}"
+    return sample
+
+
+def _scanned_sheet(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The scanned rows as a sheet with the column types of a read one."""
+    sheet = pd.DataFrame(rows, columns=list(COLUMNS))
+    sheet["day"] = pd.array(sheet["day"].tolist(), dtype="Int64")
+    for column in INTEGER_COLUMNS | NUMBER_COLUMNS:
+        if column != "day":
+            sheet[column] = pd.to_numeric(sheet[column], errors="raise").astype("float64")
+    for column in ("sample", "batch", "fcs", "label"):
+        sheet[column] = sheet[column].fillna("").astype(str).astype(object)
+    return sheet
+
+
 def scan_folder(
     folder: str | Path,
     *,
@@ -674,23 +734,8 @@ def scan_folder(
     if not {"batch", "day"} <= set(regex.groupindex):
         msg = f"pattern {regex.pattern!r} needs named groups 'batch' and 'day'"
         raise ValueError(msg)
-    defaults = dict(defaults or {})
-    optional = [c for c in COLUMNS if c not in REQUIRED_COLUMNS]
-    unknown = sorted(set(defaults) - set(optional))
-    if unknown:
-        msg = f"defaults: {unknown} are not optional sheet columns ({', '.join(optional)})"
-        raise ValueError(msg)
-
-    files = sorted(
-        (
-            p
-            for p in folder.rglob("*")
-            if p.suffix.lower() == ".fcs"
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-            and p.is_file()
-        ),
-        key=lambda p: p.relative_to(folder).as_posix(),
-    )
+    defaults = _scan_defaults(defaults)
+    files = _fcs_files(folder)
     rows: list[dict[str, Any]] = []
     used: set[str] = set()
     for path in files:
@@ -706,13 +751,7 @@ def scan_folder(
 
         batch, day = _batch_and_day(path, fields, keywords)
 
-        sample = sanitize_id(fields.get("sample") or stem)
-        if sample.casefold() in used:
-            n = 2
-            while f"{sample}_{n}".casefold() in used:
-                n += 1
-            log.warning("%s: sample ID %r is taken; using %r", path, sample, f"{sample}_{n}")
-            sample = f"{sample}_{n}"
+        sample = _unique_sample(sanitize_id(fields.get("sample") or stem), used=used, path=path)
         used.add(sample.casefold())
         rows.append(
             {
@@ -723,12 +762,4 @@ def scan_folder(
                 **defaults,
             }
         )
-
-    sheet = pd.DataFrame(rows, columns=list(COLUMNS))
-    sheet["day"] = pd.array(sheet["day"].tolist(), dtype="Int64")
-    for column in INTEGER_COLUMNS | NUMBER_COLUMNS:
-        if column != "day":
-            sheet[column] = pd.to_numeric(sheet[column], errors="raise").astype("float64")
-    for column in ("sample", "batch", "fcs", "label"):
-        sheet[column] = sheet[column].fillna("").astype(str).astype(object)
-    return sheet
+    return _scanned_sheet(rows)
