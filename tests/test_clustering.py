@@ -349,3 +349,44 @@ def test_batch_report_shows_drift_and_concordance(gated, tmp_path):
     assert 'id="concordance-B01"' in html
     assert 'id="batch-0-drift"' in html
     assert "gate_cluster_discordant</code>" not in html  # clean samples
+
+
+def test_a_per_subset_divider_labels_each_side_with_its_own_threshold():
+    from cikflow.clustering import Divider, label_clusters
+    from cikflow.gating.template import Template, validate_template
+
+    spec = validate_template(
+        {
+            "name": "split",
+            "version": "1",
+            "base": "lymphocytes",
+            "gates": [
+                {"name": "lymphocytes", "parent": "root", "type": "range",
+                 "dimensions": {"FSC-A": {"min": 1, "max": None}}},
+                {"name": "cd3_cd56", "parent": "lymphocytes", "type": "quadrant",
+                 "x": {"dimension": "CD3", "at": 1000},
+                 "y": {"dimension": "CD56", "at": {"-": 2000, "+": 500}},
+                 "quadrants": {"T": "+-", "CIK": "++", "NK": "-+", "other": "--"}},
+            ],
+            "populations": {"T": "T", "CIK": "CIK", "NK": "NK"},
+        }
+    )  # fmt: skip
+    template = Template("split", "1", "yaml", spec)
+    # cluster medians (transformed units): CD3 at 0.2 or 0.6; CD56 at 0.3 or 0.45 or 0.7
+    medians = [(0.6, 0.3), (0.6, 0.45), (0.2, 0.45), (0.2, 0.7)]
+    values = np.repeat(np.array(medians), 50, axis=0)
+    labels = np.repeat(np.arange(4), 50)
+    known = {
+        ("cd3_cd56", label): Divider("cd3_cd56", label, t, v, "gate fit")
+        for label, t, v in (
+            ("CD3", 0.4, 1000.0),
+            ("CD56 within CD3-", 0.6, 2000.0),
+            ("CD56 within CD3+", 0.4, 500.0),
+        )
+    }  # fmt: skip
+    out = label_clusters(values, labels, template=template, markers=["CD3", "CD56"], dividers=known)
+    # CD56 0.45 is above the CD3+ divider (0.4) but below the CD3− one (0.6)
+    assert out.phenotypes == ["T", "CIK", "other", "NK"]
+    assert sorted(d.dimension for d in out.dividers) == [
+        "CD3", "CD56 within CD3+", "CD56 within CD3-"
+    ]  # fmt: skip

@@ -7,7 +7,7 @@ coordinate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -196,21 +196,21 @@ def resolve_dividers(
         name = gate.name
         info = infos.get(name)
         fitted = info is not None and info.method != "static" and bool(info.fit)
-        applied = {t.dimension: t.value for t in info.gate.thresholds()} if fitted else {}
+        applied = {t.key: t.value for t in info.gate.thresholds()} if fitted else {}
         for threshold in gate.thresholds():
-            dim = threshold.dimension
-            key = (name, dim)
-            transformed = applied.get(dim)
-            _, inv = _transformer(template, dim)
+            label = threshold.key  # the dimension, or "CD56 within CD3+" for a subset's own
+            key = (name, label)
+            transformed = applied.get(label)
+            _, inv = _transformer(template, threshold.dimension)
             # a fit that says it is unsure (no valley, at its bound …) lends no threshold
             unsure = fitted and any(
-                str(f.get("reason", "")).startswith(f"{dim}: ") for f in info.fit.get("flags", [])
+                str(f.get("reason", "")).startswith(f"{label}: ") for f in info.fit.get("flags", [])
             )
             if overrides and key in overrides:
                 t = float(overrides[key])
-                out[key] = Divider(name, dim, t, inv(t), "batch median")
+                out[key] = Divider(name, label, t, inv(t), "batch median")
             elif fitted and transformed is not None and not unsure:
-                out[key] = Divider(name, dim, transformed, inv(transformed), "gate fit")
+                out[key] = Divider(name, label, transformed, inv(transformed), "gate fit")
     return out
 
 
@@ -299,24 +299,27 @@ def label_clusters(
             )
         parent = all_clusters if gate.parent == base else member[gate.parent]
         thresholds: dict[str, float] = {}
-        static = {t.dimension: t.value for t in statics[gate.name].thresholds()}
+        static = {t.key: t.value for t in statics[gate.name].thresholds()}
         for threshold in gate.thresholds():
-            dim = threshold.dimension
-            key = (gate.name, dim)
+            dim, label = threshold.dimension, threshold.key
+            key = (gate.name, label)
             if key not in known:
+                # a subset's own divider is fitted within that subset, as placed so far
+                within = gate.with_thresholds(thresholds).subset(threshold, at, parent=parent)
                 known[key] = _fit_divider(
                     gate.name,
                     dim,
                     template=template,
-                    static=float(static[dim]),
+                    static=float(static[label]),
                     start=float(threshold.value),
                     x=x[:, col[dim]],
                     labels=labels,
-                    parent=parent,
+                    parent=within,
                     random_state=random_state,
                 )
+                known[key] = replace(known[key], dimension=label)
             used.append(known[key])
-            thresholds[dim] = known[key].transformed
+            thresholds[label] = known[key].transformed
         placed = gate.with_thresholds(thresholds)
         member.update(placed.members(at, parent=parent, populations=member))
     phenotypes = _phenotypes(template, gates=gates, member=member, n_clusters=n_clusters)

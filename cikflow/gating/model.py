@@ -117,6 +117,12 @@ class Gate:
         """Gate path of the populations it defines besides itself, given its own path."""
         return (*path, self.name)
 
+    def subset(
+        self, threshold: Threshold, values: Mapping[str, np.ndarray], *, parent: np.ndarray
+    ) -> np.ndarray:
+        """The points one of its thresholds divides: the parent, or a subset of it."""
+        return parent
+
     def members(
         self,
         values: Mapping[str, np.ndarray],
@@ -455,6 +461,15 @@ class SplitQuadrantGate(QuadrantGate):
     def population_path(self, path: tuple[str, ...]) -> tuple[str, ...]:
         """As :meth:`Gate.population_path`: the rectangles sit under the parent."""
         return path
+
+    def subset(
+        self, threshold: Threshold, values: Mapping[str, np.ndarray], *, parent: np.ndarray
+    ) -> np.ndarray:
+        """As :meth:`Gate.subset`: a y divider divides its side of the x divider."""
+        if not threshold.within:
+            return parent
+        above = values[self.xdim] >= self.x
+        return parent & (above if threshold.within == self._within("+") else ~above)
 
     def members(
         self,
