@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
-from cikflow.check import check_files
+from cikflow.check import check_clustering_markers, check_files
 from cikflow.exceptions import CikflowError
 from cikflow.io import read_template
 from cikflow.io.config import check_config
@@ -23,6 +23,9 @@ try:  # the configuration (schema defaults filled in), then the sheet and the te
     config.update(check_config(config, source=CONFIG_FILE, node=CONFIG_NODE))
     SHEET = read_sample_sheet(config["samples"]).set_index("sample", drop=False)
     TEMPLATE = read_template(config["template"])  # fail fast on an invalid template
+    check_clustering_markers(
+        config["clustering"], template=TEMPLATE, label=config["template"]
+    )
 except CikflowError as exc:  # a named error, not a traceback
     raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
 try:  # a release spec error, or a criterion on a metric no population gives, stops here too
