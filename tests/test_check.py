@@ -145,12 +145,10 @@ def test_a_gate_below_the_base_on_an_unclustered_marker_is_named(repo_dir):
 def test_check_and_the_workflow_stop_on_clustering_markers_the_template_lacks(
     repo_dir, run_dir, capsys
 ):
-    _with_clustering_markers(run_dir, "gating/flowsom_68983.yaml", ["CD3", "CD16", "CD56"])
+    _with_clustering_markers(run_dir, "gating/cik_default.yaml", ["CD3", "CD16", "CD56", "CD8"])
     assert main(["check", "--directory", str(run_dir)]) == 2
-    expected = (
-        "clustering.markers: 'CD16' is not a dimension of template 'gating/flowsom_68983.yaml'"
-    )
-    assert f"error: gating/flowsom_68983.yaml: {expected}" in capsys.readouterr().err
+    expected = "clustering.markers: 'CD8' is not a dimension of template 'gating/cik_default.yaml'"
+    assert f"error: gating/cik_default.yaml: {expected}" in capsys.readouterr().err
     result = subprocess.run(
         [SNAKEMAKE, "-s", str(repo_dir / "Snakefile"), "--directory", str(run_dir), "-n"],
         capture_output=True,

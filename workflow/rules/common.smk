@@ -23,9 +23,6 @@ try:  # the configuration (schema defaults filled in), then the sheet and the te
     config.update(check_config(config, source=CONFIG_FILE, node=CONFIG_NODE))
     SHEET = read_sample_sheet(config["samples"]).set_index("sample", drop=False)
     TEMPLATE = read_template(config["template"])  # fail fast on an invalid template
-    check_clustering_markers(
-        config["clustering"], template=TEMPLATE, label=config["template"]
-    )
 except CikflowError as exc:  # a named error, not a traceback
     raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
 try:  # a release spec error, or a criterion on a metric no population gives, stops here too
@@ -58,6 +55,12 @@ if workflow.is_main_process:
         )
     for problem in CHECK:
         logger.warning(f"cikflow: {problem}")
+try:  # the cluster second opinion's markers against the template (after a marker typo's hint)
+    check_clustering_markers(
+        config["clustering"], template=TEMPLATE, label=config["template"]
+    )
+except CikflowError as exc:
+    raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
 try:  # the browser that prints the batch report, and notes for the report (report.pdf)
     PDF_BROWSER, REPORT_NOTES = pdf_plan(config["report"]["pdf"])
 except CikflowError as exc:
