@@ -4,7 +4,9 @@
 the gating template and the release specification, then only the *keywords* of every
 FCS file (no event data), and says what would fail: a template marker that no file
 carries (a typo, or a panel without it: an error), a marker missing from some files (those
-samples will fail: a warning), a release criterion on a metric the template does not give.
+samples will fail: a warning), a release criterion on a metric the template does not give,
+a ``clustering.markers`` entry the template has no dimension for (or a gate below the base on
+a marker not clustered): :func:`check_clustering_markers`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cikflow.exceptions import CikflowError, MissingMarkerError
+from cikflow.exceptions import CikflowError, ConfigError, MissingMarkerError
 from cikflow.panel import merge_aliases, resolve_panel
 
 if TYPE_CHECKING:
@@ -23,7 +25,13 @@ if TYPE_CHECKING:
 
     from cikflow.gating.template import Template
 
-__all__ = ["CheckProblem", "check_files", "check_inputs", "marker_problems"]
+__all__ = [
+    "CheckProblem",
+    "check_clustering_markers",
+    "check_files",
+    "check_inputs",
+    "marker_problems",
+]
 
 
 @dataclass(frozen=True)
@@ -238,6 +246,74 @@ def check_files(
     return sorted(problems, key=lambda p: not p.fatal)
 
 
+def check_clustering_markers(
+    clustering: Mapping[str, Any] | None, *, template: Template, label: str | None = None
+) -> None:
+    """The cluster second opinion's markers against the template, before any job.
+
+    Every ``clustering.markers`` entry must be a dimension of the template's gates,
+    and every gate below the template's base must use clustered markers only.
+
+    Parameters
+    ----------
+    clustering : mapping, optional
+        The configuration's ``clustering`` section; without ``markers``, the default
+        (:data:`cikflow.clustering.CLUSTERING_DEFAULTS`: CD3, CD16, CD56).
+    template : Template
+        The gating template; GatingML and FlowJo templates (not clustered) pass.
+    label : str, optional
+        How the message names the template (its path); default its name.
+
+    Raises
+    ------
+    ConfigError
+        Naming the marker the template lacks and the dimensions it has, or the gate
+        below the base and the marker it uses that is not clustered.
+
+    Examples
+    --------
+    >>> from cikflow.gating.template import Template
+    >>> spec = {"base": "NK", "gates": [{"name": "NK", "parent": "root", "type": "range",
+    ...                                  "dimensions": {"NK1.1": {"min": 1000, "max": None}}}]}
+    >>> t = Template(name="mouse", version="1", kind="yaml", spec=spec)
+    >>> check_clustering_markers({"markers": ["NK1.1"]}, template=t)
+    >>> try:
+    ...     check_clustering_markers({"markers": ["CD3", "NK1.1"]}, template=t)
+    ... except ConfigError as exc:
+    ...     print(str(exc).split(";")[0])
+    clustering.markers: 'CD3' is not a dimension of template 'mouse' (it has NK1.1)
+    """
+    from cikflow.clustering import CLUSTERING_DEFAULTS
+    from cikflow.gating.model import from_spec, identity_scale
+    from cikflow.gating.template import template_dimensions
+
+    if template.kind != "yaml":
+        return
+    name = label or template.name
+    markers = [str(m) for m in (clustering or {}).get("markers") or CLUSTERING_DEFAULTS["markers"]]
+    dims = template_dimensions(template)
+    for marker in markers:
+        if marker not in dims:
+            raise ConfigError(
+                f"clustering.markers: '{marker}' is not a dimension of template '{name}' "
+                f"(it has {', '.join(dims)}); set clustering.markers in the configuration "
+                "to the template's markers"
+            )
+    below = {template.base}
+    for spec in template.spec.get("gates", []):
+        if spec["parent"] not in below:
+            continue
+        gate = from_spec(spec, scale=identity_scale)
+        below.update([gate.name, *(pop for pop, _ in gate.populations())])
+        absent = [d for d in gate.dims if d not in markers]
+        if absent:
+            raise ConfigError(
+                f"clustering.markers ({', '.join(markers)}) lack '{absent[0]}', used by gate "
+                f"'{gate.name}' below the base of template '{name}'; add it to "
+                "clustering.markers in the configuration"
+            )
+
+
 def check_inputs(config: Mapping[str, Any], *, base_dir: str | Path = ".") -> list[CheckProblem]:
     """Check sheet, template, release spec and every FCS file's panel of a configuration.
 
@@ -274,6 +350,12 @@ def check_inputs(config: Mapping[str, Any], *, base_dir: str | Path = ".") -> li
                 spec, populations=list(template.populations), bead_population=bead
             )
         ]
+    try:
+        check_clustering_markers(
+            config.get("clustering"), template=template, label=str(config["template"])
+        )
+    except ConfigError as exc:
+        problems.append(CheckProblem(str(config["template"]), str(exc), fatal=True))
     files = check_files(
         sheet=sheet,
         template=template,

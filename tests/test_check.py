@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cikflow.check import check_inputs, marker_problems
+from cikflow.check import check_clustering_markers, check_inputs, marker_problems
 from cikflow.cli import main
+from cikflow.exceptions import ConfigError
+from cikflow.io import read_template
 from cikflow.io.config import read_config
 from cikflow.io.simulated import write_simulated
 from cikflow.simulate import simulate_batches
@@ -111,3 +113,50 @@ def test_a_panel_without_the_marker_gets_no_misleading_suggestion():
     (problem,) = marker_problems(dims=["CD3", "CD16", "CD56"], panels=panels)
     assert problem.fatal
     assert problem.message.startswith("marker 'CD56' is in none of the 1 files; fix")
+
+
+def _with_clustering_markers(run_dir: Path, template: str, markers: list[str]) -> None:
+    path = run_dir / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config.update(
+        template=template, clustering={**config.get("clustering", {}), "markers": markers}
+    )
+    path.write_text(yaml.safe_dump(config))
+
+
+def test_clustering_markers_the_template_lacks_are_named_with_what_it_has(repo_dir):
+    template = read_template(repo_dir / "config" / "gating" / "flowsom_68983.yaml")
+    with pytest.raises(ConfigError) as err:
+        check_clustering_markers({"markers": ["CD3", "CD16", "CD56"]}, template=template)
+    message = str(err.value)
+    assert message.startswith("clustering.markers: 'CD16' is not a dimension of template")
+    assert "(it has FSC-A, SSC-A, FSC-W, FSC-H, SSC-W, SSC-H, CD3, NK1.1)" in message
+    check_clustering_markers({"markers": ["CD3", "NK1.1"]}, template=template)
+
+
+def test_a_gate_below_the_base_on_an_unclustered_marker_is_named(repo_dir):
+    template = read_template(repo_dir / "config" / "gating" / "cik_default.yaml")
+    check_clustering_markers({"markers": ["CD3", "CD16", "CD56"]}, template=template)
+    check_clustering_markers(None, template=template)  # the default markers
+    with pytest.raises(ConfigError, match=r"lack 'CD16', used by gate 'CIK_CD16pos' below"):
+        check_clustering_markers({"markers": ["CD3", "CD56"]}, template=template)
+
+
+def test_check_and_the_workflow_stop_on_clustering_markers_the_template_lacks(
+    repo_dir, run_dir, capsys
+):
+    _with_clustering_markers(run_dir, "gating/cik_default.yaml", ["CD3", "CD16", "CD56", "CD8"])
+    assert main(["check", "--directory", str(run_dir)]) == 2
+    expected = "clustering.markers: 'CD8' is not a dimension of template 'gating/cik_default.yaml'"
+    assert f"error: gating/cik_default.yaml: {expected}" in capsys.readouterr().err
+    result = subprocess.run(
+        [SNAKEMAKE, "-s", str(repo_dir / "Snakefile"), "--directory", str(run_dir), "-n"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"cikflow ConfigError: {expected}" in output
+    assert "Traceback" not in output

@@ -14,19 +14,66 @@ import numpy as np
 import plotly.graph_objects as go
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
 
 __all__ = [
+    "OTHER_COLOR",
+    "PALETTE",
     "absolute_counts_figure",
     "cluster_map_figure",
     "drift_figure",
     "fold_expansion_figure",
     "fractions_figure",
     "gate_figure",
+    "population_colors",
 ]
 
 _COLORSCALE = "Viridis"
 _GATE_COLOR = "#d62728"
+
+#: population colours, given out in the template's population order (then repeated):
+#: with the default template, T blue, CIK dark red with its CD16+ red and CD16- orange
+#: subsets, NK dark green with its CD56bright green and CD56dim purple subsets
+PALETTE: tuple[str, ...] = (
+    "#4c78a8",
+    "#b0413e",
+    "#e45756",
+    "#f58518",
+    "#2e7d32",
+    "#54a24b",
+    "#b279a2",
+    "#72b7b2",
+    "#eeca3b",
+    "#ff9da6",
+    "#9d755d",
+    "#9ecae9",
+)
+#: colour of anything that is none of the populations (e.g. the cluster phenotype "other")
+OTHER_COLOR = "#9d9d9d"
+
+
+def population_colors(populations: Sequence[str]) -> dict[str, str]:
+    """Colour of each population: :data:`PALETTE` given out in the populations' order.
+
+    Parameters
+    ----------
+    populations : sequence of str
+        Population names in the template's order (duplicates keep their first colour).
+
+    Returns
+    -------
+    dict of str to str
+        Population → colour (``#rrggbb``); the palette repeats after its last colour.
+
+    Examples
+    --------
+    >>> population_colors(["T", "CIK"])
+    {'T': '#4c78a8', 'CIK': '#b0413e'}
+    """
+    names = list(dict.fromkeys(str(p) for p in populations))
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 
 
 def _axis_title(axis: dict[str, Any]) -> str:
@@ -143,7 +190,9 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def fractions_figure(summary: pd.DataFrame, *, batch: str, populations: list[str]) -> go.Figure:
+def fractions_figure(
+    summary: pd.DataFrame, *, batch: str, populations: list[str], base: str = "base"
+) -> go.Figure:
     """Percent of base per population over culture days for one batch.
 
     Parameters
@@ -153,9 +202,12 @@ def fractions_figure(summary: pd.DataFrame, *, batch: str, populations: list[str
     batch : str
         Batch shown (title only).
     populations : list of str
-        Populations drawn, in legend order.
+        Populations drawn, in legend order (colours: :func:`population_colors`).
+    base : str
+        The base population's name (title only).
     """
     fig = go.Figure()
+    colors = population_colors(populations)
     for pop in populations:
         rows = summary[summary["population"] == pop].sort_values("day")
         if rows.empty:
@@ -166,10 +218,12 @@ def fractions_figure(summary: pd.DataFrame, *, batch: str, populations: list[str
                 y=rows["percent_of_base"],
                 mode="lines+markers",
                 name=html.escape(pop),
+                line={"color": colors[pop]},
+                marker={"color": colors[pop]},
             )
         )
     fig.update_layout(
-        title={"text": f"Batch {html.escape(batch)}: populations, % of viable lymphocytes"},
+        title={"text": f"Batch {html.escape(batch)}: populations, % of {html.escape(base)}"},
         xaxis={"title": {"text": "culture day"}},
         yaxis={"title": {"text": "% of base"}},
         width=640,
@@ -183,6 +237,7 @@ def _log_lines(
     kinetics: pd.DataFrame, *, column: str, populations: list[str], hover: str
 ) -> list[go.Scatter]:
     traces = []
+    colors = population_colors(populations)
     for pop in populations:
         rows = kinetics[kinetics["population"] == pop].sort_values("day")
         if rows.empty:
@@ -193,6 +248,8 @@ def _log_lines(
                 y=rows[column],
                 mode="lines+markers",
                 name=html.escape(pop),
+                line={"color": colors[pop]},
+                marker={"color": colors[pop]},
                 customdata=rows["sample"].astype(str).map(html.escape),
                 hovertemplate=f"%{{customdata}}: {hover}<extra>{html.escape(pop)}</extra>",
             )
@@ -275,19 +332,6 @@ def fold_expansion_figure(
     )
 
 
-#: colours of cluster phenotypes (any other phenotype: grey)
-PHENOTYPE_COLORS = {
-    "T": "#4c78a8",
-    "CIK": "#e45756",
-    "CIK_CD16pos": "#e45756",
-    "CIK_CD16neg": "#f58518",
-    "NK": "#54a24b",
-    "NK_CD56bright": "#54a24b",
-    "NK_CD56dim": "#b279a2",
-    "NKT": "#e45756",
-}
-
-
 def _tick_label(value: float) -> str:
     if value == 0:
         return "0"
@@ -310,7 +354,9 @@ def _map_axis(axis: dict[str, Any]) -> dict[str, Any]:
     return layout
 
 
-def cluster_map_figure(entry: dict[str, Any]) -> go.Figure:
+def cluster_map_figure(
+    entry: dict[str, Any], *, populations: Sequence[str] | None = None
+) -> go.Figure:
     """The cluster map: binned density of two markers coloured by cluster phenotype.
 
     Parameters
@@ -318,6 +364,10 @@ def cluster_map_figure(entry: dict[str, Any]) -> go.Figure:
     entry : dict
         :func:`cikflow.clustering.cluster_map` output (axes, phenotypes, bins
         as ``[x, y, phenotype index, events]``).
+    populations : sequence of str, optional
+        The template's populations in its order, which give the colours
+        (:func:`population_colors`, the same as in the batch report); default the
+        phenotypes in legend order. A phenotype that is none of them is grey.
 
     Returns
     -------
@@ -328,6 +378,10 @@ def cluster_map_figure(entry: dict[str, Any]) -> go.Figure:
     fig = go.Figure()
     bins = np.asarray(entry.get("bins") or [], dtype=float).reshape(-1, 4)
     top = float(np.log10(bins[:, 3].max() + 1)) if len(bins) else 1.0
+    names = [str(p) for p in entry.get("phenotypes", [])]
+    colors = population_colors(
+        populations if populations is not None else [p for p in names if p != "other"]
+    )
     for i, name in enumerate(entry.get("phenotypes", [])):
         rows = bins[bins[:, 2] == i]
         if not len(rows):
@@ -343,7 +397,7 @@ def cluster_map_figure(entry: dict[str, Any]) -> go.Figure:
                 marker={
                     "symbol": "square",
                     "size": 4,
-                    "color": PHENOTYPE_COLORS.get(str(name), "#9d9d9d"),
+                    "color": colors.get(str(name), OTHER_COLOR),
                     "opacity": alpha.tolist(),
                     "line": {"width": 0},
                 },

@@ -12,6 +12,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cikflow.counts import BATCH_METRICS, POPULATION_METRICS
 from cikflow.release import SYMBOLS
 from cikflow.report.figures import (
     absolute_counts_figure,
@@ -32,16 +33,6 @@ __all__ = ["write_batch_report", "write_plotly_js", "write_sample_report"]
 
 PLOTLY_JS = "plotly.min.js"
 REVIEW_TEXT = "automated analysis — review required"
-#: populations drawn over culture days in the batch report, in legend order
-FRACTION_POPULATIONS = (
-    "T",
-    "CIK",
-    "CIK_CD16pos",
-    "CIK_CD16neg",
-    "NK",
-    "NK_CD56bright",
-    "NK_CD56dim",
-)
 _SAMPLE_FIELDS = (
     "label",
     "error",
@@ -57,20 +48,14 @@ _SAMPLE_FIELDS = (
     "flags",
 )
 _PLOT_CONFIG = {"displaylogo": False, "responsive": False}
-#: harvest metrics listed under each batch's dose, in this order (when present)
-HARVEST_SHOWN = (
-    "harvest_day",
-    "weight_kg",
-    "viability_percent",
-    "bead_events",
-    "bead_cv_percent",
-    "CIK_percent_of_base",
-    "CIK_total_cells",
-    "CIK_fold_expansion",
-    "CIK_cells_per_kg",
-    "CIK_infused_cells_per_kg",
-    "NK_cells_per_kg",
-    "T_cells_per_kg",
+#: harvest metrics shown in full for each population a release criterion names (the
+#: product); every other population drawn shows its dose only (``<population>_cells_per_kg``)
+PRODUCT_METRICS = (
+    "percent_of_base",
+    "total_cells",
+    "fold_expansion",
+    "cells_per_kg",
+    "infused_cells_per_kg",
 )
 
 
@@ -147,7 +132,8 @@ def write_sample_report(
         The cluster map (:func:`cikflow.clustering.cluster_map`), drawn beside
         the gates.
     concordance : pandas.DataFrame, optional
-        Gate vs cluster per population (``concordance.tsv``).
+        Gate vs cluster per population (``concordance.tsv``); its populations, in
+        the template's order, give the cluster map its colours.
     acquisition : mapping, optional
         Event rate and a key channel over Time
         (:func:`cikflow.report.acquisition_view.acquisition_plot_data`), drawn with
@@ -163,7 +149,10 @@ def write_sample_report(
     )
     figures = [_div(gate_figure(dict(p)), f"gate-{i}") for i, p in enumerate(plots)]
     if clusters:
-        figures.append(_div(cluster_map_figure(dict(clusters)), "cluster-map"))
+        populations = _populations(concordance) if concordance is not None else None
+        figures.append(
+            _div(cluster_map_figure(dict(clusters), populations=populations), "cluster-map")
+        )
     # a failed sample's status lacks what was never read; show those fields empty
     empty = {"panel": {}, "transforms": {}, "fits": []}
     status = {**dict.fromkeys(_SAMPLE_FIELDS, ""), **empty, **status}
@@ -224,8 +213,13 @@ def write_batch_report(
     concordance: pd.DataFrame | None = None,
     drift: pd.DataFrame | None = None,
     notes: Sequence[str] = (),
+    populations: Sequence[str] | None = None,
 ) -> None:
     """Write the batch report (``index.html``) and plotly.js beside it.
+
+    Populations are drawn in the template's order and colours (``populations``); the
+    harvest list: batch metrics, every metric of a population a release criterion
+    names, the dose of every other population drawn.
 
     Parameters
     ----------
@@ -255,33 +249,30 @@ def write_batch_report(
         reference clusters, drawn over culture days.
     notes : sequence of str
         Lines about the run shown under the title (e.g. why there is no PDF).
+    populations : sequence of str, optional
+        Populations drawn; default those below the base: ``concordance``'s (each has
+        a cluster-based value), else those after the base in ``summary``.
     """
     out = Path(out_path)
     write_plotly_js(out.parent)
-    # the base and its ancestors (beads, leukocytes …) would dwarf the populations of interest
-    populations = [p for p in dict.fromkeys(summary["population"]) if p in FRACTION_POPULATIONS]
+    # not the base and its ancestors (beads, leukocytes …): they would dwarf the rest
+    populations = list(populations or _populations(concordance) or _below_base(summary))
+    product = _product_populations(release, populations=populations)
+    base = _base_population(summary) if len(summary) else None
     batches = []
     for i, batch in enumerate(sorted(summary["batch"].astype(str).unique())):
         rows = summary[summary["batch"].astype(str) == batch]
-        table = rows.pivot_table(
-            index="population", columns="day", values="percent_of_base", sort=False
-        )
         batches.append(
             {
-                "batch": batch,
-                "figure": _div(
-                    fractions_figure(rows, batch=batch, populations=populations), f"batch-{i}"
+                **_fraction_block(rows, batch=batch, index=i, populations=populations, base=base),
+                **_count_blocks(
+                    kinetics,
+                    harvest,
+                    batch=batch,
+                    index=i,
+                    populations=populations,
+                    shown=_harvest_shown(populations, product=product),
                 ),
-                "days": [int(d) for d in table.columns],
-                "table": [
-                    {
-                        "population": pop,
-                        "values": [None if v != v else float(v) for v in table.loc[pop]],
-                    }
-                    for pop in populations
-                    if pop in table.index
-                ],
-                **_count_blocks(kinetics, harvest, batch=batch, index=i, populations=populations),
                 **_cluster_blocks(concordance, drift, batch=batch, index=i),
             }
         )
@@ -305,6 +296,67 @@ def write_batch_report(
         )
     )
     out.write_text(html)
+
+
+def _fraction_block(
+    rows: pd.DataFrame, *, batch: str, index: int, populations: list[str], base: str | None
+) -> dict[str, Any]:
+    """A batch's fractions over culture days: figure, days and table (% of base)."""
+    table = rows.pivot_table(
+        index="population", columns="day", values="percent_of_base", sort=False
+    )
+    figure = fractions_figure(rows, batch=batch, populations=populations, base=base or "base")
+    return {
+        "batch": batch,
+        "figure": _div(figure, f"batch-{index}"),
+        "days": [int(d) for d in table.columns],
+        "table": [
+            {"population": pop, "values": [None if v != v else float(v) for v in table.loc[pop]]}
+            for pop in populations
+            if pop in table.index
+        ],
+    }
+
+
+def _populations(table: pd.DataFrame | None) -> list[str]:
+    """The populations of a table with a ``population`` column, in their first order."""
+    if table is None or table.empty or "population" not in table.columns:
+        return []
+    return [str(p) for p in dict.fromkeys(table["population"].astype(str))]
+
+
+def _base_population(summary: pd.DataFrame) -> str | None:
+    """The base: the first population at exactly 100 % of base in every row of ``summary``."""
+    percent = summary.groupby("population", sort=False)["percent_of_base"]
+    return next(
+        (p for p in _populations(summary) if bool(percent.get_group(p).eq(100).all())), None
+    )
+
+
+def _below_base(summary: pd.DataFrame) -> list[str]:
+    """The populations after the base in ``summary`` (template order); all without a base."""
+    populations = _populations(summary)
+    base = _base_population(summary)
+    return populations[populations.index(base) + 1 :] if base else populations
+
+
+def _product_populations(release: pd.DataFrame | None, *, populations: Sequence[str]) -> list[str]:
+    """The populations a release criterion's metric names (``<population>_<metric>``)."""
+    if release is None or release.empty:
+        return []
+    metrics = set(release["metric"].astype(str))
+    return [
+        pop
+        for pop in populations
+        if any(f"{pop}_{suffix}" in metrics for suffix, _ in POPULATION_METRICS)
+    ]
+
+
+def _harvest_shown(populations: Sequence[str], *, product: Sequence[str]) -> list[str]:
+    """Harvest metrics listed under a batch's dose, in this order (when present)."""
+    shown = [name for name, _ in BATCH_METRICS]
+    shown += [f"{pop}_{suffix}" for pop in product for suffix in PRODUCT_METRICS]
+    return shown + [f"{pop}_cells_per_kg" for pop in populations if pop not in product]
 
 
 def _number(value: Any, *, unit: str = "") -> str:
@@ -364,8 +416,9 @@ def _count_blocks(
     batch: str,
     index: int,
     populations: list[str],
+    shown: Sequence[str],
 ) -> dict[str, Any]:
-    """A batch's count figures, total-cell table and harvest metrics (None when absent)."""
+    """A batch's count figures, total-cell table and the harvest metrics ``shown``."""
     blocks: dict[str, Any] = {
         "counts_figure": None,
         "fold_figure": None,
@@ -402,7 +455,7 @@ def _count_blocks(
                 "unit": _text(by_metric[name]["unit"]),
                 "reason": _text(by_metric[name]["reason"]),
             }
-            for name in HARVEST_SHOWN
+            for name in shown
             if name in by_metric
         ]
     return blocks

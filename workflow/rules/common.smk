@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
-from cikflow.check import check_files
+from cikflow.check import check_clustering_markers, check_files
 from cikflow.exceptions import CikflowError
 from cikflow.io import read_template
 from cikflow.io.config import check_config
@@ -55,6 +55,12 @@ if workflow.is_main_process:
         )
     for problem in CHECK:
         logger.warning(f"cikflow: {problem}")
+try:  # the cluster second opinion's markers against the template (after a marker typo's hint)
+    check_clustering_markers(
+        config["clustering"], template=TEMPLATE, label=config["template"]
+    )
+except CikflowError as exc:
+    raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
 try:  # the browser that prints the batch report, and notes for the report (report.pdf)
     PDF_BROWSER, REPORT_NOTES = pdf_plan(config["report"]["pdf"])
 except CikflowError as exc:
