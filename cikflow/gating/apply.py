@@ -350,6 +350,49 @@ def _yaml_strategy(
     return strategy, infos, channel_map, comp_text, matrix, compensated
 
 
+def _confidence(
+    template: Template,
+    infos: list[GateInfo],
+    membership: Mapping[str, np.ndarray],
+    compensated: CompensatedEvents,
+    channel_map: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """Confidence flags (:mod:`cikflow.gating.confidence`) on every event of the file."""
+    from cikflow.gating.confidence import confidence_flags
+    from cikflow.gating.engine import invertible
+    from cikflow.gating.template import make_transform, transform_name
+
+    spec = template.spec
+
+    def xform(dim: str) -> Any:
+        return make_transform(spec["transforms"][transform_name(spec, dim)])
+
+    def column(dim: str) -> np.ndarray:
+        return compensated.column(compensated.pnn.index(channel_map[dim]))
+
+    def values(dim: str, rows: np.ndarray) -> np.ndarray:
+        raw = np.asarray(column(dim)[rows], dtype=float)
+        x = xform(dim)
+        return raw if x is None else x.apply(raw.reshape(-1, 1))[:, 0]
+
+    def band(dim: str, lo: float, hi: float) -> np.ndarray:
+        raw, x = column(dim), xform(dim)
+        if x is not None and invertible(x):  # compare untransformed values with T⁻¹(bounds)
+            lo, hi = x.inverse(np.array([[lo], [hi]], dtype=float))[:, 0]
+        elif x is not None:
+            raw = x.apply(np.asarray(raw, dtype=float).reshape(-1, 1))[:, 0]
+        return (raw >= lo) & (raw < hi)
+
+    return confidence_flags(
+        infos,
+        membership=membership,
+        values=values,
+        band=band,
+        base=template.base,
+        reported=template.populations,
+    )
+
+
 def gate_fcs(
     fcs: FcsData,
     template: Template,
@@ -420,6 +463,8 @@ def gate_fcs(
     gates, membership = _gate_table(
         infos, masks, fcs=fcs, template=template, min_events=min_events, flags=flags
     )
+    if template.kind == "yaml" and compensated is not None:
+        flags.extend(_confidence(template, infos, membership, compensated, channel_map))
     return GatingOutcome(
         sample=fcs.sample_id,
         gates=gates,

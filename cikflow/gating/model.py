@@ -123,6 +123,14 @@ class Gate:
         """The points one of its thresholds divides: the parent, or a subset of it."""
         return parent
 
+    def negative_pairs(self) -> list[tuple[str, str, str]]:
+        """Pairs of populations both negative in a dimension, one positive in another.
+
+        ``(population, population, dimension)``; with correct compensation their
+        medians in that dimension agree.
+        """
+        return []
+
     def members(
         self,
         values: Mapping[str, np.ndarray],
@@ -356,6 +364,13 @@ class QuadrantGate(Gate):
     def thresholds(self) -> list[Threshold]:
         """As :meth:`Gate.thresholds`."""
         return [Threshold(self.xdim, self.x, "at"), Threshold(self.ydim, self.y, "at")]
+
+    def negative_pairs(self) -> list[tuple[str, str, str]]:
+        """As :meth:`Gate.negative_pairs`: ``+-`` and ``-+`` against ``--``."""
+        by_signs = {signs: quad for quad, signs in self.quadrants}
+        both = by_signs.get("--")
+        pairs = [(by_signs.get("+-"), self.ydim), (by_signs.get("-+"), self.xdim)]
+        return [(pop, both, dim) for pop, dim in pairs if pop and both]
 
     def with_thresholds(self, values: Mapping[str, float]) -> QuadrantGate:
         """As :meth:`Gate.with_thresholds`."""

@@ -1,0 +1,124 @@
+"""Confidence flags of a sample's gating, on hand-made events with known answers."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from cikflow.gating.confidence import (
+    COMPENSATION_SHIFT,
+    SENSITIVITY_STEP,
+    confidence_flags,
+    wilson_halfwidth,
+)
+from cikflow.gating.model import QuadrantGate, RangeGate
+from cikflow.gating.template import GateInfo
+
+
+def _flags(infos, membership, columns, *, base=None, reported=None):
+    def values(dim, rows):
+        return columns[dim][rows]
+
+    def band(dim, lo, hi):
+        return (columns[dim] >= lo) & (columns[dim] < hi)
+
+    return confidence_flags(
+        infos,
+        membership=membership,
+        values=values,
+        band=band,
+        base=base,
+        reported=reported or {},
+    )
+
+
+def _range_info(threshold):
+    gate = RangeGate("pos", "root", method="valley", bounds=(("a", threshold, None),))
+    return GateInfo("pos", "root", "range", ("root",), ("a",), ("A",), gate, "valley")
+
+
+def test_a_divider_in_a_dense_stretch_is_sensitive_and_one_in_a_gap_is_not():
+    # 10,000 events spread evenly over [0, 1): a step of 0.01 either way moves 1 % of
+    # them, 1 point; over [0, 0.5) the same count is twice as dense: 2 points
+    dense = {"a": np.linspace(0.0, 0.5, 10_000, endpoint=False)}
+    gap = {"a": np.concatenate([np.linspace(0.0, 0.2, 5000), np.linspace(0.6, 0.8, 5000)])}
+    for columns, threshold, expected in ((dense, 0.25, 2.0), (gap, 0.4, None)):
+        mask = columns["a"] >= threshold
+        flags = _flags([_range_info(threshold)], {"pos": mask}, columns)
+        sensitive = [f for f in flags if f["flag"] == "threshold_sensitive"]
+        if expected is None:
+            assert sensitive == []
+        else:
+            (flag,) = sensitive
+            assert flag["gate"] == "pos"
+            assert f"moves {expected:.1f} points of pos" in flag["reason"]
+    assert SENSITIVITY_STEP == 0.01
+
+
+def test_a_static_divider_is_not_judged():
+    columns = {"a": np.linspace(0.0, 0.5, 10_000, endpoint=False)}
+    info = _range_info(0.25)
+    info = GateInfo(**{**info.__dict__, "method": "static"})
+    assert _flags([info], {"pos": columns["a"] >= 0.25}, columns) == []
+
+
+def test_a_negative_population_lifted_by_the_other_marker_is_a_compensation_suspect():
+    rng = np.random.default_rng(0)
+    n = 2000
+    x = np.concatenate([rng.normal(0.7, 0.02, n), rng.normal(0.2, 0.02, n)])  # CD3+ | CD3−
+    shift = 2 * COMPENSATION_SHIFT
+    y = np.concatenate([rng.normal(0.3 + shift, 0.02, n), rng.normal(0.3, 0.02, n)])
+    gate = QuadrantGate(
+        "q", "root", method="quadrant", xdim="CD3", ydim="CD56", x=0.45, y=0.6,
+        quadrants=(("T", "+-"), ("CIK", "++"), ("NK", "-+"), ("DN", "--")),
+    )  # fmt: skip
+    members = gate.members({"CD3": x, "CD56": y}, parent=np.ones(2 * n, bool), populations={})
+    info = GateInfo("q", "root", "quadrant", ("root",), ("CD3", "CD56"), ("A", "B"), gate)
+    flags = [
+        f
+        for f in _flags([info], members, {"CD3": x, "CD56": y})
+        if f["flag"] == "compensation_suspect"
+    ]
+    assert len(flags) == 1
+    measured = float(re.match(r"CD56 of T is ([0-9.]+)", flags[0]["reason"]).group(1))
+    assert measured == pytest.approx(shift, abs=0.005)  # medians of N(0.3 + shift), N(0.3)
+    assert "under-corrected" in flags[0]["reason"]
+    # lower instead of higher: not a compensation signal (mixed negatives), no flag
+    y[:n] -= 2 * shift
+    members = gate.members({"CD3": x, "CD56": y}, parent=np.ones(2 * n, bool), populations={})
+    assert _flags([info], members, {"CD3": x, "CD56": y}) == []
+    y[:n] += shift
+    # the same events without the lift: no flag
+    members = gate.members({"CD3": x, "CD56": y}, parent=np.ones(2 * n, bool), populations={})
+    assert _flags([info], members, {"CD3": x, "CD56": y}) == []
+
+
+def test_too_few_events_for_the_fractions_precision():
+    # 300 base events, 48 of them in the population: 16 %, Wilson ±4.14 points by hand
+    base = np.zeros(1000, dtype=bool)
+    base[:300] = True
+    pop = np.zeros(1000, dtype=bool)
+    pop[:48] = True
+    lymph = RangeGate("lymph", "root", bounds=(("a", 0.0, None),))
+    cik = RangeGate("CIK", "lymph", bounds=(("a", 0.0, None),))
+    infos = [
+        GateInfo("lymph", "root", "range", ("root",), ("a",), ("A",), lymph),
+        GateInfo("CIK", "lymph", "range", ("root", "lymph"), ("a",), ("A",), cik),
+    ]
+    flags = _flags(
+        infos,
+        {"lymph": base, "CIK": pop},
+        {"a": np.ones(1000)},
+        base="lymph",
+        # an ancestor of the base (more events than the base) is not a fraction of it
+        reported={"CIK": "CIK", "all": "lymph"},
+    )
+    (flag,) = flags
+    assert flag["flag"] == "imprecise"
+    assert flag["gate"] == "CIK"
+    assert "48 of 300" in flag["reason"]
+    assert wilson_halfwidth(48, 300) == pytest.approx(4.14, abs=0.01)
+    # 30,000 base events: ±0.4 points, no flag
+    assert wilson_halfwidth(4800, 30000) < 1.0
