@@ -33,13 +33,13 @@ def test_status_round_trip_writes_only_what_is_known(tmp_path):
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"status": "maybe"}, "status"), ({"events": -1}, "events"), ({"colour": "red"}, "top")],
+    [({"status": "maybe"}, ": status: "), ({"events": -1}, ": events: "), ({"colour": "x"}, "top")],
 )
 def test_a_status_off_its_schema_is_refused(tmp_path, change, field):
     data = _status(flags=[], gatingml="none", clustering={"status": "ok"}).to_json()
     path = tmp_path / "status.json"
     path.write_text(json.dumps({**data, **change}))
-    with pytest.raises(StatusError, match=r"status\.json"):
+    with pytest.raises(StatusError, match=field):
         read_status(path)
     with pytest.raises(StatusError):
         write_status(SampleStatus(**{**data, "status": "maybe"}), path)
