@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cikflow.events import FcsData
     from cikflow.qc import AcquisitionQc
 
-__all__ = ["QC_DEFAULTS", "QcOutcome", "run_acquisition_qc"]
+__all__ = ["QC_DEFAULTS", "QcOutcome", "run_acquisition_qc", "time_unit"]
 
 #: the ``qc`` configuration section's defaults (see config/README.md)
 QC_DEFAULTS: dict[str, Any] = {
@@ -79,7 +79,20 @@ def _watched(fcs: FcsData, names: list[str]) -> list[int]:
     return sorted({by_name[n.strip().lower()] for n in names})
 
 
-def _time_unit(fcs: FcsData) -> str:
+def time_unit(fcs: FcsData) -> str:
+    """The unit of a file's Time channel after scaling.
+
+    Parameters
+    ----------
+    fcs : FcsData
+        The file as read.
+
+    Returns
+    -------
+    str
+        ``s`` (seconds) when the file has a Time channel and a ``$TIMESTEP``,
+        else ``time units``.
+    """
     has_step = parse_number(fcs.keywords.get("timestep")) is not None
     return "s" if fcs.time_index is not None and has_step else "time units"
 
@@ -123,7 +136,7 @@ def run_acquisition_qc(fcs: FcsData, *, settings: Mapping[str, Any] | None = Non
         time_windows=bool(cfg["time_windows"]),
         events_per_bin=int(cfg["events_per_bin"]),
         z_threshold=float(cfg["z_threshold"]),
-        time_unit=_time_unit(fcs),
+        time_unit=time_unit(fcs),
     )
     if result.n_kept == 0:
         raise GatingError(

@@ -26,6 +26,7 @@ __all__ = [
     "MissingMarkerError",
     "ReleaseSpecError",
     "SampleSheetError",
+    "StatusError",
 ]
 
 
@@ -142,3 +143,9 @@ class ReleaseSpecError(CikflowError):
     """A release specification is invalid; the message names the file and the field."""
 
     code = "release_spec_error"
+
+
+class StatusError(CikflowError):
+    """A sample's ``status.json`` does not follow its schema; the message names the field."""
+
+    code = "status_error"

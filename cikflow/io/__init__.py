@@ -5,6 +5,7 @@ from __future__ import annotations
 from cikflow.io.export import WorkspaceSample, export_flowjo_wsp, export_gatingml
 from cikflow.io.fcs import FcsData, file_sha256, read_fcs, select_events, write_fcs
 from cikflow.io.flowjo import read_flowjo_counts, read_flowjo_template
+from cikflow.io.status import SampleStatus, read_status, write_status
 from cikflow.io.tables import (
     read_json,
     read_table,
@@ -18,6 +19,7 @@ from cikflow.io.template import read_template
 
 __all__ = [
     "FcsData",
+    "SampleStatus",
     "WorkspaceSample",
     "export_flowjo_wsp",
     "export_gatingml",
@@ -26,6 +28,7 @@ __all__ = [
     "read_flowjo_counts",
     "read_flowjo_template",
     "read_json",
+    "read_status",
     "read_table",
     "read_template",
     "read_yaml",
@@ -33,6 +36,7 @@ __all__ = [
     "sidecar_path",
     "write_fcs",
     "write_json",
+    "write_status",
     "write_table",
     "write_text_gz",
 ]

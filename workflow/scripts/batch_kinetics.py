@@ -1,5 +1,4 @@
 import logging
-from pathlib import Path
 
 from cikflow.steps import batch_kinetics
 
@@ -7,7 +6,8 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 batch_kinetics(
     snakemake.input.summary,
     batch=snakemake.wildcards.batch,
-    out_dir=Path(snakemake.output.kinetics).parent,
+    kinetics_path=snakemake.output.kinetics,
+    harvest_path=snakemake.output.harvest,
     sheet_path=snakemake.input.sheet,
     config={"counts": snakemake.params.counts},
 )

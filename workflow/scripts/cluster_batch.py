@@ -1,13 +1,15 @@
 import logging
-from pathlib import Path
 
-from cikflow.steps import cluster_batch
+from cikflow.steps import cluster_batch, sample_files
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+o = snakemake.output
 cluster_batch(
-    [Path(p).parent for p in snakemake.input.status],
+    sample_files(status=snakemake.input.status, markers=snakemake.input.markers),
     template_path=snakemake.input.template,
-    out_dir=Path(snakemake.output.drift).parent,
+    reference_path=o.reference,
+    drift_path=o.drift,
+    populations_path=o.populations,
     batch=snakemake.wildcards.batch,
     config={"clustering": snakemake.params.clustering},
 )

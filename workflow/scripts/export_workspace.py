@@ -1,11 +1,10 @@
 import logging
-from pathlib import Path
 
-from cikflow.steps import export_workspace
+from cikflow.steps import export_workspace, sample_files
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 export_workspace(
-    [Path(p).parent for p in snakemake.input.status],
+    sample_files(status=snakemake.input.status, gatingml=snakemake.input.gatingml),
     out_path=snakemake.output[0],
     group=snakemake.wildcards.batch,
 )

@@ -1,11 +1,10 @@
 import logging
-from pathlib import Path
 
-from cikflow.steps import sample_report
+from cikflow.steps import SampleFiles, sample_report
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 sample_report(
-    Path(snakemake.input.status).parent,
+    SampleFiles(**dict(snakemake.input.items())),
     out_path=snakemake.output[0],
     standalone=snakemake.params.standalone,
 )

@@ -1,13 +1,15 @@
 import logging
-from pathlib import Path
 
-from cikflow.steps import summarize
+from cikflow.steps import sample_files, summarize
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+i, o = snakemake.input, snakemake.output
 summarize(
-    [Path(p).parent for p in snakemake.input.status],
-    out_dir=Path(snakemake.output.summary).parent,
-    sheet_path=snakemake.input.sheet,
-    template_path=snakemake.input.template,
+    sample_files(status=i.status, populations=i.populations, flags=i.flags),
+    summary_path=o.summary,
+    flags_path=o.flags,
+    failed_path=o.failed,
+    sheet_path=i.sheet,
+    template_path=i.template,
     config={**snakemake.params.settings, "counts": snakemake.params.counts},
 )

@@ -1,0 +1,352 @@
+"""The gate step: one FCS file gated with the template, its tables, plot data and status.
+
+A per-sample step never raises on bad input: it records the
+:class:`~cikflow.exceptions.CikflowError` in the sample's ``status.json`` so the
+batch goes on and the reports list the failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from cikflow.exceptions import CikflowError
+from cikflow.gating.apply import GATE_TABLE_COLUMNS
+from cikflow.io.status import SampleStatus
+from cikflow.steps.cluster import Skipped, cluster_gated, cluster_plot, write_clusters
+from cikflow.steps.files import SampleFiles
+from cikflow.steps.provenance import provenance
+from cikflow.summary import (
+    FLAG_COLUMNS,
+    SUMMARY_COLUMNS,
+    flag_table,
+    population_table,
+    with_cluster_rows,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from cikflow.acquisition import QcOutcome
+    from cikflow.clustering import GatedClusters
+    from cikflow.io.fcs import FcsData
+
+__all__ = ["gate_file"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Gated:
+    """What gating one file gave so far (a failure part way keeps what came before)."""
+
+    gates: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=GATE_TABLE_COLUMNS))
+    populations: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SUMMARY_COLUMNS))
+    flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FLAG_COLUMNS))
+    plots: list[dict[str, Any]] = field(default_factory=list)
+    acquisition: dict[str, Any] | None = None  # event rate and signal over Time, binned
+    clustered: GatedClusters | Skipped | None = None  # None: clustering not tried
+
+
+def gate_file(
+    fcs_path: str | Path,
+    *,
+    template_path: str | Path,
+    out_dir: str | Path | None = None,
+    files: SampleFiles | None = None,
+    row: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    events_table: bool = False,
+) -> dict[str, Any]:
+    """Gate one FCS file and write its tables, plot data and status.
+
+    Parameters
+    ----------
+    fcs_path : str or pathlib.Path
+        The FCS file.
+    template_path : str or pathlib.Path
+        YAML or GatingML template.
+    out_dir : str or pathlib.Path, optional
+        Folder for the files under their default names
+        (:meth:`SampleFiles.in_folder`), when ``files`` is not given.
+    files : SampleFiles, optional
+        Where to write ``status`` (:class:`~cikflow.io.status.SampleStatus`),
+        ``gates``, ``populations``, ``flags``, ``plots``, ``gatingml`` (the gates
+        applied, with this sample's fitted coordinates, as GatingML 2.0; no
+        gates when gating failed), ``clusters``, ``concordance``, ``markers``
+        and, when set, ``events`` (per-event membership: one 0/1 column per gate).
+    row : mapping, optional
+        The sample-sheet row (sample, batch, day …); without it the sample ID
+        is the file stem.
+    config : mapping, optional
+        Workflow configuration (``panel``, ``compensation``, ``gating``,
+        ``report``, ``qc``, ``clustering`` sections); defaults apply where absent.
+    events_table : bool
+        With ``out_dir``, also write ``events.tsv.gz``.
+
+    Returns
+    -------
+    dict
+        The status written to ``status.json`` without its provenance
+        (``status`` is ``ok`` or ``failed``).
+    """
+    from cikflow.io import read_template
+
+    config = dict(config or {})
+    fcs_path = Path(fcs_path)
+    if files is None:
+        if out_dir is None:
+            raise TypeError("gate_file: give out_dir or files")
+        files = SampleFiles.in_folder(out_dir, events=events_table)
+    Path(files.status).parent.mkdir(parents=True, exist_ok=True)
+    status = _initial_status(fcs_path, row)
+    template_info: dict[str, Any] = {"path": str(template_path)}
+    gated = _Gated()
+    try:
+        template = read_template(template_path)
+        template_info.update(name=template.name, version=template.version, sha256=template.sha256)
+        _gate_sample(
+            fcs_path, template=template, status=status, config=config, files=files, gated=gated
+        )
+    except CikflowError as exc:
+        status.status, status.error, status.message = "failed", type(exc).__name__, str(exc)
+        log.error("%s failed: %s: %s", status.sample, type(exc).__name__, exc)
+    prov = provenance(
+        step="gate",
+        config=config,
+        inputs={"fcs": str(fcs_path), "template": str(template_path)},
+        template=template_info,
+        parameters={"sample": status.sample, "batch": status.batch, "day": status.day},
+    )
+    _write_outputs(gated, status=status, files=files, provenance=prov)
+    return status.to_json()
+
+
+def _row_value(row: Mapping[str, Any] | None, key: str, default: Any = None) -> Any:
+    if row is None:
+        return default
+    value = row.get(key, default)
+    if isinstance(value, float) and np.isnan(value):
+        return default
+    return value
+
+
+def _initial_status(fcs_path: Path, row: Mapping[str, Any] | None) -> SampleStatus:
+    """The sample's identity from its sheet row (the sample defaults to the file stem)."""
+    return SampleStatus(
+        sample=str(_row_value(row, "sample", fcs_path.stem)),
+        batch=str(_row_value(row, "batch", "")),
+        day=_row_value(row, "day"),
+        label=str(_row_value(row, "label", "")),
+        fcs=str(fcs_path),
+        file_name=fcs_path.name,
+    )
+
+
+def _gate_sample(
+    fcs_path: Path,
+    *,
+    template: Any,
+    status: SampleStatus,
+    config: Mapping[str, Any],
+    files: SampleFiles,
+    gated: _Gated,
+) -> None:
+    """Read, QC, gate, plot and cluster one file, filling ``gated`` and ``status``."""
+    from cikflow.plotdata import gate_plot_data
+
+    fcs, qc = _read_with_qc(fcs_path, status=status, config=config, gated=gated)
+    outcome = _run_gating(fcs, template=template, config=config)
+    _note_gating(status, outcome=outcome, template=template)
+    status.gatingml = _write_gatingml(outcome, files.gatingml)
+    gated.gates = outcome.gates
+    if template.kind == "yaml":
+        gated.plots = gate_plot_data(
+            fcs,
+            outcome,
+            template=template,
+            compensated=outcome.compensated,
+            bins=int(config.get("report", {}).get("bins", 96)),
+        )
+        # the plots were the last step to read the file's values: keep the template's
+        # channels and free the file before clustering (a million events' bytes)
+        outcome.compensated.release(fcs.pnn.index(d) for d in outcome.channel_map.values())
+        fcs = None
+        gated.clustered = cluster_gated(outcome, template=template, config=config)
+    _tabulate(gated, status=status, outcome=outcome, template=template, qc=qc)
+    if files.events is not None:
+        _write_events(outcome, keep=qc.keep, path=files.events)
+
+
+def _read_with_qc(
+    fcs_path: Path, *, status: SampleStatus, config: Mapping[str, Any], gated: _Gated
+) -> tuple[FcsData, QcOutcome]:
+    """The file after acquisition QC, and the QC (without the file); notes both in status."""
+    from cikflow.acquisition import run_acquisition_qc, time_unit
+    from cikflow.io import read_fcs
+    from cikflow.report.acquisition_view import acquisition_plot_data
+
+    fcs = read_fcs(fcs_path, sample_id=status.sample)
+    kw = fcs.keywords
+    status.sha256, status.events, status.channels = fcs.sha256, fcs.n_events, len(fcs.pnn)
+    status.instrument = kw.get("cyt", "")
+    status.acquisition_date, status.acquisition_time = kw.get("date", ""), kw.get("btim", "")
+    status.fcs_fil, status.fcs_smno = kw.get("fil", ""), kw.get("smno", "")
+    status.fcs_version = fcs.version
+    qc = run_acquisition_qc(fcs, settings=config.get("qc"))
+    gated.acquisition = acquisition_plot_data(
+        fcs.by_channel(),
+        channels=fcs.pnn,
+        time_index=fcs.time_index,
+        qc=qc.record,
+        time_unit=time_unit(fcs),
+    )
+    kept = qc.fcs  # gating sees only the events acquisition QC kept
+    status.qc, status.read_warnings = qc.record, list(kept.warnings)
+    return kept, replace(qc, fcs=None)
+
+
+def _run_gating(fcs: FcsData, *, template: Any, config: Mapping[str, Any]) -> Any:
+    """Compensate and gate the file (:func:`cikflow.gating.apply.gate_fcs`) as configured."""
+    from cikflow.gating.apply import gate_fcs
+
+    panel = config.get("panel", {})
+    comp_cfg = config.get("compensation", {})
+    gating_cfg = config.get("gating", {})
+    matrix_file = comp_cfg.get("matrix_file")
+    matrix_csv = (
+        Path(matrix_file).read_text() if comp_cfg.get("source") == "file" and matrix_file else None
+    )
+    return gate_fcs(
+        fcs,
+        template,
+        aliases=panel.get("aliases"),
+        overrides=panel.get("overrides"),
+        compensation=comp_cfg.get("source", "fcs"),
+        matrix_csv=matrix_csv,
+        min_events=int(gating_cfg.get("min_events", 100)),
+        fit_max_events=int(gating_cfg.get("fit_max_events", 50_000)),
+        random_state=int(gating_cfg.get("random_state", 0)),
+    )
+
+
+def _note_gating(status: SampleStatus, *, outcome: Any, template: Any) -> None:
+    """Panel, compensation, transforms and fitted values of the gating, in status."""
+    status.panel = outcome.channel_map
+    status.compensation = outcome.compensation
+    status.transforms = {
+        dim: template.spec["transforms"][tname]
+        for dim in outcome.channel_map
+        if (tname := _transform_of(template, dim)) is not None
+    }
+    status.fits = [_fit_summary(i) for i in outcome.infos if i.fit]
+
+
+def _tabulate(
+    gated: _Gated, *, status: SampleStatus, outcome: Any, template: Any, qc: QcOutcome
+) -> None:
+    """The sample's population and flag rows (cluster rows beside the gate rows)."""
+    ids = {"batch": status.batch, "sample": status.sample, "day": status.day}
+    pop_map = template.populations or {g: g for g in gated.gates["gate"]}
+    gated.populations = population_table(
+        gated.gates, populations=pop_map, ids=ids, review=bool(outcome.flags or qc.flags)
+    )
+    gated.flags = flag_table([*qc.flags, *outcome.flags], ids=ids)
+    clustered = gated.clustered
+    if clustered is not None and not isinstance(clustered, Skipped):
+        gated.populations, gated.flags = with_cluster_rows(
+            gated.populations,
+            gated.flags,
+            clusters=clustered.populations,
+            cluster_flags=clustered.flags,
+            ids=ids,
+        )
+
+
+def _write_events(outcome: Any, *, keep: np.ndarray, path: Path) -> None:
+    """Per-event gate membership, one 0/1 column per gate (events QC removed: 0)."""
+    from cikflow.io import write_text_gz
+
+    cols = list(outcome.membership)
+    lines = ["\t".join(cols)]
+    matrix01 = np.zeros((keep.size, len(cols)), dtype=np.int8)
+    matrix01[keep] = np.column_stack([outcome.membership[c] for c in cols])
+    lines.extend("\t".join(map(str, r)) for r in matrix01.tolist())
+    write_text_gz("\n".join(lines) + "\n", path)
+
+
+def _write_outputs(
+    gated: _Gated, *, status: SampleStatus, files: SampleFiles, provenance: dict[str, Any]
+) -> None:
+    """Write the sample's tables, plot data, cluster files and ``status.json``."""
+    from cikflow.io import write_json, write_table
+    from cikflow.io.status import write_status
+
+    if not status.ok:  # no stale gates from an earlier run
+        status.gatingml = _write_gatingml(None, files.gatingml)
+    status.flags = gated.flags[["gate", "flag", "reason"]].to_dict("records")
+    write_table(gated.gates, files.gates, provenance=provenance)
+    write_table(gated.populations, files.populations, provenance=provenance)
+    write_table(gated.flags, files.flags)
+    write_json(
+        {
+            "sample": status.sample,
+            "gates": gated.plots,
+            **cluster_plot(gated.clustered),
+            **({"acquisition": gated.acquisition} if gated.acquisition else {}),
+        },
+        files.plots,
+    )
+    write_clusters(gated.clustered, files=files, status=status)
+    write_status(replace(status, provenance=provenance), files.status)
+
+
+def _write_gatingml(outcome: Any, path: Path) -> str:
+    """Write the gates a sample was gated with (none without an outcome); say what was written."""
+    import flowkit as fk
+
+    from cikflow.exceptions import ExportError
+    from cikflow.io import export_gatingml
+
+    if outcome is None:
+        export_gatingml(fk.GatingStrategy(), path)
+        return "none"
+    try:
+        export_gatingml(outcome.strategy, path, sample_id=outcome.sample)
+    except ExportError as exc:  # gating stands; only the exchange file is missing
+        log.warning("%s: %s", outcome.sample, exc)
+        export_gatingml(fk.GatingStrategy(), path)
+        return f"not written: {exc}"
+    return "gates.xml"
+
+
+def _fit_summary(info: Any) -> dict[str, Any]:
+    """What a data-driven gate fitted, for the report: method, values (data units), flags."""
+    values = []
+    for fit in info.fit.get("fits", []):
+        if "threshold" in fit:
+            values.append(f"{fit['dimension']} {fit['threshold']:.4g}")
+        elif "thresholds" in fit:
+            values.extend(
+                f"{d} {t:.4g}" for d, t in zip(fit["dimensions"], fit["thresholds"], strict=True)
+            )
+        elif "vertices" in fit:
+            values.append(f"{' x '.join(fit['dimensions'])}: {len(fit['vertices'])}-vertex polygon")
+    if info.fit.get("band"):
+        lo, hi = info.fit["band"]
+        values.append(f"height/area ratio {lo:.3f} to {hi:.3f}")
+    flags = [f["flag"] for f in info.fit.get("flags", [])]
+    return {"gate": info.name, "method": info.method, "values": "; ".join(values), "flags": flags}
+
+
+def _transform_of(template: Any, dim: str) -> str | None:
+    from cikflow.gating.template import transform_name
+
+    if template.kind != "yaml":
+        return None
+    return transform_name(template.spec, dim)

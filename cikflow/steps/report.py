@@ -1,0 +1,226 @@
+"""The report steps: a sample's HTML page, and the batch report linking them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from cikflow.steps.files import SampleFiles, sample_files
+from cikflow.summary import gate_rows
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["ReportInputs", "batch_report", "sample_report"]
+
+
+def sample_report(
+    sample: str | Path | SampleFiles, *, out_path: str | Path, standalone: bool = False
+) -> None:
+    """Write a sample's HTML report from its ``status.json``, ``plots.json`` and ``gates.tsv``.
+
+    ``standalone`` inlines plotly.js so that the page works away from its report folder.
+
+    Parameters
+    ----------
+    sample : str, pathlib.Path or SampleFiles
+        The sample's folder, or its files (``status``, ``plots``, ``gates``,
+        ``concordance``: drawn with the cluster map when the sample was clustered).
+    out_path : str or pathlib.Path
+        The HTML page.
+    standalone : bool
+        Inline plotly.js.
+    """
+    from cikflow.io import read_json, read_table
+    from cikflow.io.status import read_status
+    from cikflow.report import write_sample_report
+
+    (files,) = sample_files([sample])
+    plots = read_json(files.plots)
+    concordance = files.concordance
+    write_sample_report(
+        out_path,
+        status=read_status(files.status).to_json(),
+        plots=plots["gates"],
+        gates=read_table(files.gates),
+        clusters=plots.get("clusters"),
+        concordance=(
+            read_table(concordance) if concordance is not None and concordance.is_file() else None
+        ),
+        acquisition=plots.get("acquisition"),
+        standalone=standalone,
+    )
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """The batch report's input files.
+
+    Attributes
+    ----------
+    summary, flags, failed : pathlib.Path
+        ``summary.tsv`` (and its provenance sidecar), ``flags.tsv``, ``failed.tsv``.
+    status : sequence of pathlib.Path
+        Every sample's ``status.json``.
+    release : pathlib.Path, optional
+        ``release.tsv`` (and its provenance sidecar).
+    concordance : pathlib.Path, optional
+        ``concordance.tsv``, the gate vs cluster concordance (drawn when it exists).
+    kinetics, harvest, drift : sequence of pathlib.Path
+        Per batch (named by its folder), ``kinetics.tsv``, ``harvest.tsv`` and
+        ``drift.tsv`` (a missing drift table is left out).
+    """
+
+    summary: Path
+    flags: Path
+    failed: Path
+    status: Sequence[Path] = ()
+    release: Path | None = None
+    concordance: Path | None = None
+    kinetics: Sequence[Path] = ()
+    harvest: Sequence[Path] = ()
+    drift: Sequence[Path] = ()
+
+    @classmethod
+    def from_named(cls, named: Any) -> ReportInputs:
+        """The inputs from an object naming them as attributes (a rule's ``input``).
+
+        Parameters
+        ----------
+        named : object
+            Has ``summary``, ``flags``, ``failed`` and optionally ``status``,
+            ``release``, ``concordance``, ``kinetics``, ``harvest``, ``drift``.
+
+        Returns
+        -------
+        ReportInputs
+            The paths.
+        """
+        one = {n: Path(getattr(named, n)) for n in ("summary", "flags", "failed")}
+        opt = {n: Path(getattr(named, n)) for n in ("release", "concordance") if hasattr(named, n)}
+        many = {
+            n: [Path(p) for p in getattr(named, n)]
+            for n in ("status", "kinetics", "harvest", "drift")
+            if hasattr(named, n)
+        }
+        return cls(**one, **opt, **many)
+
+    @classmethod
+    def in_folders(
+        cls,
+        results_dir: str | Path,
+        *,
+        sample_dirs: Sequence[str | Path] = (),
+        batch_dirs: Sequence[str | Path] = (),
+        release_path: str | Path | None = None,
+    ) -> ReportInputs:
+        """The inputs under their default names in the results, sample and batch folders.
+
+        Parameters
+        ----------
+        results_dir : str or pathlib.Path
+            Holds ``summary.tsv``, ``flags.tsv``, ``failed.tsv``, ``concordance.tsv``.
+        sample_dirs : sequence of str or pathlib.Path
+            Each holds a ``status.json``.
+        batch_dirs : sequence of str or pathlib.Path
+            Each holds ``kinetics.tsv``, ``harvest.tsv`` and ``drift.tsv``.
+        release_path : str or pathlib.Path, optional
+            ``release.tsv``.
+
+        Returns
+        -------
+        ReportInputs
+            The paths.
+        """
+        r = Path(results_dir)
+        return cls(
+            summary=r / "summary.tsv",
+            flags=r / "flags.tsv",
+            failed=r / "failed.tsv",
+            status=[f.status for f in sample_files(sample_dirs)],
+            release=Path(release_path) if release_path else None,
+            concordance=r / "concordance.tsv",
+            kinetics=[Path(d) / "kinetics.tsv" for d in batch_dirs],
+            harvest=[Path(d) / "harvest.tsv" for d in batch_dirs],
+            drift=[Path(d) / "drift.tsv" for d in batch_dirs],
+        )
+
+
+def batch_report(
+    results_dir: str | Path | None = None,
+    *,
+    out_path: str | Path,
+    sample_dirs: Sequence[str | Path] = (),
+    release_path: str | Path | None = None,
+    batch_dirs: Sequence[str | Path] = (),
+    inputs: ReportInputs | None = None,
+    notes: Sequence[str] = (),
+) -> None:
+    """Write the batch report from ``summary.tsv``, ``flags.tsv``, ``failed.tsv`` and statuses.
+
+    With a release table the report opens with the release certificate; with
+    each batch's ``kinetics.tsv`` and ``harvest.tsv`` it draws absolute counts
+    and fold expansion over culture days and states the dose. Where present,
+    the gate vs cluster concordance and each batch's drift from its reference
+    clusters are shown too; the fractions drawn are the gate-based ones.
+
+    Parameters
+    ----------
+    results_dir : str or pathlib.Path, optional
+        With ``sample_dirs``, ``release_path`` and ``batch_dirs``: the inputs
+        under their default names (:meth:`ReportInputs.in_folders`), when
+        ``inputs`` is not given.
+    out_path : str or pathlib.Path
+        The report's ``index.html``.
+    sample_dirs, release_path, batch_dirs : optional
+        See ``results_dir``.
+    inputs : ReportInputs, optional
+        The input files, named one by one.
+    notes : sequence of str
+        Lines about the run shown under the title (e.g. why there is no PDF).
+    """
+    from cikflow.io import read_json, read_table, sidecar_path
+    from cikflow.io.status import read_status
+    from cikflow.report import write_batch_report
+
+    if inputs is None:
+        if results_dir is None:
+            raise TypeError("batch_report: give results_dir or inputs")
+        inputs = ReportInputs.in_folders(
+            results_dir, sample_dirs=sample_dirs, batch_dirs=batch_dirs, release_path=release_path
+        )
+    release = inputs.release
+    concordance = inputs.concordance
+    # a batch whose samples all failed has a header-only table: nothing to stack
+    drift = _stacked([p for p in inputs.drift if p.is_file()], by_folder=False)
+    write_batch_report(
+        out_path,
+        summary=gate_rows(read_table(inputs.summary)),
+        flags=read_table(inputs.flags),
+        failed=read_table(inputs.failed),
+        statuses=[read_status(p).to_json() for p in inputs.status],
+        provenance=read_json(sidecar_path(inputs.summary)),
+        release=read_table(release) if release else None,
+        release_provenance=read_json(sidecar_path(release)) if release else None,
+        kinetics=_stacked(inputs.kinetics),
+        harvest=_stacked(inputs.harvest),
+        concordance=(
+            read_table(concordance) if concordance is not None and concordance.is_file() else None
+        ),
+        drift=drift,
+        notes=notes,
+    )
+
+
+def _stacked(paths: Sequence[Path], *, by_folder: bool = True) -> pd.DataFrame | None:
+    """The non-empty tables stacked (``batch`` from each one's folder), or None."""
+    from cikflow.io import read_table
+
+    tables = [read_table(p) for p in paths]
+    if by_folder:
+        tables = [t.assign(batch=p.parent.name) for t, p in zip(tables, paths, strict=True)]
+    tables = [t for t in tables if not t.empty]
+    return pd.concat(tables, ignore_index=True) if tables else None
