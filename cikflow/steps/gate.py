@@ -330,7 +330,8 @@ def _fit_summary(info: Any) -> dict[str, Any]:
     values = []
     for fit in info.fit.get("fits", []):
         if "threshold" in fit:
-            values.append(f"{fit['dimension']} {fit['threshold']:.4g}")
+            within = f" within {fit['within']}" if fit.get("within") else ""
+            values.append(f"{fit['dimension']}{within} {fit['threshold']:.4g}")
         elif "thresholds" in fit:
             values.extend(
                 f"{d} {t:.4g}" for d, t in zip(fit["dimensions"], fit["thresholds"], strict=True)
