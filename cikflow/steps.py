@@ -157,7 +157,8 @@ def gate_file(
         Workflow configuration (``panel``, ``compensation``, ``gating``,
         ``report`` sections); defaults apply where absent.
     events_table : bool
-        Also write per-event membership: one 0/1 column per gate.
+        Also write per-event membership: ``qc_removed``, then one 0/1 column per
+        gate (empty for events acquisition QC removed).
 
     Returns
     -------
@@ -167,7 +168,7 @@ def gate_file(
     from cikflow.acquisition import _time_unit as acquisition_time_unit
     from cikflow.acquisition import run_acquisition_qc
     from cikflow.gating.apply import gate_fcs
-    from cikflow.io import read_fcs, read_template, write_json, write_table, write_text_gz
+    from cikflow.io import read_fcs, read_template, write_json, write_membership, write_table
     from cikflow.plotdata import gate_plot_data
     from cikflow.report.acquisition_view import acquisition_plot_data
 
@@ -300,13 +301,8 @@ def gate_file(
             populations, flags = _with_clusters(
                 populations, flags, clustered, batch=batch, sample=sample, day=day
             )
-        if events_table:
-            cols = list(outcome.membership)
-            lines = ["\t".join(cols)]
-            matrix01 = np.zeros((qc.keep.size, len(cols)), dtype=np.int8)  # QC-removed: 0
-            matrix01[qc.keep] = np.column_stack([outcome.membership[c] for c in cols])
-            lines.extend("\t".join(map(str, r)) for r in matrix01.tolist())
-            write_text_gz("\n".join(lines) + "\n", out / "events.tsv.gz")
+        if events_table:  # QC-removed events: qc_removed 1, gate columns empty
+            write_membership(outcome.membership, out / "events.tsv.gz", qc_keep=qc.keep)
     except CikflowError as exc:
         status.update(status="failed", error=type(exc).__name__, message=str(exc))
         log.error("%s failed: %s: %s", sample, type(exc).__name__, exc)

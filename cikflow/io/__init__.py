@@ -11,6 +11,7 @@ from cikflow.io.tables import (
     read_yaml,
     sidecar_path,
     write_json,
+    write_membership,
     write_table,
     write_text_gz,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "sidecar_path",
     "write_fcs",
     "write_json",
+    "write_membership",
     "write_table",
     "write_text_gz",
 ]
