@@ -225,7 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", required=True, help="YAML or GatingML 2.0 template")
     p.add_argument("--out", required=True, help="output folder (gates.tsv …)")
     p.add_argument("--config", help="config.yaml for panel aliases and compensation")
-    p.add_argument("--events", action="store_true", help="also write per-event membership")
+    p.add_argument(
+        "--events",
+        action="store_true",
+        help="also write per-event membership: qc_removed, then one 0/1 column per gate "
+        "(empty for events acquisition QC removed)",
+    )
     p.set_defaults(func=_gate)
 
     p = sub.add_parser("inspect", help="read FCS files: 'ok <events>x<channels>' or the error")

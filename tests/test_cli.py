@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import gzip
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from cikflow.cli import main
-from cikflow.io import read_table
+from cikflow.io import read_json, read_table, write_membership
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +52,28 @@ def test_gate_writes_tables_and_per_event_membership(demo, repo_dir, tmp_path):
     assert code == 0
     gates = read_table(tmp_path / "gates.tsv").set_index("gate")
     with gzip.open(tmp_path / "events.tsv.gz", "rt") as fh:
-        events = pd.read_csv(fh, sep="\t")
+        events = pd.read_csv(fh, sep="\t", dtype="Int8")
     truth_n = len(pd.read_csv(demo / "B01_d00.labels.tsv.gz", sep="\t"))
     assert len(events) == truth_n
-    assert set(events.columns) == set(gates.index)
+    assert list(events.columns) == ["qc_removed", *gates.index]
+    status = read_json(tmp_path / "status.json")
+    assert events["qc_removed"].sum() == status["qc"]["events"] - status["qc"]["kept"]
+    assert events.loc[events["qc_removed"] == 1, list(gates.index)].isna().all().all()
     for gate in ("T", "CIK", "NK", "lymphocytes", "CIK_CD16pos"):
         assert events[gate].sum() == gates.loc[gate, "events"]
     # children lie inside their parents
-    assert not (events["CIK"] & ~events["lymphocytes"]).any()
+    assert not (events["CIK"] & ~events["lymphocytes"]).fillna(value=False).any()
+
+
+def test_membership_table_marks_qc_removed_events(tmp_path):
+    membership = {"cells": np.array([True, False, True]), "T": np.array([True, False, False])}
+    keep = np.array([True, False, True, False, True])
+    write_membership(membership, tmp_path / "e.tsv.gz", qc_keep=keep)
+    with gzip.open(tmp_path / "e.tsv.gz", "rt") as fh:
+        text = fh.read()
+    assert text == "qc_removed\tcells\tT\n0\t1\t1\n1\t\t\n0\t0\t0\n1\t\t\n0\t1\t0\n"
+    with pytest.raises(ValueError, match="membership holds 3 events, but QC kept 2"):
+        write_membership(membership, tmp_path / "f.tsv.gz", qc_keep=keep[:4])
 
 
 @pytest.mark.parametrize(

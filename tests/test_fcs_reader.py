@@ -144,6 +144,42 @@ def test_select_events_rebuilds_the_flowkit_sample(tmp_path, values):
         select_events(fcs, keep[:-1])
 
 
+def test_fc500_list_mode_ten_bits_in_sixteen_bit_words(tmp_path):
+    # Beckman Coulter Cytomics FC500 .LMD: FCS 2.0, $PnB 10, $PnR 1024, 2-byte words
+    # ($BYTEORD 1,2); the bits above the 10th are not part of the value
+    words = np.array([[0, 1023, 1024, 0xFFFF], [5, 0x0405, 0xFC11, 512], [1000, 0x8000, 3, 0x83FF]])
+    raw = build_fcs(words, pnn=["FS", "SS", "FL1", "FL2"], bits=10, byteord="1,2", version="2.0")
+    assert b"/$P1B/10/" in raw
+    assert b"/$P1R/1024/" in raw
+    assert len(raw) - raw.index(b"\x00\x00\xff\x03") == 3 * 4 * 2  # 16-bit words
+    path = _write(tmp_path, raw, "tube.LMD")
+    fcs = read_fcs(path)
+    expected = [[0, 1023, 0, 1023], [5, 5, 17, 512], [1000, 0, 3, 1023]]
+    np.testing.assert_array_equal(fcs.stored_events, np.array(expected, dtype=np.float64))
+    np.testing.assert_array_equal(fcs.sample.get_events(source="raw"), expected)
+    assert fcs.warnings == (
+        "$PnB is not a whole number of bytes for parameters 1–4 (e.g. $P1B=10); read as "
+        "16-bit words (the width of $BYTEORD 1,2), values masked to their $PnR",
+    )
+    with pytest.raises(FcsUnsupportedError, match=r"tube\.LMD: \$PnB is not a whole number"):
+        read_fcs(path, strict=True)
+
+
+def test_parameter_without_pnn_gets_a_generated_name(tmp_path, values):
+    raw = build_fcs(values, pnn=["FSC-A", None, "P4", None], keywords={"$P3S": "CD3"})
+    assert b"$P2N" not in raw
+    assert b"$P4N" not in raw
+    path = _write(tmp_path, raw)
+    fcs = read_fcs(path)
+    assert fcs.pnn == ["FSC-A", "P2", "P4", "P4_"]
+    assert fcs.pns == ["", "", "CD3", ""]
+    assert list(fcs.sample.pnn_labels) == ["FSC-A", "P2", "P4", "P4_"]
+    np.testing.assert_array_equal(fcs.stored_events, values)
+    assert fcs.warnings == ("$PnN is missing for parameters 2, 4; named 'P2', 'P4_'",)
+    with pytest.raises(FcsTextError, match=r"x\.fcs: \$PnN is missing for parameters 2, 4"):
+        read_fcs(path, strict=True)
+
+
 # --- defects: each a named error that names the file ---------------------------------------------
 
 
@@ -179,7 +215,19 @@ DEFECTS = [
     ),
     ("ascii", lambda v: _with_keyword(v, "$DATATYPE", "A"), FcsUnsupportedError, "ASCII"),
     ("histogram", lambda v: _with_keyword(v, "$MODE", "C"), FcsUnsupportedError, "$MODE C"),
-    ("bits", lambda v: _with_keyword(v, "$P2B", "10"), FcsUnsupportedError, "$P2B='10'"),
+    ("bits", lambda v: _with_keyword(v, "$P2B", "72"), FcsUnsupportedError, "$P2B='72'"),
+    (
+        "bits-wider-than-word",
+        lambda v: _with_keyword(v, "$P2B", "10", byteord="1"),
+        FcsUnsupportedError,
+        "words as wide as $BYTEORD (1 byte(s))",
+    ),
+    (
+        "no-pnb",
+        lambda v: build_fcs(v, pnn=[*PNN[:3], None], keywords={"$P4B": " "}),
+        FcsTextError,
+        "$P4B is missing",
+    ),
     (
         "float-bits",
         lambda v: _with_keyword(v, "$P2B", "16", datatype="F", bits=32),

@@ -211,9 +211,15 @@ def test_gating_sees_only_kept_events(clogged_sample):
     with gzip.open(root / "out" / "events.tsv.gz", "rt") as fh:
         membership = pd.read_csv(fh, sep="\t")
     assert len(membership) == anomalous.size  # one row per event of the file
-    removed_rows = membership.sum(axis=1) == 0
-    assert removed_rows.sum() >= qc["events"] - qc["kept"]
-    assert (membership.loc[anomalous].sum(axis=1) == 0).mean() >= 0.95
+    assert list(membership.columns) == ["qc_removed", *gates.index]
+    removed = membership["qc_removed"] == 1
+    assert set(membership["qc_removed"]) == {0, 1}
+    assert removed.sum() == qc["events"] - qc["kept"]
+    assert removed[anomalous].mean() >= 0.95
+    # gating never saw the removed events: their gate cells are empty, the others 0/1
+    gate_cells = membership.drop(columns="qc_removed")
+    assert gate_cells[removed].isna().all().all()
+    assert gate_cells[~removed].isin([0, 1]).all().all()
     for gate in ("cells", "lymphocytes", "CIK"):
         assert membership[gate].sum() == gates.loc[gate, "events"]
     root_share = gates.loc["cells", "events"] / gates.loc["cells", "percent_total"] * 100

@@ -185,6 +185,9 @@ def validate_template(spec: Any, *, source: str = "template") -> dict[str, Any]:
             raise GatingTemplateError(
                 f"{source}: transform '{tname}' is not defined in 'transforms'"
             )
+    for tname, params in spec["transforms"].items():
+        if (problem := transform_problem(params)) is not None:
+            raise GatingTemplateError(f"{source}: field 'transforms.{tname}': {problem}")
 
     known: set[str] = {"root"}
     for entry in spec["gates"]:
@@ -233,7 +236,32 @@ def template_dimensions(template: Template) -> list[str]:
     return list(seen)
 
 
+#: FlowJo 10's biex defaults (flowkit.transforms.WSPBiexTransform): top of scale, positive
+#: decades, extra negative decades, width basis
+BIEX_DEFAULTS: dict[str, float] = {"max": 262144, "pos": 4.418540, "neg": 0, "width": -10}
+#: FlowJo's biex maps data onto a 4096-channel axis; templates use channel / 4096 (0 to 1,
+#: the scale of logicle and hyperlog, in which bandwidths and fitted offsets are set)
+BIEX_CHANNELS = 4096
+
+
 def make_transform(params: Mapping[str, Any]) -> flowkit.transforms.Transform | None:
+    """The flowkit transform of a template's transform entry (None for ``none``).
+
+    Parameters
+    ----------
+    params : mapping
+        ``type`` and its parameters, as in ``$defs/transform`` of the template schema:
+        logicle, hyperlog (GatingML 2.0: ``t`` data units, ``w``, ``m``, ``a``
+        decades), asinh, linear, log, or FlowJo's ``biex`` (``max`` data units, ``pos``
+        and ``neg`` decades, ``width`` basis, as FlowJo stores them).
+
+    Returns
+    -------
+    flowkit.transforms.Transform or None
+        biex is FlowJo 10's lookup table (:class:`flowkit.transforms.WSPBiexTransform`),
+        its 4096 channels divided by 4096 so the scale runs 0 to 1 like logicle's;
+        a FlowJo workspace keeps it as biex with the same parameters.
+    """
     import flowkit as fk
 
     kind = params["type"]
@@ -242,12 +270,54 @@ def make_transform(params: Mapping[str, Any]) -> flowkit.transforms.Transform | 
         return fk.transforms.LogicleTransform(
             t, params.get("w", 0.5), params.get("m", 4.5), params.get("a", 0)
         )
+    if kind == "hyperlog":
+        return fk.transforms.HyperlogTransform(
+            t, params.get("w", 0.5), params.get("m", 4.5), params.get("a", 0)
+        )
+    if kind == "biex":
+        return _biex({**BIEX_DEFAULTS, **params})
     if kind == "asinh":
         return fk.transforms.AsinhTransform(t, params.get("m", 4.5), params.get("a", 0))
     if kind == "linear":
         return fk.transforms.LinearTransform(t, params.get("a", 0))
     if kind == "log":
         return fk.transforms.LogTransform(t, params.get("m", 4.5))
+    return None
+
+
+def _biex(params: Mapping[str, Any]) -> flowkit.transforms.Transform:
+    """FlowJo's biex with its output divided by :data:`BIEX_CHANNELS`."""
+    import flowkit as fk
+    from scipy import interpolate
+
+    xform = fk.transforms.WSPBiexTransform(
+        negative=params["neg"],
+        width=params["width"],
+        positive=params["pos"],
+        max_value=params["max"],
+    )
+    # flowkit 1.3.2 keeps FlowJo's table as interpolators over (data, channel); rescale
+    # the channel axis (beyond the table, values clamp to its ends, as in flowkit)
+    data, channel = xform._lut_func.x, xform._lut_func.y / BIEX_CHANNELS
+    xform._lut_func = interpolate.interp1d(
+        data, channel, bounds_error=False, fill_value=(channel.min(), channel.max())
+    )
+    xform._inverse_lut_func = interpolate.interp1d(
+        channel, data, bounds_error=False, fill_value=(data.min(), data.max())
+    )
+    xform.channel_scale = 1 / BIEX_CHANNELS  # public, so it takes part in flowkit's __eq__
+    return xform
+
+
+def transform_problem(params: Mapping[str, Any]) -> str | None:
+    """Why a transform entry's parameters are out of the transform's domain (None if fine).
+
+    Hyperlog (GatingML 2.0) needs ``0 < w <= m/2``; the schema bounds the rest.
+    """
+    if params["type"] == "hyperlog":
+        w, m = params.get("w", 0.5), params.get("m", 4.5)
+        if not 0 < w <= m / 2:
+            return f"hyperlog needs 0 < w <= m/2 (w={w:g}, m={m:g})"
     return None
 
 

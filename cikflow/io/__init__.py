@@ -12,6 +12,7 @@ from cikflow.io.tables import (
     read_yaml,
     sidecar_path,
     write_json,
+    write_membership,
     write_table,
     write_text_gz,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "sidecar_path",
     "write_fcs",
     "write_json",
+    "write_membership",
     "write_status",
     "write_table",
     "write_text_gz",

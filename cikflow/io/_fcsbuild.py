@@ -67,7 +67,7 @@ def encode_values(
 def build_fcs(
     values: np.ndarray,
     *,
-    pnn: Sequence[str],
+    pnn: Sequence[str | None],
     datatype: str = "I",
     bits: int | Sequence[int] = 16,
     byteord: str = "1,2,3,4",
@@ -85,12 +85,14 @@ def build_fcs(
     ----------
     values : numpy.ndarray
         Shape (n_events, n_channels), stored as given (integers for ``I``).
-    pnn : sequence of str
-        $PnN per channel.
+    pnn : sequence of str or None
+        $PnN per channel; None leaves the keyword out.
     datatype : {"I", "F", "D"}
         $DATATYPE.
     bits : int or sequence of int
-        $PnB (one for all channels or one per channel).
+        $PnB (one for all channels or one per channel). A width that is not a whole
+        number of bytes (10 on the Beckman Coulter FC500) is stored in words as wide
+        as ``byteord``.
     byteord : str
         $BYTEORD.
     pnr : sequence of float, optional
@@ -113,7 +115,8 @@ def build_fcs(
     values = np.asarray(values)
     n_events, n_channels = values.shape
     all_bits = [bits] * n_channels if isinstance(bits, int) else list(bits)
-    widths = [b // 8 for b in all_bits]
+    word = len(_order(byteord))  # bytes holding a value whose $PnB is not whole bytes
+    widths = [b // 8 if b % 8 == 0 else word for b in all_bits]
     if pnr is None:
         pnr = [float(2**b) if datatype == "I" else 262144.0 for b in all_bits]
     data = encode_values(values, datatype=datatype, widths=widths, byteord=byteord)
@@ -126,8 +129,9 @@ def build_fcs(
         ("$TOT", str(n_events)),
     ]
     for n in range(n_channels):
+        if pnn[n] is not None:
+            pairs.append((f"$P{n + 1}N", pnn[n]))
         pairs += [
-            (f"$P{n + 1}N", pnn[n]),
             (f"$P{n + 1}B", str(all_bits[n])),
             (f"$P{n + 1}E", "0,0"),
             (f"$P{n + 1}R", _number(pnr[n])),

@@ -61,7 +61,8 @@ class DecodedFcs:
         FCS version from the HEADER ("2.0", "3.0", "3.1" or "3.2").
     keywords : dict of str to str
         Primary TEXT keywords in file order: lower case, without the leading ``$``;
-        values exactly as stored.
+        values exactly as stored, except that a parameter without ``$PnN`` gets the
+        generated name ``Pn`` (with a warning).
     stored : numpy.ndarray
         Shape (n_events, n_channels): the values stored in the DATA segment in their
         stored type (float32, float64 or unsigned integers, either byte order; a
@@ -250,9 +251,15 @@ def _mask_bits(pnr: float, width_bits: int) -> int:
 
 
 def _data_layout(
-    keywords: Mapping[str, str], name: str
+    keywords: Mapping[str, str], name: str, repairs: _Repairs
 ) -> tuple[str, list[int], list[int], list[float]]:
-    """$DATATYPE, per-channel widths (bytes), byte significance and $PnR."""
+    """$DATATYPE, per-channel widths (bytes), byte significance and $PnR.
+
+    An integer $PnB that is not a whole number of bytes (10 bits on Beckman Coulter
+    Cytomics FC500 list mode, ``.LMD``) is read as a word as wide as $BYTEORD
+    (2 bytes for "1,2"), with a repair warning; :func:`_mask` then keeps the bits
+    $PnR allows (10 for $PnR 1024).
+    """
     mode = keywords.get("mode", "L").strip().upper() or "L"
     if mode in ("C", "U"):
         raise FcsUnsupportedError(
@@ -269,20 +276,25 @@ def _data_layout(
     if n_channels == 0 or n_channels > len(keywords):
         raise FcsTextError(
             f"{name}: $PAR={n_channels}, but TEXT holds {len(keywords)} keywords "
-            "(each channel needs at least $PnN, $PnB and $PnR)"
+            "(each channel needs at least $PnB and $PnR)"
         )
     order = _byte_order(_required(keywords, "byteord", name), name)
-    widths, ranges = [], []
+    widths, ranges, packed = [], [], []
     for n in range(1, n_channels + 1):
-        _required(keywords, f"p{n}n", name)
         bits_text = _required(keywords, f"p{n}b", name)
         bits = _whole_number(bits_text)
         if datatype == "I":
-            if bits is None or bits == 0 or bits % 8 or bits > 64:
+            whole = bits is not None and 0 < bits <= 64 and bits % 8 == 0
+            in_word = bits is not None and 0 < bits < 8 * len(order)
+            if not (whole or in_word):
                 raise FcsUnsupportedError(
-                    f"{name}: $P{n}B={bits_text.strip()[:20]!r}: integer widths other "
-                    "than whole bytes from 8 to 64 bits are not supported"
+                    f"{name}: $P{n}B={bits_text.strip()[:20]!r}: integer widths are read "
+                    "in whole bytes from 8 to 64 bits, or in words as wide as $BYTEORD "
+                    f"({len(order)} byte(s)) when $PnB is not a whole number of bytes"
                 )
+            if bits and bits % 8:
+                packed.append(n)
+                bits = 8 * len(order)  # the word the value sits in (FC500 list mode)
         elif bits != (32 if datatype == "F" else 64):
             raise FcsTextError(
                 f"{name}: $P{n}B={bits_text.strip()[:20]!r}, but $DATATYPE {datatype} "
@@ -294,7 +306,45 @@ def _data_layout(
             raise FcsTextError(f"{name}: $P{n}R is {pnr_text[:40]!r}, not a number")
         widths.append(int(bits) // 8)
         ranges.append(pnr)
+    if packed:
+        repairs(
+            f"$PnB is not a whole number of bytes for {_channel_list(packed)} (e.g. "
+            f"$P{packed[0]}B={keywords[f'p{packed[0]}b'].strip()}); read as "
+            f"{8 * len(order)}-bit words (the width of $BYTEORD "
+            f"{','.join(str(v + 1) for v in order)}), values masked to their $PnR",
+            FcsUnsupportedError,
+        )
     return datatype, widths, order, ranges
+
+
+def _channel_list(numbers: list[int]) -> str:
+    """Name parameters in a message: "parameter 3", "parameters 1–8", "parameters 1, 4"."""
+    if len(numbers) == 1:
+        return f"parameter {numbers[0]}"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"parameters {numbers[0]}–{numbers[-1]}"
+    return "parameters " + ", ".join(str(n) for n in numbers)
+
+
+def _name_parameters(keywords: dict[str, str], n_channels: int, repairs: _Repairs) -> None:
+    """Give a parameter without $PnN the name "Pn" (unique among the file's names)."""
+    missing = [n for n in range(1, n_channels + 1) if not (keywords.get(f"p{n}n") or "").strip()]
+    if not missing:
+        return
+    taken = {keywords.get(f"p{n}n", "").strip() for n in range(1, n_channels + 1)}
+    generated = []
+    for n in missing:
+        label = f"P{n}"
+        while label in taken:
+            label += "_"
+        taken.add(label)
+        keywords[f"p{n}n"] = label
+        generated.append(label)
+    repairs(
+        f"$PnN is missing for {_channel_list(missing)}; named "
+        f"{', '.join(repr(g) for g in generated)}",
+        FcsTextError,
+    )
 
 
 def _direction(order: list[int]) -> str | None:
@@ -559,7 +609,8 @@ def decode_fcs(raw: bytes, *, name: str, strict: bool = False) -> DecodedFcs:
         )
         text_end -= 1
     keywords = _parse_text(raw[text_start : text_end + 1], name, repairs)
-    datatype, widths, order, ranges = _data_layout(keywords, name)
+    datatype, widths, order, ranges = _data_layout(keywords, name, repairs)
+    _name_parameters(keywords, len(widths), repairs)
     event_bytes = sum(widths)
     n_events = None
     if keywords.get("tot", "").strip() or header.version != "2.0":

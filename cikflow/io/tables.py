@@ -14,12 +14,15 @@ import yaml
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    import numpy as np
+
 __all__ = [
     "read_json",
     "read_table",
     "read_yaml",
     "sidecar_path",
     "write_json",
+    "write_membership",
     "write_table",
     "write_text_gz",
 ]
@@ -117,3 +120,49 @@ def write_text_gz(text: str, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
         fh.write(text.encode())
+
+
+#: the column of :func:`write_membership` marking events acquisition QC removed
+QC_REMOVED = "qc_removed"
+
+
+def write_membership(
+    membership: Mapping[str, np.ndarray],
+    path: str | Path,
+    *,
+    qc_keep: np.ndarray | None = None,
+) -> None:
+    """Write per-event gate membership: one row per event of the file, in file order.
+
+    Parameters
+    ----------
+    membership : mapping of str to numpy.ndarray
+        Gate name → bool, shape (n_kept,): membership of the events gating saw.
+    path : str or pathlib.Path
+        Output ``.tsv.gz``.
+    qc_keep : numpy.ndarray, optional
+        bool, shape (n_events,): the events acquisition QC kept (default: all).
+
+    Notes
+    -----
+    The first column, ``qc_removed``, is 1 for an event acquisition QC removed and 0
+    otherwise; each gate column is 1/0 for kept events and empty (NA) for removed
+    ones, which gating never saw.
+    """
+    import numpy as np
+
+    gates = list(membership)
+    if QC_REMOVED in gates:
+        msg = f"a gate may not be named {QC_REMOVED!r}: that column marks QC-removed events"
+        raise ValueError(msg)
+    columns = [np.asarray(membership[g], dtype=np.int8) for g in gates]
+    n_kept = columns[0].size if columns else None
+    keep = np.ones(n_kept or 0, dtype=bool) if qc_keep is None else np.asarray(qc_keep, bool)
+    if n_kept is not None and int(keep.sum()) != n_kept:
+        msg = f"membership holds {n_kept} events, but QC kept {int(keep.sum())}"
+        raise ValueError(msg)
+    kept = iter(np.column_stack(columns).tolist() if columns else [[]] * int(keep.sum()))
+    removed = "1" + "\t" * len(gates)
+    lines = ["\t".join([QC_REMOVED, *gates])]
+    lines.extend("\t".join(["0", *map(str, next(kept))]) if k else removed for k in keep.tolist())
+    write_text_gz("\n".join(lines) + "\n", path)

@@ -87,7 +87,8 @@ def gate_file(
         Workflow configuration (``panel``, ``compensation``, ``gating``,
         ``report``, ``qc``, ``clustering`` sections); defaults apply where absent.
     events_table : bool
-        With ``out_dir``, also write ``events.tsv.gz``.
+        With ``out_dir``, also write ``events.tsv.gz``: ``qc_removed``, then one 0/1
+        column per gate (empty for events acquisition QC removed).
 
     Returns
     -------
@@ -269,15 +270,10 @@ def _tabulate(
 
 
 def _write_events(outcome: Any, *, keep: np.ndarray, path: Path) -> None:
-    """Per-event gate membership, one 0/1 column per gate (events QC removed: 0)."""
-    from cikflow.io import write_text_gz
+    """Per-event membership: ``qc_removed``, then a 0/1 column per gate (empty if removed)."""
+    from cikflow.io import write_membership
 
-    cols = list(outcome.membership)
-    lines = ["\t".join(cols)]
-    matrix01 = np.zeros((keep.size, len(cols)), dtype=np.int8)
-    matrix01[keep] = np.column_stack([outcome.membership[c] for c in cols])
-    lines.extend("\t".join(map(str, r)) for r in matrix01.tolist())
-    write_text_gz("\n".join(lines) + "\n", path)
+    write_membership(outcome.membership, path, qc_keep=keep)
 
 
 def _write_outputs(
