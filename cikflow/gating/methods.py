@@ -117,6 +117,11 @@ class _Threshold:
         return values
 
 
+def _named(fallback: str | float) -> str:
+    """A fallback as a message names it: ``'quantile'``, or a number to 3 digits."""
+    return f"{fallback:.3g}" if isinstance(fallback, int | float) else f"'{fallback}'"
+
+
 class ValleyThreshold(_Threshold):
     """Threshold at the density minimum between a negative and a positive mode.
 
@@ -206,7 +211,7 @@ class ValleyThreshold(_Threshold):
                 Flag(
                     "no_valley",
                     f"one mode only inside the search range [{lo:.3g}, {hi:.3g}]; "
-                    f"fallback '{self.fallback}' gives {self.threshold_:.3g}",
+                    f"fallback {_named(self.fallback)} gives {self.threshold_:.3g}",
                 )
             )
         else:
