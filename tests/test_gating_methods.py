@@ -222,3 +222,17 @@ def test_one_mode_marker_is_flagged_with_its_fallback(culture, repo_dir, tmp_pat
     assert "fallback 'quantile'" in reason
     fit = next(i for i in outcome.infos if i.name == "CIK_CD16pos").fit["fits"][0]
     assert 300 <= fit["threshold"] <= 5000  # the fallback stays inside the search bounds
+
+
+def test_first_valley_above_the_live_peak_for_a_viability_dye():
+    # live cells (dye low) 0.2, dying cells 0.5, dead cells 0.8: valleys near 0.35 and
+    # 0.65; the dead peak is large, so the deepest valley is the one below it
+    rng = np.random.default_rng(3)
+    values = np.concatenate(
+        [rng.normal(0.2, 0.04, 20000), rng.normal(0.5, 0.04, 2500), rng.normal(0.8, 0.04, 8000)]
+    )
+    deepest = ValleyThreshold(search=(0.1, 0.9)).fit(values)
+    first = ValleyThreshold(search=(0.1, 0.9), pick="first").fit(values)
+    assert deepest.threshold_ == pytest.approx(0.65, abs=0.04)
+    assert first.threshold_ == pytest.approx(0.35, abs=0.04)
+    assert not first.flags_

@@ -145,6 +145,10 @@ class ValleyThreshold(_Threshold):
         What to use when there is no valley.
     fallback_quantile : float
         Quantile used by the ``"quantile"`` fallback.
+    pick : {"deepest", "first"}
+        Which valley when there are several: the deepest, or the first above the
+        highest mode (a viability dye: the valley right above the live cells, not
+        the one between dying and dead cells).
     max_events : int
         Fit on a seeded subsample of at most this many events.
     random_state : int
@@ -159,6 +163,7 @@ class ValleyThreshold(_Threshold):
         max_depth_ratio: float = 0.8,
         fallback: str | float = "quantile",
         fallback_quantile: float = 0.5,
+        pick: str = "deepest",
         max_events: int = 100_000,
         random_state: int = 0,
     ) -> None:
@@ -167,6 +172,7 @@ class ValleyThreshold(_Threshold):
         self.max_depth_ratio = max_depth_ratio
         self.fallback = fallback
         self.fallback_quantile = fallback_quantile
+        self.pick = pick
         self.max_events = max_events
         self.random_state = random_state
 
@@ -195,16 +201,19 @@ class ValleyThreshold(_Threshold):
         grid_hi = max(hi + span, float(np.quantile(sample, 0.999)))
         x, density = smoothed_density(sample, lo=grid_lo, hi=grid_hi, bandwidth=self.bandwidth)
         inside = np.flatnonzero((x >= lo) & (x <= hi))
-        best = None
+        candidates = []  # local minima clearly lower than the smaller neighbouring peak
         for i in inside:
             if not (density[i] <= density[i - 1] and density[i] <= density[i + 1]):
                 continue
             left, right = density[: i + 1].max(), density[i:].max()
-            if min(left, right) <= 0:
-                continue
-            ratio = density[i] / min(left, right)
-            if ratio < self.max_depth_ratio and (best is None or density[i] < density[best]):
-                best = i
+            if min(left, right) > 0 and density[i] / min(left, right) < self.max_depth_ratio:
+                candidates.append(int(i))
+        peak = int(np.argmax(density))
+        above = [i for i in candidates if i > peak]
+        if self.pick == "first" and above:
+            best = min(above)
+        else:
+            best = min(candidates, key=lambda i: density[i]) if candidates else None
         if best is None:
             self.threshold_ = self._fallback(sample, lo, hi)
             self.flags_.append(
@@ -337,6 +346,7 @@ def make_threshold(params: dict[str, Any], *, random_state: int = 0) -> Any:
             bandwidth=params.get("bandwidth", 0.012),
             fallback=params.get("fallback", "quantile"),
             fallback_quantile=params.get("fallback_quantile", 0.5),
+            pick=params.get("pick", "deepest"),
             random_state=random_state,
         )
     if method == "quantile":

@@ -87,10 +87,11 @@ METHODS: dict[str, Method] = {
                 "bandwidth": 0.012,
                 "fallback": "quantile",
                 "fallback_quantile": 0.5,
+                "pick": "deepest",
             },
             divider=True,
             imported=True,
-            description="deepest density valley within the search bounds",
+            description="deepest (or first above the main mode) valley within the search bounds",
         ),
         Method(
             "quantile",
