@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INTERVAL_COLUMNS",
     "UNCERTAINTY_DEFAULTS",
+    "cells_per_uL_interval",
     "count_interval",
     "population_intervals",
     "valley_halfwidths",
@@ -351,3 +352,66 @@ def _relation(mask: np.ndarray, base: np.ndarray) -> str:
     if not np.any(base & ~mask):
         return "contains"
     return "disjoint"
+
+
+def cells_per_uL_interval(
+    cells_per_uL: float,
+    *,
+    percent: tuple[float, float, float],
+    events: int,
+    bead_events: int,
+    settings: Mapping[str, Any] | None = None,
+) -> tuple[float, float]:
+    """Interval of a single-platform count (cells/µL), by the delta method on the log scale.
+
+    The relative spread adds, in quadrature: the population's own interval
+    (``percent``: point, low, high in percent of base; its counting part turned
+    from binomial into Poisson by ``z² p / events``), the bead count (Poisson,
+    ``1 / bead_events``), the lot's beads per tube and the pipetted volume (CVs).
+    The delta method suffices: every term is a product or ratio of a few
+    independent factors, each with a CV of a few percent, where the log-scale
+    normal approximation is accurate; it is deterministic and costs nothing.
+
+    Parameters
+    ----------
+    cells_per_uL : float
+        The count (cells/µL).
+    percent : tuple of float
+        The population's percent of base and its interval (percent).
+    events : int
+        The population's events.
+    bead_events : int
+        Bead events of the tube.
+    settings : mapping, optional
+        The ``uncertainty`` section (``confidence``, ``bead_lot_cv_percent``,
+        ``pipetting_cv_percent``).
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper bound (cells/µL); NaN when the count is.
+
+    Examples
+    --------
+    >>> lo, hi = cells_per_uL_interval(
+    ...     100.0, percent=(10.0, 10.0, 10.0), events=10000, bead_events=10000,
+    ...     settings={"bead_lot_cv_percent": 0, "pipetting_cv_percent": 0})
+    >>> round(lo, 2), round(hi, 2)
+    (97.97, 102.08)
+    """
+    settings = {**UNCERTAINTY_DEFAULTS, **dict(settings or {})}
+    if not np.isfinite(cells_per_uL) or events <= 0 or bead_events <= 0:
+        return math.nan, math.nan
+    z = z_value(float(settings["confidence"]))
+    p, low, high = percent
+    shared = (
+        z * z * (min(p, 100.0) / 100.0 / events + 1.0 / bead_events)
+        + (z * float(settings["bead_lot_cv_percent"]) / 100.0) ** 2
+        + (z * float(settings["pipetting_cv_percent"]) / 100.0) ** 2
+    )
+    rel_lo = (p - low) / p if p > 0 and np.isfinite(low) else 0.0
+    rel_hi = (high - p) / p if p > 0 and np.isfinite(high) else 0.0
+    return (
+        cells_per_uL * math.exp(-math.sqrt(rel_lo**2 + shared)),
+        cells_per_uL * math.exp(math.sqrt(rel_hi**2 + shared)),
+    )
