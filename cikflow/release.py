@@ -18,6 +18,7 @@ import operator as _op
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from cikflow.counts import metric_names
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
 __all__ = [
+    "DECISION_RULES",
     "FAIL",
+    "INDETERMINATE",
     "NOT_EVALUABLE",
     "OPERATORS",
     "PASS",
@@ -35,7 +38,9 @@ __all__ = [
     "SYMBOLS",
     "Criterion",
     "ReleaseSpec",
+    "batch_decision",
     "batch_verdict",
+    "decide",
     "evaluate_criterion",
     "evaluate_release",
     "spec_from_dict",
@@ -45,6 +50,9 @@ __all__ = [
 PASS = "PASS"
 FAIL = "FAIL"
 NOT_EVALUABLE = "NOT EVALUABLE"
+INDETERMINATE = "INDETERMINATE"
+#: decision rules a spec may name
+DECISION_RULES = ("guard_banded", "point")
 
 #: comparison operators a criterion may use: value OP limit passes
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -74,6 +82,11 @@ RELEASE_COLUMNS: list[str] = [
     "samples",
     "review_required",
     "batch_verdict",
+    "value_low",
+    "value_high",
+    "decision_rule",
+    "decision",
+    "batch_decision",
 ]
 
 
@@ -126,6 +139,7 @@ class ReleaseSpec:
     criteria: tuple[Criterion, ...]
     description: str = ""
     sha256: str = ""
+    decision_rule: str = "guard_banded"
 
 
 def spec_from_dict(data: Mapping[str, Any], *, sha256: str = "") -> ReleaseSpec:
@@ -182,7 +196,79 @@ def spec_from_dict(data: Mapping[str, Any], *, sha256: str = "") -> ReleaseSpec:
         criteria=tuple(criteria),
         description=str(data.get("description") or "").strip(),
         sha256=sha256,
+        decision_rule=str(data.get("decision_rule") or "guard_banded"),
     )
+
+
+def decide(
+    verdict: str, *, low: float, high: float, criterion: Criterion, rule: str = "guard_banded"
+) -> str:
+    """A criterion's decision from its point verdict and the value's interval.
+
+    Parameters
+    ----------
+    verdict : str
+        The point verdict (:func:`evaluate_criterion`).
+    low, high : float
+        The value's interval (NaN when none is known), in the criterion's unit.
+    criterion : Criterion
+        The criterion (operator, limit).
+    rule : {"guard_banded", "point"}
+        ``point``: the verdict. ``guard_banded``: PASS when the whole interval
+        passes, FAIL when the whole interval fails, :data:`INDETERMINATE` (review
+        before release) when it straddles the limit; without an interval, the
+        verdict.
+
+    Returns
+    -------
+    str
+        PASS, FAIL, INDETERMINATE or NOT EVALUABLE.
+
+    Examples
+    --------
+    >>> c = Criterion(id="dose", metric="CIK_cells_per_kg", operator=">=", limit=2.5e6,
+    ...               unit="cells/kg")
+    >>> decide("PASS", low=2.4e6, high=2.8e6, criterion=c)
+    'INDETERMINATE'
+    >>> decide("PASS", low=2.4e6, high=2.8e6, criterion=c, rule="point")
+    'PASS'
+    >>> decide("FAIL", low=1.0e6, high=2.0e6, criterion=c)
+    'FAIL'
+    """
+    if rule == "point" or verdict == NOT_EVALUABLE or not (np.isfinite(low) and np.isfinite(high)):
+        return verdict
+    passes = OPERATORS[criterion.operator]
+    ends = [passes(low, criterion.limit), passes(high, criterion.limit)]
+    if all(ends):
+        return PASS
+    if not any(ends):
+        return FAIL
+    return INDETERMINATE
+
+
+def batch_decision(decisions: Iterable[str]) -> str:
+    """A batch's decision: FAIL, else NOT EVALUABLE, else INDETERMINATE, else PASS.
+
+    Parameters
+    ----------
+    decisions : iterable of str
+        Its criteria's decisions.
+
+    Returns
+    -------
+    str
+        The batch's decision.
+
+    Examples
+    --------
+    >>> batch_decision(["PASS", "INDETERMINATE"])
+    'INDETERMINATE'
+    """
+    decisions = list(decisions)
+    for worst in (FAIL, NOT_EVALUABLE, INDETERMINATE):
+        if worst in decisions:
+            return worst
+    return PASS if decisions else NOT_EVALUABLE
 
 
 def spec_problems(
@@ -339,6 +425,7 @@ def evaluate_release(
         for c in spec.criteria:
             m = by_key.get((str(batch), c.metric))
             if m is None:
+                low = high = math.nan
                 value, why, day, samples, review = (
                     math.nan,
                     f"no metric {c.metric} for batch {batch}",
@@ -348,6 +435,7 @@ def evaluate_release(
                 )
             else:
                 value = _float(m.get("value"))
+                low, high = _float(m.get("value_low")), _float(m.get("value_high"))
                 why = _text(m.get("reason"))
                 day, samples = m.get("day"), _text(m.get("samples"))
                 review = _text(m.get("review_required")).lower() in ("true", "1")
@@ -368,10 +456,17 @@ def evaluate_release(
                     "day": day,
                     "samples": samples,
                     "review_required": review,
+                    "value_low": low,
+                    "value_high": high,
+                    "decision_rule": spec.decision_rule,
+                    "decision": decide(
+                        verdict, low=low, high=high, criterion=c, rule=spec.decision_rule
+                    ),
                 }
             )
         overall = batch_verdict(r["verdict"] for r in batch_rows)
-        rows += [{**r, "batch_verdict": overall} for r in batch_rows]
+        decision = batch_decision(r["decision"] for r in batch_rows)
+        rows += [{**r, "batch_verdict": overall, "batch_decision": decision} for r in batch_rows]
     return pd.DataFrame(rows, columns=RELEASE_COLUMNS)
 
 

@@ -39,6 +39,9 @@ SUMMARY_COLUMNS = [
     "percent_of_base",
     "percent_parent",
     "review_required",
+    "percent_of_base_low",
+    "percent_of_base_high",
+    "below_loq",
 ]
 #: columns of ``flags.tsv``
 FLAG_COLUMNS = ["batch", "sample", "day", "gate", "flag", "reason"]
@@ -52,6 +55,7 @@ def population_table(
     populations: Mapping[str, str],
     ids: Mapping[str, Any],
     review: bool,
+    intervals: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One sample's gate-based population rows.
 
@@ -66,6 +70,10 @@ def population_table(
         ``batch``, ``sample`` and ``day`` of the sample.
     review : bool
         Whether a flag asks for review (every row carries it).
+    intervals : pandas.DataFrame, optional
+        Per ``gate``: ``percent_of_base_low``, ``percent_of_base_high`` (percent)
+        and ``below_loq`` (:func:`cikflow.uncertainty.population_intervals`);
+        empty cells without it.
 
     Returns
     -------
@@ -73,7 +81,7 @@ def population_table(
         :data:`SUMMARY_COLUMNS`, ``method`` = ``gate``.
     """
     by_gate = gates.set_index("gate")
-    return pd.DataFrame(
+    table = pd.DataFrame(
         [
             {
                 **ids,
@@ -89,6 +97,11 @@ def population_table(
         ],
         columns=SUMMARY_COLUMNS,
     )
+    if intervals is not None and not intervals.empty:
+        found = intervals.set_index("gate").reindex(table["gate"])
+        for col in ("percent_of_base_low", "percent_of_base_high", "below_loq"):
+            table[col] = found[col].to_numpy()
+    return table
 
 
 def flag_table(flags: Iterable[Mapping[str, Any]], *, ids: Mapping[str, Any]) -> pd.DataFrame:
@@ -142,7 +155,8 @@ def with_cluster_rows(
     review = bool(populations["review_required"].any()) or bool(cluster_flags)
     rows = clusters.assign(**ids, method="cluster", review_required=review)
     populations = pd.concat(
-        [populations.assign(review_required=review), rows[SUMMARY_COLUMNS]], ignore_index=True
+        [populations.assign(review_required=review), rows.reindex(columns=SUMMARY_COLUMNS)],
+        ignore_index=True,
     )
     extra = pd.DataFrame([{**ids, **f} for f in cluster_flags], columns=FLAG_COLUMNS)
     if not extra.empty:

@@ -52,6 +52,7 @@ MODULES = [
     "cikflow.steps.report",
     "cikflow.steps.summarize",
     "cikflow.summary",
+    "cikflow.uncertainty",
     "cikflow.verify",
 ]
 

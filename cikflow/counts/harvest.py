@@ -42,6 +42,8 @@ HARVEST_COLUMNS: list[str] = [
     "samples",
     "review_required",
     "reason",
+    "value_low",
+    "value_high",
 ]
 
 
@@ -154,7 +156,14 @@ def harvest_metrics(
     }
     for pop in populations:
         metrics += _population_metrics(at, population=pop, weight=weight, infusion=infusion)
-    return _metric_table(metrics, batch=batch, where=where)
+    bounds = {
+        f"{pop}_percent_of_base": (
+            _mean(at, pop, "percent_of_base_low").value,
+            _mean(at, pop, "percent_of_base_high").value,
+        )
+        for pop in populations
+    }
+    return _metric_table(metrics, batch=batch, where=where, bounds=bounds)
 
 
 def _batch_sheet_rows(sheet: pd.DataFrame | None, *, batch: str) -> list[dict[str, Any]]:
@@ -260,9 +269,17 @@ def _population_metrics(
 
 
 def _metric_table(
-    metrics: Sequence[tuple[str, CountResult, str]], *, batch: str, where: Mapping[str, Any]
+    metrics: Sequence[tuple[str, CountResult, str]],
+    *,
+    batch: str,
+    where: Mapping[str, Any],
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
-    """The harvest table (:data:`HARVEST_COLUMNS`) of (metric, result, unit) triples."""
+    """The harvest table (:data:`HARVEST_COLUMNS`) of (metric, result, unit) triples.
+
+    ``bounds``: metric → (low, high) interval, where one is known.
+    """
+    bounds = bounds or {}
     out = [
         {
             "batch": batch,
@@ -273,6 +290,8 @@ def _metric_table(
             "samples": where.get("samples", ""),
             "review_required": bool(where.get("review", False)),
             "reason": res.reason,
+            "value_low": bounds.get(metric, (math.nan, math.nan))[0],
+            "value_high": bounds.get(metric, (math.nan, math.nan))[1],
         }
         for metric, res, unit in metrics
     ]

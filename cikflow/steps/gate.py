@@ -28,6 +28,7 @@ from cikflow.summary import (
     population_table,
     with_cluster_rows,
 )
+from cikflow.uncertainty import population_intervals
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -179,7 +180,8 @@ def _gate_sample(
         outcome.compensated.release(fcs.pnn.index(d) for d in outcome.channel_map.values())
         fcs = None
         gated.clustered = cluster_gated(outcome, template=template, config=config)
-    _tabulate(gated, status=status, outcome=outcome, template=template, qc=qc)
+    intervals = population_intervals(outcome, template=template, settings=config.get("uncertainty"))
+    _tabulate(gated, status=status, outcome=outcome, template=template, qc=qc, intervals=intervals)
     if files.events is not None:
         _write_events(outcome, keep=qc.keep, path=files.events)
 
@@ -249,13 +251,23 @@ def _note_gating(status: SampleStatus, *, outcome: Any, template: Any) -> None:
 
 
 def _tabulate(
-    gated: _Gated, *, status: SampleStatus, outcome: Any, template: Any, qc: QcOutcome
+    gated: _Gated,
+    *,
+    status: SampleStatus,
+    outcome: Any,
+    template: Any,
+    qc: QcOutcome,
+    intervals: pd.DataFrame | None = None,
 ) -> None:
     """The sample's population and flag rows (cluster rows beside the gate rows)."""
     ids = {"batch": status.batch, "sample": status.sample, "day": status.day}
     pop_map = template.populations or {g: g for g in gated.gates["gate"]}
     gated.populations = population_table(
-        gated.gates, populations=pop_map, ids=ids, review=bool(outcome.flags or qc.flags)
+        gated.gates,
+        populations=pop_map,
+        ids=ids,
+        review=bool(outcome.flags or qc.flags),
+        intervals=intervals,
     )
     gated.flags = flag_table([*qc.flags, *outcome.flags], ids=ids)
     clustered = gated.clustered

@@ -1,0 +1,157 @@
+"""Coverage of the 95 % intervals against the simulator's truth.
+
+Simulates ``realistic`` cultures (``--batches`` × days 0/7/14/21 per seed,
+``--events`` per tube), gates every tube as the workflow's gate step does
+(acquisition QC, then the default template with ``config/config.yaml``), computes
+each population's interval (:func:`cikflow.uncertainty.population_intervals`) and
+the CIK single-platform count's (:func:`cikflow.uncertainty.cells_per_uL_interval`),
+and counts how often the interval holds the truth: T, CIK and NK percent of the
+true viable lymphocytes, and the CIK concentration the tube was drawn from
+(cells/µL). Half-widths are reported for populations ≥ 5 % of base.
+
+Last line: ``coverage_pct=<min over the four> median_halfwidth_pp=<…> tubes=<n>``.
+
+Usage: python bench/coverage.py [--seeds 17] [--batches 3] [--events 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cikflow.acquisition import run_acquisition_qc
+from cikflow.gating.apply import gate_fcs
+from cikflow.io import read_fcs, read_template, read_yaml
+from cikflow.io.simulated import write_simulated
+from cikflow.simulate import simulate_batches
+from cikflow.uncertainty import cells_per_uL_interval, population_intervals
+
+REPO = Path(__file__).resolve().parents[1]
+POPULATIONS = ("T", "CIK", "NK")
+DAYS = (0, 7, 14, 21)
+
+
+def tube_rows(fcs_path: Path, *, sheet_row: dict, truth: pd.DataFrame, template, config) -> list:
+    """One row per population of a tube: point, interval, truth."""
+    settings = config.get("uncertainty")
+    qc = run_acquisition_qc(read_fcs(fcs_path), settings=config.get("qc"))
+    out = gate_fcs(
+        qc.fcs,
+        template,
+        aliases=config["panel"].get("aliases"),
+        fit_max_events=int(config["gating"]["fit_max_events"]),
+        random_state=int(config["gating"]["random_state"]),
+    )
+    gates = out.gates.set_index("gate").join(
+        population_intervals(out, template=template, settings=settings).set_index("gate")
+    )
+    true = truth.set_index("population")
+    rows = []
+    beads = int(gates.loc["beads", "events"])
+    for pop in POPULATIONS:
+        g = gates.loc[pop]
+        rows.append(
+            {
+                "sample": sheet_row["sample"],
+                "day": sheet_row["day"],
+                "quantity": f"{pop} % of base",
+                "value": float(g["percent_of_base"]),
+                "low": float(g["percent_of_base_low"]),
+                "high": float(g["percent_of_base_high"]),
+                "truth": float(true.loc[pop, "percent_of_base"]),
+            }
+        )
+    g = gates.loc["CIK"]
+    per_uL = (
+        g["events"] / beads * sheet_row["beads_per_tube"] / sheet_row["sample_volume_uL"]
+        if beads
+        else np.nan
+    )
+    lo, hi = cells_per_uL_interval(
+        float(per_uL),
+        percent=(g["percent_of_base"], g["percent_of_base_low"], g["percent_of_base_high"]),
+        events=int(g["events"]),
+        bead_events=beads,
+        settings=settings,
+    )
+    rows.append(
+        {
+            "sample": sheet_row["sample"],
+            "day": sheet_row["day"],
+            "quantity": "CIK cells/uL",
+            "value": float(per_uL),
+            "low": lo,
+            "high": hi,
+            "truth": float(true.loc["CIK", "cells_per_uL_expected"]),
+        }
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=17)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--out", type=Path, default=None, help="write the per-tube rows (TSV)")
+    args = parser.parse_args()
+    logging.disable(logging.ERROR)
+    config = read_yaml(REPO / "config" / "config.yaml")
+    template = read_template(REPO / "config" / "gating" / "cik_default.yaml")
+    rows = []
+    for seed in range(1, args.seeds + 1):
+        batches = simulate_batches(
+            n_batches=args.batches, days=DAYS, n_events=args.events, seed=seed, preset="realistic"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            sheet = write_simulated(batches, tmp)
+            truth = pd.read_csv(Path(tmp) / "truth.tsv", sep="\t")
+            for r in sheet.to_dict("records"):
+                rows.extend(
+                    {"seed": seed, **row}
+                    for row in tube_rows(
+                        Path(tmp) / r["fcs"],
+                        sheet_row=r,
+                        truth=truth[truth["sample"] == r["sample"]],
+                        template=template,
+                        config=config,
+                    )
+                )
+    df = pd.DataFrame(rows)
+    if args.out:
+        df.to_csv(args.out, sep="\t", index=False)
+    df["covered"] = (df["low"] <= df["truth"]) & (df["truth"] <= df["high"])
+    df["halfwidth"] = (df["high"] - df["low"]) / 2
+    df["error"] = df["value"] - df["truth"]
+    tubes = df["sample"].astype(str) + "/" + df["seed"].astype(str)
+    print(
+        f"{'quantity':<16}{'n':>5}{'coverage %':>12}{'median half-width':>19}"
+        f"{'median |error|':>16}{'max |error|':>13}"
+    )
+    coverage = {}
+    for q, sub in df.groupby("quantity", sort=False):
+        coverage[q] = 100.0 * sub["covered"].mean()
+        print(
+            f"{q:<16}{len(sub):>5}{coverage[q]:>12.1f}{sub['halfwidth'].median():>19.3g}"
+            f"{sub['error'].abs().median():>16.3g}{sub['error'].abs().max():>13.3g}"
+        )
+    pct = df[df["quantity"].str.endswith("% of base") & (df["truth"] >= 5.0)]
+    print("\ncoverage by day (% of base rows, all three populations):")
+    for day, sub in df[df["quantity"].str.endswith("% of base")].groupby("day"):
+        print(
+            f"  day {day:>2}: {100 * sub['covered'].mean():5.1f} %  "
+            f"median half-width {sub['halfwidth'].median():.2f} pp"
+        )
+    print(
+        f"coverage_pct={min(coverage.values()):.1f} "
+        f"median_halfwidth_pp={pct['halfwidth'].median():.2f} tubes={tubes.nunique()}"
+    )
+
+
+if __name__ == "__main__":
+    main()

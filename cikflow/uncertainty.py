@@ -1,0 +1,417 @@
+"""Measurement uncertainty of the population fractions: counting and gate placement.
+
+A population's percentage of the base gate is uncertain for two reasons:
+
+- **counting**: ``k`` events out of ``n`` are a binomial draw; the Wilson score
+  interval covers the true fraction (nested populations; a population holding the
+  base is the inverse fraction; disjoint ones, such as beads, the ratio of two
+  Poisson counts on the log scale);
+- **gate placement**: a data-driven divider (a density valley) could have been
+  placed anywhere across its valley. Each fitted 1-D divider gets a placement
+  half-width on each side, ``δ``: the distance from the threshold to where the
+  sample's own density rises half-way from the valley floor to the smaller peak
+  (never less than the kernel width the valley was found with). The events of a
+  population within ``δ`` of a divider on its own side are those it would lose
+  if the divider moved by ``δ`` (the lower end of its interval); the events it
+  would gain are those on the other side, in the proportion of the divider's
+  parent events there (the upper end). A sharp, deep valley gives a narrow band,
+  a shallow smear (CD56 on CIK cells) a wide one.
+
+The two parts, in percentage points, are added in quadrature per side, and the
+dividers of one population likewise (independent placements).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from cikflow.gating.methods import smoothed_density
+from cikflow.gating.template import make_transform, transform_name
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "INTERVAL_COLUMNS",
+    "UNCERTAINTY_DEFAULTS",
+    "cells_per_uL_interval",
+    "count_interval",
+    "population_intervals",
+    "valley_halfwidths",
+    "wilson_interval",
+    "z_value",
+]
+
+#: defaults of the ``uncertainty`` config section
+UNCERTAINTY_DEFAULTS: dict[str, Any] = {
+    "confidence": 0.95,
+    "loq_events": 100,
+    "placement_depth": 0.5,
+    "placement_bandwidth": 0.012,
+    "placement_max_events": 50_000,
+}
+#: columns :func:`population_intervals` adds to a population table
+INTERVAL_COLUMNS = ["percent_of_base_low", "percent_of_base_high", "below_loq"]
+
+
+def z_value(confidence: float) -> float:
+    """Two-sided standard normal quantile of a confidence level.
+
+    Parameters
+    ----------
+    confidence : float
+        Confidence level in (0, 1), e.g. 0.95.
+
+    Returns
+    -------
+    float
+        ``z`` with ``P(|Z| < z) = confidence`` (1.95996… for 0.95).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), not {confidence}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(k: float, n: float, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial fraction ``k / n``.
+
+    Parameters
+    ----------
+    k : float
+        Events counted (successes).
+    n : float
+        Events of the reference (trials); 0 gives ``(0, 1)``.
+    confidence : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper bound of the fraction (0 to 1, not percent).
+
+    Examples
+    --------
+    >>> lo, hi = wilson_interval(20, 100)
+    >>> round(lo, 4), round(hi, 4)
+    (0.1334, 0.2888)
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    z = z_value(confidence)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def count_interval(
+    events: int, base: int, *, relation: str = "nested", confidence: float = 0.95
+) -> tuple[float, float]:
+    """Counting interval of ``100 × events / base`` (percent of base).
+
+    Parameters
+    ----------
+    events : int
+        Events of the population.
+    base : int
+        Events of the base gate.
+    relation : {"nested", "contains", "disjoint"}
+        The population lies within the base (Wilson on ``events / base``), holds
+        it (Wilson on ``base / events``, inverted) or is apart from it (ratio of
+        two Poisson counts, ``exp(± z √(1/events + 1/base))``).
+    confidence : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper bound, in percent of base.
+
+    Examples
+    --------
+    >>> [round(v, 2) for v in count_interval(20, 100)]
+    [13.34, 28.88]
+    """
+    if base <= 0:
+        return math.nan, math.nan
+    if relation == "nested":
+        lo, hi = wilson_interval(events, base, confidence=confidence)
+        return 100.0 * lo, 100.0 * hi
+    if events <= 0:
+        return 0.0, math.nan
+    if relation == "contains":
+        lo, hi = wilson_interval(base, events, confidence=confidence)
+        return 100.0 / hi, (100.0 / lo if lo > 0 else math.inf)
+    spread = z_value(confidence) * math.sqrt(1 / events + 1 / base)
+    point = 100.0 * events / base
+    return point * math.exp(-spread), point * math.exp(spread)
+
+
+def valley_halfwidths(
+    values: np.ndarray, threshold: float, *, depth: float = 0.5, bandwidth: float = 0.012
+) -> tuple[float, float]:
+    """Placement half-widths of a threshold below and above it (transformed units).
+
+    The density of ``values`` (Gaussian kernel of ``bandwidth``) is followed
+    from the threshold down and up until it rises above ``floor × (1 + depth ×
+    (1 − r))``, ``r`` the valley's depth ratio (floor ÷ smaller peak): an empty
+    gap between populations keeps the band inside the gap, a shallow valley
+    reaches far up its flanks. Each distance is at least ``bandwidth``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The divider's parent events (transformed units).
+    threshold : float
+        The fitted threshold (transformed units).
+    depth : float
+        Rise above the floor, relative to it, that ends the band in a valley
+        of depth ratio 0 (scaled by ``1 − r``).
+    bandwidth : float
+        Kernel width (transformed units).
+
+    Returns
+    -------
+    tuple of float
+        ``(below, above)`` in transformed units.
+
+    Examples
+    --------
+    >>> x = np.concatenate([np.linspace(-1, -0.2, 4000), np.linspace(0.2, 1, 4000)])
+    >>> [round(v, 2) for v in valley_halfwidths(x, 0.0, bandwidth=0.01)]
+    [0.15, 0.16]
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return bandwidth, bandwidth
+    lo = min(float(values.min()), threshold) - 4 * bandwidth
+    hi = max(float(values.max()), threshold) + 4 * bandwidth
+    bins = int(min(4096, max(256, np.ceil((hi - lo) / (bandwidth / 4)))))
+    x, density = smoothed_density(values, lo=lo, hi=hi, bins=bins, bandwidth=bandwidth)
+    i = int(np.clip(np.searchsorted(x, threshold), 0, len(x) - 1))
+    floor = density[i]
+    peak = min(density[: i + 1].max(), density[i:].max())
+    ratio = floor / peak if peak > 0 else 1.0  # the valley's depth ratio (1: no valley)
+    level = floor * (1 + depth * max(1 - ratio, 0.0))
+    j = i
+    while j > 0 and density[j - 1] <= level:
+        j -= 1
+    m = i
+    while m < len(x) - 1 and density[m + 1] <= level:
+        m += 1
+    return max(threshold - float(x[j]), bandwidth), max(float(x[m]) - threshold, bandwidth)
+
+
+@dataclass(frozen=True)
+class _Divider:
+    """One fitted threshold: its gate, and its parent events just below and above it."""
+
+    gate: str
+    below: np.ndarray  # boolean over events: parent events in [t − δ_below, t)
+    above: np.ndarray  # boolean over events: parent events in [t, t + δ_above)
+
+
+def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> list[_Divider]:
+    """Every fitted 1-D threshold of the gating, with its placement bands."""
+    comp = outcome.compensated
+    spec = template.spec
+    gates = {g["name"]: g for g in spec.get("gates", [])}
+    out = []
+    for info in outcome.infos:
+        fits = [f for f in (info.fit or {}).get("fits", []) if "threshold_transformed" in f]
+        x_fit = next((f for f in fits if "within" not in f), None)
+        for fit in fits:
+            dim = fit["dimension"]
+            xform = _xform_of(spec, dim)
+            column = comp.column(comp.pnn.index(outcome.channel_map[dim]))
+            parent = outcome.membership[info.parent].copy()
+            if "within" in fit and x_fit is not None:  # a quadrant's y within one side of x
+                x_dim = gates[info.name]["x"]["dimension"]
+                x_col = comp.column(comp.pnn.index(outcome.channel_map[x_dim]))
+                above_x = x_col >= _to_data(_xform_of(spec, x_dim), x_fit["threshold_transformed"])
+                parent &= above_x if fit["within"] == "+" else ~above_x
+            rows = np.flatnonzero(parent)
+            cap = int(settings["placement_max_events"])
+            if rows.size > cap:
+                rows = np.sort(np.random.default_rng(0).choice(rows, cap, replace=False))
+            data = column[rows].astype(float)
+            values = xform.apply(data) if xform is not None else data
+            t = float(fit["threshold_transformed"])
+            below, above = valley_halfwidths(
+                values,
+                t,
+                depth=float(settings["placement_depth"]),
+                bandwidth=float(settings["placement_bandwidth"]),
+            )
+            edges = _to_data(xform, np.array([t - below, t, t + above]))
+            out.append(
+                _Divider(
+                    gate=info.name,
+                    below=parent & (column >= edges[0]) & (column < edges[1]),
+                    above=parent & (column >= edges[1]) & (column < edges[2]),
+                )
+            )
+    return out
+
+
+def _xform_of(spec: Mapping[str, Any], dim: str) -> Any:
+    """The transform a template applies to a dimension (None: data units)."""
+    return make_transform(spec["transforms"][transform_name(spec, dim)])
+
+
+def _to_data(xform: Any, transformed: Any) -> Any:
+    arr = np.atleast_1d(np.asarray(transformed, dtype=float))
+    out = arr if xform is None else np.asarray(xform.inverse(arr), dtype=float)
+    return out if np.ndim(transformed) else float(out[0])
+
+
+def _placement(pop_mask: np.ndarray, divider: _Divider) -> tuple[int, float]:
+    """Events the population loses and gains when the divider moves across its band."""
+    n_below = int(np.count_nonzero(pop_mask & divider.below))
+    n_above = int(np.count_nonzero(pop_mask & divider.above))
+    parent_below = int(np.count_nonzero(divider.below))
+    parent_above = int(np.count_nonzero(divider.above))
+    if n_above >= n_below:  # the population lies above the threshold
+        return n_above, n_above * parent_below / max(parent_above, 1)
+    return n_below, n_below * parent_above / max(parent_below, 1)
+
+
+def population_intervals(
+    outcome: Any, *, template: Any, settings: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """Per gate: the interval of its percentage of the base, and whether it is below the LOQ.
+
+    Parameters
+    ----------
+    outcome : cikflow.gating.apply.GatingOutcome
+        One sample's gating (memberships, fit records, compensated events).
+    template : cikflow.gating.template.Template
+        The template it was gated with (its base gate, transforms).
+    settings : mapping, optional
+        The ``uncertainty`` config section (:data:`UNCERTAINTY_DEFAULTS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``gate`` and :data:`INTERVAL_COLUMNS` (percent of base; ``below_loq``:
+        fewer events than ``loq_events``); placement enters only for data-driven
+        1-D dividers of YAML templates between the base and the gate.
+    """
+    settings = {**UNCERTAINTY_DEFAULTS, **dict(settings or {})}
+    confidence = float(settings["confidence"])
+    gates = outcome.gates.set_index("gate")
+    paths = {i.name: set(i.path) | {i.name} for i in outcome.infos}
+    base_gate = template.spec.get("base") if template.kind == "yaml" else None
+    base_mask = outcome.membership.get(base_gate) if base_gate else None
+    base_path = paths.get(base_gate, set())
+    dividers = []
+    if template.kind == "yaml" and outcome.compensated is not None:
+        dividers = _dividers(outcome, template=template, settings=settings)
+    n_base = int(np.count_nonzero(base_mask)) if base_mask is not None else 0
+    rows = []
+    for gate in gates.index:
+        k, p = int(gates.loc[gate, "events"]), float(gates.loc[gate, "percent_of_base"])
+        mask = outcome.membership.get(gate)
+        if base_mask is None or mask is None:
+            n, relation = int(gates["events"].max()), "nested"
+        else:
+            n, relation = n_base, _relation(mask, base_mask)
+        c_lo, c_hi = count_interval(k, n, relation=relation, confidence=confidence)
+        lose2 = gain2 = 0.0
+        for d in dividers:
+            if d.gate in paths.get(gate, ()) and d.gate not in base_path and mask is not None:
+                lose, gain = _placement(mask, d)
+                lose2 += (100.0 * lose / max(n, 1)) ** 2
+                gain2 += (100.0 * gain / max(n, 1)) ** 2
+        low = p - math.hypot(p - c_lo, math.sqrt(lose2))
+        high = p + math.hypot(c_hi - p, math.sqrt(gain2))
+        if relation == "nested":
+            low, high = max(low, 0.0), min(high, 100.0)
+        rows.append(
+            {
+                "gate": gate,
+                "percent_of_base_low": max(low, 0.0),
+                "percent_of_base_high": high,
+                "below_loq": k < int(settings["loq_events"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=["gate", *INTERVAL_COLUMNS])
+
+
+def _relation(mask: np.ndarray, base: np.ndarray) -> str:
+    if not np.any(mask & ~base):
+        return "nested"
+    if not np.any(base & ~mask):
+        return "contains"
+    return "disjoint"
+
+
+def cells_per_uL_interval(
+    cells_per_uL: float,
+    *,
+    percent: tuple[float, float, float],
+    events: int,
+    bead_events: int,
+    settings: Mapping[str, Any] | None = None,
+) -> tuple[float, float]:
+    """Interval of a single-platform count (cells/µL), by the delta method on the log scale.
+
+    The relative spread adds, in quadrature: the population's own interval
+    (``percent``: point, low, high in percent of base; its counting part turned
+    from binomial into Poisson by ``z² p / events``), the bead count (Poisson,
+    ``1 / bead_events``), the lot's beads per tube and the pipetted volume (CVs).
+    The delta method suffices: every term is a product or ratio of a few
+    independent factors, each with a CV of a few percent, where the log-scale
+    normal approximation is accurate; it is deterministic and costs nothing.
+
+    Parameters
+    ----------
+    cells_per_uL : float
+        The count (cells/µL).
+    percent : tuple of float
+        The population's percent of base and its interval (percent).
+    events : int
+        The population's events.
+    bead_events : int
+        Bead events of the tube.
+    settings : mapping, optional
+        The ``uncertainty`` section (``confidence``, ``bead_lot_cv_percent``,
+        ``pipetting_cv_percent``).
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper bound (cells/µL); NaN when the count is.
+
+    Examples
+    --------
+    >>> lo, hi = cells_per_uL_interval(
+    ...     100.0, percent=(10.0, 10.0, 10.0), events=10000, bead_events=10000,
+    ...     settings={"bead_lot_cv_percent": 0, "pipetting_cv_percent": 0})
+    >>> round(lo, 2), round(hi, 2)
+    (97.97, 102.08)
+    """
+    settings = {**UNCERTAINTY_DEFAULTS, **dict(settings or {})}
+    if not np.isfinite(cells_per_uL) or events <= 0 or bead_events <= 0:
+        return math.nan, math.nan
+    z = z_value(float(settings["confidence"]))
+    p, low, high = percent
+    shared = (
+        z * z * (min(p, 100.0) / 100.0 / events + 1.0 / bead_events)
+        + (z * float(settings["bead_lot_cv_percent"]) / 100.0) ** 2
+        + (z * float(settings["pipetting_cv_percent"]) / 100.0) ** 2
+    )
+    rel_lo = (p - low) / p if p > 0 and np.isfinite(low) else 0.0
+    rel_hi = (high - p) / p if p > 0 and np.isfinite(high) else 0.0
+    return (
+        cells_per_uL * math.exp(-math.sqrt(rel_lo**2 + shared)),
+        cells_per_uL * math.exp(math.sqrt(rel_hi**2 + shared)),
+    )

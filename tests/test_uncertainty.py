@@ -1,0 +1,76 @@
+"""Intervals of population fractions: Wilson score, placement bands, LOQ."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cikflow.uncertainty import count_interval, valley_halfwidths, wilson_interval, z_value
+
+
+def test_z_value_95():
+    assert z_value(0.95) == pytest.approx(1.959964, abs=1e-6)
+
+
+def test_wilson_hand_computed():
+    # k = 20, n = 100, z² = 3.841459: centre (0.2 + 0.019207) / 1.038415 = 0.211098,
+    # half 1.959964 * sqrt(0.0016 + 0.0000960365) / 1.038415 = 0.077731
+    lo, hi = wilson_interval(20, 100)
+    assert lo == pytest.approx(0.133367, abs=1e-5)
+    assert hi == pytest.approx(0.288829, abs=1e-5)
+
+
+def test_wilson_zero_events_has_upper_bound():
+    # k = 0: (0, z² / (n + z²)) = 3.8415 / 103.8415
+    lo, hi = wilson_interval(0, 100)
+    assert lo == 0.0
+    assert hi == pytest.approx(3.841459 / 103.841459, abs=1e-6)
+
+
+def test_count_interval_contains_inverts_wilson():
+    # base 100 inside 125 events: Wilson of 100/125, inverted, in percent
+    lo_q, hi_q = wilson_interval(100, 125)
+    lo, hi = count_interval(125, 100, relation="contains")
+    assert (lo, hi) == pytest.approx((100 / hi_q, 100 / lo_q))
+    assert lo < 125 < hi
+
+
+def test_count_interval_disjoint_poisson_ratio():
+    # 400 beads against 1600 base events: 25 % x exp(± 1.96 sqrt(1/400 + 1/1600))
+    spread = 1.959964 * math.sqrt(1 / 400 + 1 / 1600)
+    lo, hi = count_interval(400, 1600, relation="disjoint")
+    assert lo == pytest.approx(25 * math.exp(-spread), rel=1e-5)
+    assert hi == pytest.approx(25 * math.exp(spread), rel=1e-5)
+
+
+def test_valley_halfwidths_empty_gap():
+    # two flat blocks with an empty gap (−0.2, 0.2): the band stays inside the gap
+    x = np.concatenate([np.linspace(-1, -0.2, 4000), np.linspace(0.2, 1, 4000)])
+    below, above = valley_halfwidths(x, 0.0, bandwidth=0.01)
+    assert 0.01 <= below < 0.2
+    assert 0.01 <= above < 0.2
+
+
+def test_valley_halfwidths_never_below_bandwidth():
+    # a threshold on a slope (no valley) still gets the kernel width as its band
+    x = np.linspace(0, 1, 1000) ** 2
+    below, above = valley_halfwidths(x, 0.5, bandwidth=0.02)
+    assert below >= 0.02
+    assert above >= 0.02
+
+
+def _in_band(x, t):
+    below, above = valley_halfwidths(x, t)
+    return int(np.count_nonzero((x >= t - below) & (x < t + above)))
+
+
+def test_valley_band_holds_few_events_in_a_deep_valley_many_in_a_shallow_one():
+    rng = np.random.default_rng(0)
+    deep = np.concatenate([rng.normal(0, 0.05, 20000), rng.normal(1, 0.05, 20000)])
+    shallow = np.concatenate([rng.normal(0.3, 0.15, 20000), rng.normal(0.7, 0.15, 20000)])
+    # separated by 20 sd: no event lies near the threshold
+    assert _in_band(deep, 0.5) == 0
+    # separated by 2.7 sd (depth ratio ~0.85): a wide share of the events is ambiguous
+    assert _in_band(shallow, 0.5) > 4000
