@@ -237,7 +237,7 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
                 x_dim = gates[info.name]["x"]["dimension"]
                 x_col = comp.column(comp.pnn.index(outcome.channel_map[x_dim]))
                 above_x = x_col >= _to_data(_xform_of(spec, x_dim), x_fit["threshold_transformed"])
-                parent &= above_x if fit["within"] == "+" else ~above_x
+                parent &= above_x if fit["within"].endswith("+") else ~above_x  # "CD3+"
             rows = np.flatnonzero(parent)
             cap = int(settings["placement_max_events"])
             if rows.size > cap:
