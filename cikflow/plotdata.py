@@ -73,6 +73,7 @@ def gate_plot_data(
     if template.kind != "yaml":
         return []
     axes = _Axes(fcs, outcome, template=template, compensated=compensated, bins=bins)
+    axes.reach = _gate_reach(outcome.infos)
     counts_by_gate = dict(zip(outcome.gates["gate"], outcome.gates["events"], strict=True))
     total = fcs.n_events
     out: list[dict[str, Any]] = []
@@ -128,6 +129,7 @@ class _Axes:
         self.raw_of: dict[str, np.ndarray] = {}  # dimension → values, untransformed or not
         self.edges_of: dict[str, np.ndarray] = {}  # dimension → bin edges in raw_of's units
         self.axes: dict[str, dict[str, Any]] = {}
+        self.reach: dict[str, tuple[float, float]] = {}  # dimension → gates' extent
 
     def axis(self, dim: str) -> dict[str, Any]:
         """The axis of ``dim``: detector, transform, range and ticks (transformed units)."""
@@ -150,6 +152,8 @@ class _Axes:
                 lo, hi = xform.apply(np.array([[lo], [hi]]))[:, 0]
         else:
             lo, hi = 0.0, 1.0
+        if dim in self.reach:  # the axis always shows the gates drawn on it
+            lo, hi = min(lo, self.reach[dim][0]), max(hi, self.reach[dim][1])
         pad = 0.04 * (hi - lo or 1.0)
         edges = np.linspace(lo - pad, hi + pad, self.bins + 1)
         if xform is not None and direct:
@@ -191,3 +195,33 @@ class _Axes:
             part = slice(start, start + _CHUNK)
             counts += np.histogram2d(yv[part], xv[part], bins=grid)[0]
         return {"kind": "2d", "x": xa, "y": ya, "counts": counts.astype(int).tolist()}
+
+
+def _gate_reach(infos: Any) -> dict[str, tuple[float, float]]:
+    """Per dimension, the lowest and highest coordinate of the gates drawn (transformed).
+
+    Read off each gate's outline drawn within an undefined extent: what remains
+    finite are the gate's own coordinates (bounds, dividers, vertices).
+    """
+    reach: dict[str, list[float]] = {}
+    for info in infos:
+        gate = info.gate
+        if gate is None or info.name != gate.name or not gate.dims:
+            continue
+        outline = gate.outline([(np.nan, np.nan)] * len(gate.dims))
+        found: dict[str, list[float]] = {d: [] for d in gate.dims}
+        x_dim = gate.dims[0]
+        found[x_dim] += [*outline.marks, *(v for s in outline.spans for v in s)]
+        for xs, ys in outline.paths:
+            found[x_dim] += list(xs)
+            if len(gate.dims) > 1:
+                found[gate.dims[1]] += list(ys)
+        for dim, values in found.items():
+            reach.setdefault(dim, []).extend(v for v in values if v is not None)
+    out = {}
+    for dim, values in reach.items():
+        finite = np.asarray(values, dtype=float)
+        finite = finite[np.isfinite(finite)]
+        if len(finite):
+            out[dim] = (float(finite.min()), float(finite.max()))
+    return out

@@ -192,3 +192,23 @@ def test_spillover_covering_a_subset_of_detectors(sim, default_template, tmp_pat
     widened = gate_fcs(read_fcs(path), default_template, aliases=ALIASES)
     assert widened.compensation == "$SPILLOVER (5 detectors)"
     pd.testing.assert_series_equal(narrow.gates["events"], widened.gates["events"])
+
+
+def test_plot_axes_always_show_the_gates(sim, default_template_path):
+    from cikflow.gating.template import Template
+    from cikflow.plotdata import gate_plot_data
+
+    folder, _ = sim
+    spec = read_yaml(default_template_path)
+    for gate in spec["gates"]:
+        if gate["name"] == "cells":  # a bound far above every event (FSC-A ≤ 262,144)
+            gate["dimensions"]["FSC-A"] = {"min": 25000, "max": 900000}
+    template = Template("wide", "1", "yaml", validate_template(spec))
+    fcs = read_fcs(folder / "B01_d00.fcs")
+    outcome = gate_fcs(fcs, template, aliases=ALIASES)
+    plots = {p["gate"]: p for p in gate_plot_data(fcs, outcome, template=template,
+                                                  compensated=outcome.compensated)}  # fmt: skip
+    lo, hi = plots["cells"]["x"]["range"]
+    assert lo < 25000
+    assert hi > 900000
+    assert hi < 1.1 * 900000  # the bound plus the usual 4 % margin, not more
