@@ -346,7 +346,11 @@ def _yaml_strategy(
     )
     for info in infos:
         if info.name == info.gate.name:  # once per gate (not per quadrant)
-            flags.extend({"gate": info.name, **f} for f in info.fit.get("flags", []))
+            moved = ", ".join(pop for pop, _ in info.gate.populations())
+            flags.extend(
+                {"gate": info.name, **f, "reason": f"{f['reason']} (moves {moved})"}
+                for f in info.fit.get("flags", [])
+            )
     return strategy, infos, channel_map, comp_text, matrix, compensated
 
 
