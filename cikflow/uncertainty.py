@@ -43,6 +43,7 @@ __all__ = [
     "cells_per_uL_interval",
     "count_interval",
     "population_intervals",
+    "ratio_interval",
     "valley_halfwidths",
     "wilson_interval",
     "z_value",
@@ -55,6 +56,8 @@ UNCERTAINTY_DEFAULTS: dict[str, Any] = {
     "placement_depth": 0.5,
     "placement_bandwidth": 0.012,
     "placement_max_events": 50_000,
+    "bead_lot_cv_percent": 2.0,
+    "pipetting_cv_percent": 1.0,
 }
 #: columns :func:`population_intervals` adds to a population table
 INTERVAL_COLUMNS = ["percent_of_base_low", "percent_of_base_high", "below_loq"]
@@ -415,3 +418,56 @@ def cells_per_uL_interval(
         cells_per_uL * math.exp(-math.sqrt(rel_lo**2 + shared)),
         cells_per_uL * math.exp(math.sqrt(rel_hi**2 + shared)),
     )
+
+
+def ratio_interval(
+    numerator: tuple[float, float, float],
+    denominator: tuple[float, float, float],
+    *,
+    shared_cv_percent: float = 0.0,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Interval of a ratio of two independent estimates, by the delta method on the log scale.
+
+    Each estimate's interval gives its log-scale half-width on each side,
+    ``ln(value / low)`` and ``ln(high / value)``; the ratio's lower end combines the
+    numerator's lower half-width with the denominator's upper one, in quadrature
+    (and the reverse for the upper end). A relative error both share (the bead
+    lot's beads per tube, when two tubes of one lot are counted) cancels in the
+    ratio: its ``(z × CV)²`` is taken out of each side's variance. Used for fold
+    expansion (total cells on day *d* ÷ total cells on the reference day).
+
+    Parameters
+    ----------
+    numerator, denominator : tuple of float
+        Value, low and high of each estimate (any positive unit, e.g. cells).
+    shared_cv_percent : float
+        CV (%) of a factor common to both estimates, which cancels.
+    confidence : float
+        Confidence level of the two intervals (and of the result).
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper bound of ``numerator / denominator`` (NaN when either
+        value is not positive and finite).
+
+    Examples
+    --------
+    >>> lo, hi = ratio_interval((100.0, 90.0, 110.0), (10.0, 9.0, 11.0))
+    >>> round(lo, 4), round(hi, 4)
+    (8.6756, 11.5266)
+    """
+    (n, n_lo, n_hi), (d, d_lo, d_hi) = numerator, denominator
+    values = (n, n_lo, n_hi, d, d_lo, d_hi)
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        return math.nan, math.nan
+    shared = (z_value(confidence) * shared_cv_percent / 100.0) ** 2
+
+    def var(value: float, bound: float) -> float:
+        return max(math.log(value / bound) ** 2 - shared, 0.0)
+
+    ratio = n / d
+    low = ratio * math.exp(-math.sqrt(var(n, n_lo) + var(d, d_hi)))
+    high = ratio * math.exp(math.sqrt(var(n, n_hi) + var(d, d_lo)))
+    return low, high

@@ -242,6 +242,19 @@ def test_sample_report_loads_offline_with_all_plots(
         _assert_clean(run)
 
 
+def test_gate_table_shows_each_population_interval(browser: Any, report: Report) -> None:
+    populations = pd.read_csv(report.results / "samples" / "B01_d21" / "populations.tsv", sep="\t")
+    cik = populations[(populations["gate"] == "CIK") & (populations["method"] == "gate")].iloc[0]
+    with open_page(browser, report.samples["B01_d21"]) as run:
+        rows = run.page.locator("#gate-table tr").all_inner_texts()
+        assert rows[0].split("\t")[-1] == "interval (% of base)"
+        cells = next(r for r in rows if r.startswith("CIK\t")).split("\t")
+        low, high = cik["percent_of_base_low"], cik["percent_of_base_high"]
+        assert cells[-1] == f"{low:.2f} – {high:.2f}"
+        assert low <= float(cells[-2]) <= high
+        _assert_clean(run)
+
+
 def test_sample_link_and_back_link(browser: Any, report: Report) -> None:
     with open_page(browser, report.index) as run:
         page = run.page

@@ -31,6 +31,8 @@ _AXES = """() => [...document.querySelectorAll('.plotly-graph-div')].map(d => ({
     yaxis: d.layout.yaxis.type || 'linear',
     traces: (d.data || []).length,
     drawn: d.querySelectorAll('.main-svg .cartesianlayer .mlayer > *').length,
+    errorbars: d.querySelectorAll('.main-svg .errorbar').length,
+    with_error_y: (d.data || []).filter(t => t.error_y && t.error_y.arrayminus).length,
 }))"""
 
 
@@ -90,6 +92,10 @@ def test_certificate_first_and_count_figures_on_log_axes(browser: Any, index: Pa
             assert plots[name]["yaxis"] == "log"
             assert plots[name]["traces"] == 7
             assert plots[name]["drawn"] >= plots[name]["traces"]
+            # every population's count and fold carries its interval as an error bar
+            assert plots[name]["with_error_y"] == 7
+            assert plots[name]["errorbars"] >= 7
+        assert plots["batch-0"]["with_error_y"] == plots["batch-0"]["traces"]
         headings = page.locator("h2").all_inner_texts()
         assert headings.index("Release certificate") < headings.index("Batch B01")
         rows = page.locator("table.release tr").all_inner_texts()
@@ -98,8 +104,25 @@ def test_certificate_first_and_count_figures_on_log_axes(browser: Any, index: Pa
         assert "CIK_cells_per_kg" in dose
         assert "≥ 2.5e+06" in dose
         assert "cells/kg" in dose
+        release = pd.read_csv(index.parent.parent / "release.tsv", sep="\t")
+        dose_row = release.set_index("criterion").loc["dose_CIK"]
+        header = page.locator("table.release tr").first.inner_text().split("\t")
+        assert header == [
+            "criterion",
+            "metric",
+            "value",
+            "interval",
+            "limit",
+            "unit",
+            "rule",
+            "decision",
+            "reason",
+        ]
+        cells = dose.split("\t")
+        assert cells[3] == f"{dose_row['value_low']:.4g} – {dose_row['value_high']:.4g}"
+        assert cells[6] == "guard-banded"
+        assert cells[7] == dose_row["decision"]
         verdict = page.locator("h3.certificate").inner_text()
-        assert verdict.startswith("Batch B01: ")
-        assert verdict.split(": ")[1] in ("PASS", "FAIL", "NOT EVALUABLE")
+        assert verdict == f"Batch B01: {release['batch_decision'].iloc[0]}"
         assert page.locator("#harvest-B01").is_visible()
         _assert_clean(run)

@@ -53,6 +53,7 @@ from cikflow.counts.methods import (
 )
 from cikflow.counts.tables import (
     COUNT_COLUMNS,
+    COUNT_INTERVAL_COLUMNS,
     COUNTS_DEFAULTS,
     KINETICS_COLUMNS,
     CountTables,
@@ -64,6 +65,7 @@ __all__ = [
     "BATCH_METRICS",
     "COUNTS_DEFAULTS",
     "COUNT_COLUMNS",
+    "COUNT_INTERVAL_COLUMNS",
     "DUAL_PLATFORM",
     "HARVEST_COLUMNS",
     "KINETICS_COLUMNS",

@@ -1,4 +1,12 @@
-"""Product metrics of a batch at harvest: the values release criteria test."""
+"""Product metrics of a batch at harvest: the values release criteria test.
+
+Each metric's interval (``value_low`` / ``value_high``): viability's is the Wilson
+interval of viable of all CD45+ events; a population's percent of base, cells/µL,
+total cells and fold expansion carry the summary's ``_low`` / ``_high`` columns (the
+mean of the bounds over replicate tubes); a dose per kg (total × infused fraction ÷
+weight) has the total's relative interval, weight and infused fraction taken as
+exact. Other metrics have none (NaN).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ from cikflow.counts.formulas import (
     viability_percent,
 )
 from cikflow.counts.tables import _counted
+from cikflow.uncertainty import count_interval
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -72,6 +81,7 @@ def harvest_metrics(
     bead_population: str = "beads",
     viable_population: str = "viable_leukocytes",
     leukocyte_population: str = "leukocytes",
+    confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Product metrics of one batch at harvest: the values release criteria test.
 
@@ -104,12 +114,15 @@ def harvest_metrics(
     bead_population, viable_population, leukocyte_population : str
         Populations of the counting beads, the viable CD45+ and all CD45+
         cells (viability = viable ÷ all × 100).
+    confidence : float
+        Confidence level of the viability's Wilson interval.
 
     Returns
     -------
     pandas.DataFrame
         :data:`HARVEST_COLUMNS`; a metric that cannot be computed has value
-        NaN and the ``reason``.
+        NaN and the ``reason``; ``value_low`` / ``value_high`` its interval
+        (module notes).
 
     Examples
     --------
@@ -138,11 +151,7 @@ def harvest_metrics(
     at, where, blank = _harvest_samples(cells, day=day_res, batch=batch)
     metrics = [("harvest_day", day_res, "day"), ("weight_kg", weight, "kg")]
     if blank.flag:
-        names = [("viability_percent", "%"), ("bead_events", "events"), ("bead_cv_percent", "%")]
-        names += [
-            (f"{pop}_{suffix}", unit) for pop in populations for suffix, unit in POPULATION_METRICS
-        ]
-        metrics += [(metric, blank, unit) for metric, unit in names]
+        metrics += _blank_metrics(populations, blank=blank)
         return _metric_table(metrics, batch=batch, where=where)
     metrics += _sample_metrics(
         at,
@@ -154,16 +163,56 @@ def harvest_metrics(
         column: _batch_value(sheet_rows, column, batch=batch)
         for column in ("infused_fraction", "infused_volume_mL")
     }
+    viable = (viable_population, leukocyte_population)
+    bounds = {"viability_percent": _viability_bounds(at, populations=viable, confidence=confidence)}
     for pop in populations:
         metrics += _population_metrics(at, population=pop, weight=weight, infusion=infusion)
-    bounds = {
-        f"{pop}_percent_of_base": (
-            _mean(at, pop, "percent_of_base_low").value,
-            _mean(at, pop, "percent_of_base_high").value,
-        )
-        for pop in populations
-    }
+        bounds.update(_population_bounds(at, population=pop, metrics=metrics))
     return _metric_table(metrics, batch=batch, where=where, bounds=bounds)
+
+
+def _blank_metrics(
+    populations: Sequence[str], *, blank: CountResult
+) -> list[tuple[str, CountResult, str]]:
+    """Every sample metric, each with the same missing result (no harvest sample)."""
+    names = [("viability_percent", "%"), ("bead_events", "events"), ("bead_cv_percent", "%")]
+    names += [
+        (f"{pop}_{suffix}", unit) for pop in populations for suffix, unit in POPULATION_METRICS
+    ]
+    return [(metric, blank, unit) for metric, unit in names]
+
+
+def _population_bounds(
+    at: pd.DataFrame, *, population: str, metrics: Sequence[tuple[str, CountResult, str]]
+) -> dict[str, tuple[float, float]]:
+    """Metric → (low, high) of one population: from the summary's bounds, doses scaled."""
+    pop = population
+    bounds = {
+        f"{pop}_{column}": (
+            _mean(at, pop, f"{column}_low").value,
+            _mean(at, pop, f"{column}_high").value,
+        )
+        for column in ("percent_of_base", "cells_per_uL", "total_cells", "fold_expansion")
+    }
+    total = _mean(at, pop, "total_cells").value
+    low, high = bounds[f"{pop}_total_cells"]
+    values = {metric: res.value for metric, res, _ in metrics}
+    for metric in (f"{pop}_cells_per_kg", f"{pop}_infused_cells_per_kg"):
+        dose = values.get(metric, math.nan)
+        # dose = total × infused fraction ÷ weight: the total's relative interval
+        if total > 0 and not _missing(dose):
+            bounds[metric] = (dose * low / total, dose * high / total)
+    return bounds
+
+
+def _viability_bounds(
+    at: pd.DataFrame, *, populations: tuple[str, str], confidence: float
+) -> tuple[float, float]:
+    """Wilson interval (%) of viability: viable of all CD45+ events (mean over tubes)."""
+    viable, leuko = (_mean(at, pop, "events") for pop in populations)
+    if not (viable.ok and leuko.ok) or leuko.value <= 0:
+        return math.nan, math.nan
+    return count_interval(viable.value, leuko.value, confidence=confidence)
 
 
 def _batch_sheet_rows(sheet: pd.DataFrame | None, *, batch: str) -> list[dict[str, Any]]:

@@ -1,7 +1,19 @@
 """Absolute counts of the summary table and the per-batch kinetics table.
 
 Cells/µL, total cells and fold expansion for every gate row, with the flags of
-samples whose counts are not evaluable.
+samples whose counts are not evaluable, and the interval of each
+(:data:`COUNT_INTERVAL_COLUMNS`, 95 % by default):
+
+- a single-platform count's by :func:`cikflow.uncertainty.cells_per_uL_interval`
+  (the population's own interval, the bead count, the bead lot's and the
+  pipetting CV); a dual-platform count's is the population's own relative
+  interval (the external counter's imprecision is not known here);
+- total cells = cells/µL × culture volume, the volume taken as exact: the same
+  relative interval;
+- fold expansion is a ratio of two totals
+  (:func:`cikflow.uncertainty.ratio_interval`): the bead lot's CV cancels between
+  single-platform tubes with the same beads per tube (one lot), the pipetting CV
+  and the counts do not; the reference tube's own fold is exactly 1.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from cikflow.counts.methods import (
     CountMethod,
     choose_count_method,
 )
+from cikflow.uncertainty import UNCERTAINTY_DEFAULTS, cells_per_uL_interval, ratio_interval
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -35,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COUNTS_DEFAULTS",
     "COUNT_COLUMNS",
+    "COUNT_INTERVAL_COLUMNS",
     "KINETICS_COLUMNS",
     "CountTables",
     "absolute_counts",
@@ -51,8 +65,20 @@ COUNT_COLUMNS: list[str] = [
     "fold_expansion",
     "fold_reference_day",
     "count_reason",
+    "cells_per_uL_low",
+    "cells_per_uL_high",
+    "total_cells_low",
+    "total_cells_high",
+    "fold_expansion_low",
+    "fold_expansion_high",
 ]
 
+#: interval columns of the counts (lower and upper bound of each count column)
+COUNT_INTERVAL_COLUMNS: list[str] = [
+    f"{column}_{side}"
+    for column in ("cells_per_uL", "total_cells", "fold_expansion")
+    for side in ("low", "high")
+]
 
 #: columns of ``results/batch/<batch>/kinetics.tsv``
 KINETICS_COLUMNS: list[str] = [
@@ -69,6 +95,7 @@ KINETICS_COLUMNS: list[str] = [
     "fold_reference_day",
     "review_required",
     "count_reason",
+    *COUNT_INTERVAL_COLUMNS,
 ]
 
 
@@ -146,8 +173,9 @@ def absolute_counts(
     bead_population: str = "beads",
     dual_platform_base: str = "viable_leukocytes",
     min_bead_events: int = 1000,
+    uncertainty: Mapping[str, Any] | None = None,
 ) -> CountTables:
-    """Absolute counts, total cells and fold expansion for every summary row.
+    """Absolute counts, total cells and fold expansion for every summary row, with intervals.
 
     Per sample the counting route is chosen by :func:`choose_count_method`;
     every gated population of the sample (``method`` ``gate``, or every row
@@ -172,12 +200,15 @@ def absolute_counts(
     min_bead_events : int
         A single-platform count from fewer bead events is flagged
         ``beads_low`` (CV ≈ 1/√n).
+    uncertainty : mapping, optional
+        The ``uncertainty`` config section (confidence, bead-lot, pipetting CV).
 
     Returns
     -------
     CountTables
-        ``summary``: the input with :data:`COUNT_COLUMNS` appended
-        (``review_required`` also set for flagged samples); ``flags``: one row
+        ``summary``: the input with :data:`COUNT_COLUMNS` appended, each count
+        with its interval (module notes; ``review_required`` also set for
+        flagged samples); ``flags``: one row
         per flag (``beads_low``, ``counts_not_evaluable``,
         ``culture_volume_missing``, ``fold_undefined``), with the reason.
 
@@ -202,6 +233,7 @@ def absolute_counts(
     rows = out.to_dict("records")
     by_sample = _sheet_lookup(sheet)
     flags: list[dict[str, Any]] = []
+    settings = {**UNCERTAINTY_DEFAULTS, **dict(uncertainty or {})}
     sample_method, columns, reasons = _count_rows(
         out,
         rows=rows,
@@ -220,6 +252,13 @@ def absolute_counts(
     out["count_reason"] = [
         "; ".join(r for r in (a, b) if r) for a, b in zip(reasons, fold_reasons, strict=True)
     ]
+    out = _with_intervals(
+        out,
+        by_sample=by_sample,
+        sample_method=sample_method,
+        bead_population=bead_population,
+        settings=settings,
+    )
     flag_df = pd.DataFrame(flags, columns=_FLAG_COLUMNS)
     flagged = set(flag_df["sample"].astype(str))
     if "review_required" in out.columns and flagged:
@@ -328,6 +367,152 @@ def _row_count(
         total = tot.value
         reason = "; ".join(r for r in (reason, res.reason, tot.reason) if r)
     return value, total, reason
+
+
+def _with_intervals(
+    table: pd.DataFrame,
+    *,
+    by_sample: Mapping[str, Mapping[str, Any]],
+    sample_method: Mapping[str, CountMethod],
+    bead_population: str,
+    settings: Mapping[str, Any],
+) -> pd.DataFrame:
+    """The counted table with :data:`COUNT_INTERVAL_COLUMNS` appended."""
+    out = table.copy()
+    bounds = _count_bounds(
+        out, sample_method=sample_method, bead_population=bead_population, settings=settings
+    )
+    for column, values in bounds.items():
+        out[column] = values
+    lots = [_lot(by_sample, sample=str(s), sample_method=sample_method) for s in out["sample"]]
+    out["fold_expansion_low"], out["fold_expansion_high"] = _fold_bounds(
+        out, lots=lots, bead_population=bead_population, settings=settings
+    )
+    return out
+
+
+def _lot(
+    by_sample: Mapping[str, Mapping[str, Any]],
+    *,
+    sample: str,
+    sample_method: Mapping[str, CountMethod],
+) -> float:
+    """A single-platform sample's beads per tube (its bead lot), else NaN."""
+    method = sample_method.get(sample, CountMethod(NOT_EVALUABLE, "")).method
+    if method != SINGLE_PLATFORM:
+        return math.nan
+    return _number(by_sample.get(sample, {}).get("beads_per_tube"))
+
+
+def _count_bounds(
+    table: pd.DataFrame,
+    *,
+    sample_method: Mapping[str, CountMethod],
+    bead_population: str,
+    settings: Mapping[str, Any],
+) -> dict[str, list[float]]:
+    """Intervals of every row's cells/µL and total cells (NaN where the count is)."""
+    bounds: dict[str, list[float]] = {c: [] for c in COUNT_INTERVAL_COLUMNS[:4]}
+    gates = table[_counted(table)]
+    beads_of = {
+        str(s): _number(e)
+        for s, p, e in zip(gates["sample"], gates["population"], gates["events"], strict=True)
+        if str(p) == bead_population
+    }
+    for row in table.to_dict("records"):
+        value, total = _number(row["cells_per_uL"]), _number(row["total_cells"])
+        method = sample_method.get(str(row["sample"]), CountMethod(NOT_EVALUABLE, "")).method
+        low, high = _per_uL_interval(
+            row,
+            value=value,
+            method=method,
+            beads=beads_of.get(str(row["sample"])),
+            settings=settings,
+        )
+        bounds["cells_per_uL_low"].append(low)
+        bounds["cells_per_uL_high"].append(high)
+        # total cells = cells/µL × culture volume (exact): the same relative interval
+        bounds["total_cells_low"].append(total * low / value if value > 0 else math.nan)
+        bounds["total_cells_high"].append(total * high / value if value > 0 else math.nan)
+    return bounds
+
+
+def _per_uL_interval(
+    row: Mapping[str, Any],
+    *,
+    value: float,
+    method: str,
+    beads: float | None,
+    settings: Mapping[str, Any],
+) -> tuple[float, float]:
+    """The interval of one row's cells/µL (NaN, NaN when the count is undefined)."""
+    events = _number(row["events"])
+    if not math.isfinite(value) or _missing(events):
+        return math.nan, math.nan
+    p = _number(row.get("percent_of_base"))
+    low, high = _number(row.get("percent_of_base_low")), _number(row.get("percent_of_base_high"))
+    if method == DUAL_PLATFORM:
+        if not (p > 0 and math.isfinite(low) and math.isfinite(high)):
+            return math.nan, math.nan
+        return value * low / p, value * high / p
+    if _missing(p) or _missing(low) or _missing(high):
+        # no interval of the fraction: the population's events as a Poisson count alone
+        p = low = high = 100.0
+    return cells_per_uL_interval(
+        value,
+        percent=(p, low, high),
+        events=int(events),
+        bead_events=int(_number(beads)) if beads is not None and not _missing(beads) else 0,
+        settings=settings,
+    )
+
+
+def _fold_bounds(
+    table: pd.DataFrame,
+    *,
+    lots: Sequence[float],
+    bead_population: str,
+    settings: Mapping[str, Any],
+) -> tuple[list[float], list[float]]:
+    """Interval of every row's fold expansion: total cells ÷ the reference day's total.
+
+    The reference total is the mean over the reference day's tubes (its interval the
+    mean of their bounds). The bead lot's CV cancels when both tubes are single-platform
+    counts with the same beads per tube (one lot); the reference tube's own fold (one
+    tube that day) is exactly 1.
+    """
+    low = [math.nan] * len(table)
+    high = [math.nan] * len(table)
+    positions = {idx: i for i, idx in enumerate(table.index)}
+    keys = (
+        ["batch", "method", "population"] if "method" in table.columns else ["batch", "population"]
+    )
+    lot_cv = float(settings["bead_lot_cv_percent"])
+    confidence = float(settings["confidence"])
+    for key, group in table.groupby(keys, sort=False):
+        if str(key[-1]) == bead_population or not _counted(group).all():
+            continue
+        ref = group[group["day"] == group["day"].min()]
+        ref_lots = {lots[positions[i]] for i in ref.index}
+        reference = tuple(
+            float(ref[c].mean()) for c in ("total_cells", "total_cells_low", "total_cells_high")
+        )
+        for idx, row in group.iterrows():
+            i = positions[idx]
+            fold = _number(row["fold_expansion"])
+            if not math.isfinite(fold):
+                continue
+            if len(ref) == 1 and idx == ref.index[0]:
+                low[i] = high[i] = fold
+                continue
+            one_lot = len(ref_lots) == 1 and math.isfinite(lots[i]) and {lots[i]} == ref_lots
+            low[i], high[i] = ratio_interval(
+                (row["total_cells"], row["total_cells_low"], row["total_cells_high"]),
+                reference,
+                shared_cv_percent=lot_cv if one_lot else 0.0,
+                confidence=confidence,
+            )
+    return low, high
 
 
 def _culture_volume_flags(

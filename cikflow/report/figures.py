@@ -220,6 +220,7 @@ def fractions_figure(
                 name=html.escape(pop),
                 line={"color": colors[pop]},
                 marker={"color": colors[pop]},
+                error_y=_error_bars(rows, column="percent_of_base", color=colors[pop]),
             )
         )
     fig.update_layout(
@@ -252,9 +253,32 @@ def _log_lines(
                 marker={"color": colors[pop]},
                 customdata=rows["sample"].astype(str).map(html.escape),
                 hovertemplate=f"%{{customdata}}: {hover}<extra>{html.escape(pop)}</extra>",
+                error_y=_error_bars(rows, column=column, color=colors[pop]),
             )
         )
     return traces
+
+
+def _error_bars(rows: pd.DataFrame, *, column: str, color: str) -> dict[str, Any] | None:
+    """Plotly ``error_y`` of a column's ``_low`` / ``_high`` interval (none without one)."""
+    low, high = f"{column}_low", f"{column}_high"
+    if low not in rows.columns or high not in rows.columns:
+        return None
+    value = rows[column].to_numpy(dtype=float)
+    lower = value - rows[low].to_numpy(dtype=float)
+    upper = rows[high].to_numpy(dtype=float) - value
+    if not (np.isfinite(lower).any() or np.isfinite(upper).any()):
+        return None
+    return {
+        "type": "data",
+        "symmetric": False,
+        # undefined bounds draw no bar
+        "array": np.where(np.isfinite(upper), upper, 0.0).tolist(),
+        "arrayminus": np.where(np.isfinite(lower), lower, 0.0).tolist(),
+        "color": color,
+        "thickness": 1,
+        "width": 3,
+    }
 
 
 def _log_layout(fig: go.Figure, *, title: str, y_title: str) -> go.Figure:

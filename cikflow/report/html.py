@@ -385,10 +385,11 @@ def _certificates(release: pd.DataFrame | None, *, batches: Sequence[str]) -> li
     out = []
     for batch in order:
         rows = release[release["batch"].astype(str) == batch]
+        decided = "batch_decision" in rows.columns
         out.append(
             {
                 "batch": batch,
-                "verdict": str(rows["batch_verdict"].iloc[0]),
+                "verdict": str(rows["batch_decision" if decided else "batch_verdict"].iloc[0]),
                 "review": bool(rows["review_required"].astype(str).str.lower().eq("true").any()),
                 "rows": [
                     {
@@ -401,12 +402,31 @@ def _certificates(release: pd.DataFrame | None, *, batches: Sequence[str]) -> li
                         "verdict": _text(r["verdict"]),
                         "reason": _text(r["reason"]),
                         "day": _number(r["day"], unit="day"),
+                        **_decision(r),
                     }
                     for r in rows.to_dict("records")
                 ],
             }
         )
     return out
+
+
+def _decision(row: Mapping[str, Any]) -> dict[str, str]:
+    """A criterion's interval, decision rule and decision, as the certificate shows them."""
+    unit = _text(row.get("unit"))
+    low, high = row.get("value_low"), row.get("value_high")
+    known = all(isinstance(v, int | float) and v == v for v in (low, high))
+    rule = _text(row.get("decision_rule")) or "point"
+    decision = _text(row.get("decision")) or _text(row["verdict"])
+    note = ""
+    if decision != _text(row["verdict"]):
+        note = f"point estimate {_text(row['verdict'])}; its interval straddles the limit"
+    return {
+        "interval": f"{_number(low, unit=unit)} – {_number(high, unit=unit)}" if known else "",
+        "rule": rule.replace("_", "-"),
+        "decision": decision,
+        "note": note,
+    }
 
 
 def _count_blocks(

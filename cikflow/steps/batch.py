@@ -55,8 +55,10 @@ def batch_kinetics(
     from cikflow.counts import harvest_metrics, kinetics_table
     from cikflow.io import read_table, write_table
     from cikflow.io.samplesheet import read_sample_sheet
+    from cikflow.uncertainty import UNCERTAINTY_DEFAULTS
 
     settings = counts_settings(config)
+    uncertainty = {**UNCERTAINTY_DEFAULTS, **dict((config or {}).get("uncertainty") or {})}
     summary = gate_rows(read_table(summary_path))
     sheet = read_sample_sheet(sheet_path) if sheet_path else None
     kinetics = kinetics_table(
@@ -70,6 +72,7 @@ def batch_kinetics(
         bead_population=settings["bead_population"],
         viable_population=settings["viable_population"],
         leukocyte_population=settings["leukocyte_population"],
+        confidence=float(uncertainty["confidence"]),
     )
     prov = provenance(
         step="batch_kinetics",

@@ -22,6 +22,9 @@ def sample_report(
 ) -> None:
     """Write a sample's HTML report from its ``status.json``, ``plots.json`` and ``gates.tsv``.
 
+    The gate table shows each population's interval of percent of base, from
+    ``populations.tsv`` where it exists.
+
     ``standalone`` inlines plotly.js so that the page works away from its report folder.
 
     Parameters
@@ -41,11 +44,14 @@ def sample_report(
     (files,) = sample_files([sample])
     plots = read_json(files.plots)
     concordance = files.concordance
+    gates = read_table(files.gates)
+    if files.populations is not None and files.populations.is_file():
+        gates = _with_intervals(gates, read_table(files.populations))
     write_sample_report(
         out_path,
         status=read_status(files.status).to_json(),
         plots=plots["gates"],
-        gates=read_table(files.gates),
+        gates=gates,
         clusters=plots.get("clusters"),
         concordance=(
             read_table(concordance) if concordance is not None and concordance.is_file() else None
@@ -53,6 +59,15 @@ def sample_report(
         acquisition=plots.get("acquisition"),
         standalone=standalone,
     )
+
+
+def _with_intervals(gates: pd.DataFrame, populations: pd.DataFrame) -> pd.DataFrame:
+    """The gate table with each population's ``percent_of_base_low`` / ``_high`` (by gate)."""
+    columns = ["percent_of_base_low", "percent_of_base_high"]
+    if not set(columns) <= set(populations.columns):
+        return gates
+    bounds = gate_rows(populations).drop_duplicates("gate").set_index("gate")[columns]
+    return gates.join(bounds, on="gate")
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,10 @@ def summarize(
         flags.append(read_table(f.flags))
     counts_cfg = counts_settings(config)
     summary, count_flags = _summary_with_counts(
-        summaries, sheet_path=sheet_path, settings=counts_cfg
+        summaries,
+        sheet_path=sheet_path,
+        settings=counts_cfg,
+        uncertainty=(config or {}).get("uncertainty"),
     )
     if not count_flags.empty:
         flags.append(count_flags)
@@ -108,7 +111,11 @@ def summarize(
 
 
 def _summary_with_counts(
-    tables: list[pd.DataFrame], *, sheet_path: str | Path | None, settings: Mapping[str, Any]
+    tables: list[pd.DataFrame],
+    *,
+    sheet_path: str | Path | None,
+    settings: Mapping[str, Any],
+    uncertainty: Mapping[str, Any] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The stacked sample rows with absolute counts, and the count flags."""
     summary = (
@@ -117,7 +124,9 @@ def _summary_with_counts(
     summary = summary.sort_values(["batch", "day", "sample"], kind="stable")[SUMMARY_COLUMNS]
     # absolute counts come from the gates; cluster-based rows follow each sample's gate rows
     clusters = cluster_rows(summary)
-    summary, count_flags = _add_counts(gate_rows(summary), sheet_path=sheet_path, settings=settings)
+    summary, count_flags = _add_counts(
+        gate_rows(summary), sheet_path=sheet_path, settings=settings, uncertainty=uncertainty
+    )
     return merge_cluster_rows(summary, clusters), count_flags
 
 
@@ -140,7 +149,11 @@ def counts_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _add_counts(
-    summary: pd.DataFrame, *, sheet_path: str | Path | None, settings: Mapping[str, Any]
+    summary: pd.DataFrame,
+    *,
+    sheet_path: str | Path | None,
+    settings: Mapping[str, Any],
+    uncertainty: Mapping[str, Any] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The summary with absolute counts appended, and the count flags."""
     from cikflow.counts import absolute_counts
@@ -153,6 +166,7 @@ def _add_counts(
         bead_population=settings["bead_population"],
         dual_platform_base=settings["dual_platform_base"],
         min_bead_events=int(settings["min_bead_events"]),
+        uncertainty=uncertainty,
     )
     return tables.summary, tables.flags
 

@@ -6,6 +6,7 @@ rule sample_report:
         status="results/samples/{sample}/status.json",
         plots="results/samples/{sample}/plots.json",
         gates="results/samples/{sample}/gates.tsv",
+        populations="results/samples/{sample}/populations.tsv",
         concordance="results/samples/{sample}/concordance.tsv",
     output:
         "results/report/samples/{sample}.html",
