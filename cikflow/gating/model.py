@@ -385,7 +385,7 @@ class QuadrantGate(Gate):
     ) -> dict[str, np.ndarray]:
         """As :meth:`Gate.members`."""
         above_x = values[self.xdim] >= self.x
-        above_y = values[self.ydim] >= self.y
+        above_y = self._above_y(values, above_x)
         out = {}
         for quad, signs in self.quadrants:
             sx = above_x if signs[0] == "+" else ~above_x
@@ -393,6 +393,10 @@ class QuadrantGate(Gate):
             out[quad] = parent & sx & sy
         out[self.name] = parent.copy()
         return out
+
+    def _above_y(self, values: Mapping[str, np.ndarray], above_x: np.ndarray) -> np.ndarray:
+        """Whether each point lies at or above the y divider (of its side of x)."""
+        return values[self.ydim] >= self.y
 
     def outline(self, extent: Sequence[tuple[float, float]]) -> Outline:
         """As :meth:`Gate.outline`."""
@@ -486,23 +490,10 @@ class SplitQuadrantGate(QuadrantGate):
         above = values[self.xdim] >= self.x
         return parent & (above if threshold.within == self._within("+") else ~above)
 
-    def members(
-        self,
-        values: Mapping[str, np.ndarray],
-        *,
-        parent: np.ndarray,
-        populations: Mapping[str, np.ndarray],
-    ) -> dict[str, np.ndarray]:
-        """As :meth:`Gate.members`."""
-        above_x = values[self.xdim] >= self.x
-        above_y = np.where(above_x, values[self.ydim] >= self.y, values[self.ydim] >= self.y_xneg)
-        out = {}
-        for quad, signs in self.quadrants:
-            sx = above_x if signs[0] == "+" else ~above_x
-            sy = above_y if signs[1] == "+" else ~above_y
-            out[quad] = parent & sx & sy
-        out[self.name] = parent.copy()
-        return out
+    def _above_y(self, values: Mapping[str, np.ndarray], above_x: np.ndarray) -> np.ndarray:
+        """As the quadrant gate's, each side of x against its own y divider."""
+        y = values[self.ydim]
+        return np.where(above_x, y >= self.y, y >= self.y_xneg)
 
     def outline(self, extent: Sequence[tuple[float, float]]) -> Outline:
         """As :meth:`Gate.outline`: the x divider, and each side's own y divider."""
