@@ -226,7 +226,6 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
     """Every fitted 1-D threshold of the gating, with its placement bands."""
     comp = outcome.compensated
     spec = template.spec
-    gates = {g["name"]: g for g in spec.get("gates", [])}
     out = []
     for info in outcome.infos:
         fits = [f for f in (info.fit or {}).get("fits", []) if "threshold_transformed" in f]
@@ -237,7 +236,7 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
             column = comp.column(comp.pnn.index(outcome.channel_map[dim]))
             parent = outcome.membership[info.parent].copy()
             if "within" in fit and x_fit is not None:  # a quadrant's y within one side of x
-                x_dim = gates[info.name]["x"]["dimension"]
+                x_dim = info.gate.dims[0]  # the divider it lies on a side of
                 x_col = comp.column(comp.pnn.index(outcome.channel_map[x_dim]))
                 above_x = x_col >= _to_data(_xform_of(spec, x_dim), x_fit["threshold_transformed"])
                 parent &= above_x if fit["within"].endswith("+") else ~above_x  # "CD3+"

@@ -367,9 +367,12 @@ def _confidence(
     from cikflow.gating.template import make_transform, transform_name
 
     spec = template.spec
+    made: dict[str, Any] = {}
 
-    def xform(dim: str) -> Any:
-        return make_transform(spec["transforms"][transform_name(spec, dim)])
+    def xform(dim: str) -> Any:  # one transform object per dimension
+        if dim not in made:
+            made[dim] = make_transform(spec["transforms"][transform_name(spec, dim)])
+        return made[dim]
 
     def column(dim: str) -> np.ndarray:
         return compensated.column(compensated.pnn.index(channel_map[dim]))

@@ -66,13 +66,7 @@ def _threshold(
 
 
 def _fit_quadrant(
-    gate: Mapping[str, Any],
-    *,
-    values: Callable[[str, np.ndarray], np.ndarray],
-    mask: np.ndarray,
-    scale: Callable[[str, Any], np.ndarray],
-    unscale: Callable[[str, Any], np.ndarray],
-    random_state: int,
+    gate: Mapping[str, Any], *, fitting: _Fitting
 ) -> tuple[tuple[str, float], tuple[str, float | dict[str, float]], list[dict[str, Any]]]:
     """Both dividers of a quadrant gate (data units) and their fit records.
 
@@ -88,12 +82,12 @@ def _fit_quadrant(
         p = {k: v for k, v in divider.items() if k not in ("dimension", "at", "per_side")}
         p.setdefault("method", "valley")
         value, record = _threshold(
-            values(dim, within),
+            fitting.values(dim, within),
             p,
             dim=dim,
-            scale=scale,
-            unscale=unscale,
-            random_state=random_state,
+            scale=fitting.scale,
+            unscale=fitting.unscale,
+            random_state=fitting.seed,
             where=f"{where} divider '{axis}'" + (f" within {side}" if side else ""),
         )
         if side:  # flags and records name the subset: "CD56 within CD3-: ..."
@@ -104,11 +98,12 @@ def _fit_quadrant(
         return value, record["threshold_transformed"]
 
     xdim, ydim = gate["x"]["dimension"], gate["y"]["dimension"]
+    mask = fitting.mask
     x, x_t = fit("x", mask)
     if not gate["y"].get("per_side"):
         return (xdim, x), (ydim, fit("y", mask)[0]), records
     above = np.zeros_like(mask)
-    above[mask] = values(xdim, mask) >= x_t
+    above[mask] = fitting.parent(xdim) >= x_t
     at = {
         sign: fit("y", side, f"{xdim}{sign}")[0]
         for sign, side in (("-", mask & ~above), ("+", above))
@@ -263,9 +258,7 @@ def fit_gate(
     if method in THRESHOLD_METHODS:
         _fit_range(gate, spec, record, method=method, params=params, fitting=fitting)
     elif method == "quadrant":
-        fits = _fit_quadrant(
-            gate, values=values, mask=mask, scale=scale, unscale=unscale, random_state=random_state
-        )
+        fits = _fit_quadrant(gate, fitting=fitting)
         for axis, dim, at in (("x", *fits[0]), ("y", *fits[1])):
             spec[axis] = {"dimension": dim, "at": at}
         if isinstance(spec["y"]["at"], dict):
