@@ -123,6 +123,26 @@ class GatingError(CikflowError):
     code = "gating_error"
 
 
+class EmptyBaseError(GatingError):
+    """The template's base population holds no event; fractions cannot be computed.
+
+    Attributes
+    ----------
+    outcome : object
+        The gating up to the failure (a :class:`cikflow.gating.apply.GatingOutcome`
+        whose gate table shows where the events went), so a report can show it.
+    emptied : str
+        The first gate on the base's path that holds no event.
+    """
+
+    code = "empty_base"
+
+    def __init__(self, message: str, *, outcome: object = None, emptied: str = "") -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.emptied = emptied
+
+
 class ExportError(CikflowError):
     """Gates cannot be written in the requested exchange format; the message says why."""
 

@@ -106,7 +106,59 @@ def gate_plot_data(
             for p in pops
         ]
         out.append(entry)
+    return _merge_dividers(out)
+
+
+def _merge_dividers(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One plot for two 1-D gates that split the same parent at the same divider.
+
+    A divider with a child on each side (CD16+ and CD16− of CIK) is drawn once,
+    each side shaded and labelled; the merged entry lists both in ``gates``.
+
+    >>> a = {"kind": "1d", "gate": "a", "parent": "P", "x": {"dim": "X"}, "events": 3,
+    ...      "outline": {"marks": [1.0], "spans": [[1.0, 9.0]], "labels": [], "paths": []},
+    ...      "populations": [{"name": "a"}]}
+    >>> b = {**a, "gate": "b", "events": 7,
+    ...      "outline": {**a["outline"], "spans": [[0.0, 1.0]]}, "populations": [{"name": "b"}]}
+    >>> merged = _merge_dividers([a, b])
+    >>> [(m["gates"], m["events"], m["outline"]["spans"]) for m in merged]
+    [(['a', 'b'], 10, [[1.0, 9.0], [0.0, 1.0]])]
+    """
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        prev = out[-1] if out else None
+        if prev is not None and "gates" not in prev and _same_divider(prev, entry):
+            outline = {
+                key: prev["outline"][key] + entry["outline"][key]
+                for key in ("paths", "spans", "labels")
+            }
+            outline["marks"] = prev["outline"]["marks"]
+            pops = prev["populations"] + entry["populations"]
+            out[-1] = {
+                **prev,
+                "gates": [prev["gate"], entry["gate"]],
+                "gate": f"{prev['gate']} | {entry['gate']}",
+                "events": prev["events"] + entry["events"],
+                "outline": outline,
+                "populations": pops,
+            }
+            continue
+        out.append(entry)
     return out
+
+
+def _same_divider(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two 1-D entries are the two sides of one divider of one parent."""
+    if a["kind"] != "1d" or b["kind"] != "1d" or a["parent"] != b["parent"]:
+        return False
+    if a["x"]["dim"] != b["x"]["dim"]:
+        return False
+    marks_a, marks_b = a["outline"]["marks"], b["outline"]["marks"]
+    if len(marks_a) != 1 or marks_a != marks_b:
+        return False
+    (lo_a, hi_a), (lo_b, hi_b) = a["outline"]["spans"][0], b["outline"]["spans"][0]
+    mark = marks_a[0]
+    return (hi_a == mark and lo_b == mark) or (lo_a == mark and hi_b == mark)
 
 
 class _Axes:

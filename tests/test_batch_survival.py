@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cikflow.io import read_json, read_table, write_fcs
+from cikflow.exceptions import GatingTemplateError
+from cikflow.io import read_json, read_table, read_template, write_fcs
 from cikflow.io.simulated import write_simulated
 from cikflow.simulate import CHANNELS, TOP_OF_SCALE, simulate_batches
 from cikflow.steps import batch_report, gate_file, sample_report, summarize
@@ -39,7 +40,7 @@ def _bad_files(folder, tube):
     no_cd45 = tube.events.copy()
     no_cd45[:, PNN.index("APC-Cy7-A")] = 0.0  # CD45 stain failed: no leukocytes, no base
     write_fcs(folder / "no_cd45.fcs", no_cd45, pnn=PNN, pns=PNS, keywords=tube.keywords)
-    files["bad_no_cd45"] = ("no_cd45.fcs", "GatingError", "is empty")
+    files["bad_no_cd45"] = ("no_cd45.fcs", "EmptyBaseError", "gate 'leukocytes' holds none")
     return files
 
 
@@ -90,6 +91,33 @@ def test_empty_base_names_the_gate(batch):
     status = read_json(root / "results" / "samples" / "bad_no_cd45" / "status.json")
     assert "base gate 'lymphocytes' is empty" in status["message"]
     assert status["qc"]["kept"] == status["events"]  # QC ran and kept everything
+    assert status["emptied"] == "leukocytes"
+
+
+def test_a_sample_whose_base_emptied_shows_its_gates_up_to_the_failure(batch):
+    root, _ = batch
+    folder = root / "results" / "samples" / "bad_no_cd45"
+    gates = read_table(folder / "gates.tsv").set_index("gate")
+    status = read_json(folder / "status.json")
+    # every gate is counted, the events run out at the leukocyte gate
+    assert gates.loc["cells", "events"] > 0
+    assert gates.loc["singlets", "events"] > 0
+    assert gates.loc["leukocytes", "events"] == 0
+    assert f"the {gates.loc['singlets', 'events']:,} events of its parent" in status["message"]
+    plots = read_json(folder / "plots.json")["gates"]
+    assert [p["gate"] for p in plots][:3] == ["beads", "cells", "singlets"]
+    page = (root / "results" / "report" / "samples" / "bad_no_cd45.html").read_text()
+    assert 'id="emptied-gate"><td>leukocytes</td>' in page
+    assert 'id="gate-plots"' in page
+
+
+def test_a_range_whose_min_is_not_below_its_max_is_refused(tmp_path, repo_dir):
+    text = (repo_dir / "config" / "gating" / "cik_default.yaml").read_text()
+    bad = text.replace("FSC-A: {min: 25000, max: null}", "FSC-A: {min: 25000, max: 2000}")
+    assert bad != text
+    (tmp_path / "bad.yaml").write_text(bad)
+    with pytest.raises(GatingTemplateError, match=r"gate 'cells': field 'dimensions.FSC-A': min"):
+        read_template(tmp_path / "bad.yaml")
 
 
 def test_an_empty_gate_is_reported_not_fatal(tmp_path, repo_dir):

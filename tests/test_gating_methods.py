@@ -221,6 +221,10 @@ def test_one_mode_marker_is_flagged_with_its_fallback(culture, repo_dir, tmp_pat
     reason = next(f["reason"] for f in outcome.flags if f["gate"] == "CIK_CD16pos")
     assert "fallback 'quantile'" in reason
     fit = next(i for i in outcome.infos if i.name == "CIK_CD16pos").fit["fits"][0]
+    # the reason names the search range and the fallback in the template's data units
+    low, high = fit["search"]
+    assert f"search range [{low:.4g}, {high:.4g}]" in reason
+    assert f"gives {fit['threshold']:.4g}" in reason
     assert 300 <= fit["threshold"] <= 5000  # the fallback stays inside the search bounds
 
 

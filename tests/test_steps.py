@@ -131,8 +131,14 @@ def test_sample_report_shows_every_gate(batch):
     root, _, _ = batch
     page = (root / "results" / "report" / "samples" / "B01_d00.html").read_text()
     plots = read_json(root / "results" / "samples" / "B01_d00" / "plots.json")["gates"]
-    # the acquisition view, all 11 gates of the default template (none is boolean), the cluster map
-    assert page.count('class="plotly-graph-div"') == len(plots) + 2 == 13
+    # the acquisition view, all 11 gates of the default template (none is boolean) in 9 plots
+    # (CD16+/- of CIK and CD56 bright/dim of NK each share one divider), the cluster map
+    assert page.count('class="plotly-graph-div"') == len(plots) + 2 == 11
+    drawn = [g for p in plots for g in p.get("gates", [p["gate"]])]
+    gates = read_table(root / "results" / "samples" / "B01_d00" / "gates.tsv")
+    quadrants = {"T", "CIK", "NK", "CD3neg_CD56neg"}  # drawn on their gate, cd3_cd56
+    assert sorted(drawn) == sorted({*gates["gate"], "cd3_cd56"} - quadrants)
+    assert ["CIK_CD16pos", "CIK_CD16neg"] in [p.get("gates") for p in plots]
     assert 'id="acquisition-plot"' in page
     assert 'id="cluster-map"' in page
     status = read_json(root / "results" / "samples" / "B01_d00" / "status.json")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cikflow.exceptions import GatingError
+from cikflow.exceptions import EmptyBaseError, GatingError
 from cikflow.gating.model import from_flowkit
 from cikflow.gating.template import GateInfo, Template, build_strategy, template_dimensions
 from cikflow.panel import merge_aliases, resolve_panel
@@ -255,7 +255,6 @@ def _gate_table(
     Appends a ``low_events`` flag for every gate whose parent holds fewer than
     ``min_events`` events.
     """
-    source = fcs.path.name
     total = fcs.n_events
     # a row is a population when its gate defines it (a quadrant gate defines its quadrants)
     populations = [(i, dict(i.gate.populations())) for i in infos]
@@ -290,11 +289,25 @@ def _gate_table(
                     "reason": f"parent '{parent_gate}' holds {parent_n} events (< {min_events})",
                 }
             )
-    if base_name and base_n == 0:
-        raise GatingError(
-            f"{source}: base gate '{base_name}' is empty; no fraction can be computed"
-        )
     return pd.DataFrame(rows, columns=GATE_TABLE_COLUMNS), membership
+
+
+def _empty_base(outcome: GatingOutcome, *, fcs: FcsData, base: str) -> EmptyBaseError:
+    """The error for an empty base: names the first gate on the base's path with no event."""
+    table = outcome.gates.set_index("gate")
+    path = next((i.path for i in outcome.infos if i.name == base), ())
+    emptied = next(
+        (g for g in (*path, base) if g in table.index and table.at[g, "events"] == 0), base
+    )
+    parent = table.at[emptied, "parent"] if emptied in table.index else "root"
+    parent_n = fcs.n_events if parent == "root" else int(table.at[parent, "events"])
+    where = "" if emptied == base else f": gate '{emptied}' holds none"
+    return EmptyBaseError(
+        f"{fcs.path.name}: base gate '{base}' is empty{where} of the {parent_n:,} events of "
+        f"its parent '{parent}'; no fraction can be computed",
+        outcome=outcome,
+        emptied=emptied,
+    )
 
 
 def _yaml_strategy(
@@ -442,7 +455,7 @@ def gate_fcs(
 
     Raises
     ------
-    MissingMarkerError, CompensationError, GatingError
+    MissingMarkerError, CompensationError, GatingError, EmptyBaseError
         Naming the file and what is wrong.
     """
     source = fcs.path.name
@@ -470,9 +483,7 @@ def gate_fcs(
     gates, membership = _gate_table(
         infos, masks, fcs=fcs, template=template, min_events=min_events, flags=flags
     )
-    if template.kind == "yaml" and compensated is not None:
-        flags.extend(_confidence(template, infos, membership, compensated, channel_map))
-    return GatingOutcome(
+    outcome = GatingOutcome(
         sample=fcs.sample_id,
         gates=gates,
         membership=membership,
@@ -483,3 +494,9 @@ def gate_fcs(
         flags=flags,
         compensated=compensated,
     )
+    base = template.base if template.kind == "yaml" else None
+    if base and not membership.get(base, np.ones(1, bool)).any():
+        raise _empty_base(outcome, fcs=fcs, base=base)
+    if template.kind == "yaml" and compensated is not None:
+        flags.extend(_confidence(template, infos, membership, compensated, channel_map))
+    return outcome

@@ -60,7 +60,10 @@ def _threshold(
         "threshold_transformed": est.threshold_,
         "search": p.get("search") and list(params["search"]),
         "events": int(est.n_events_),
-        "flags": [{"flag": f.flag, "reason": f"{dim}: {f.reason}"} for f in est.flags_],
+        "flags": [
+            {"flag": f.flag, "reason": f"{dim}: {f.text(lambda v: unscale(dim, v))}"}
+            for f in est.flags_
+        ],
     }
     return float(value), record
 
@@ -178,7 +181,7 @@ def _fit_shape(
     if est.vertices_:
         spec["vertices"] = [list(v) for v in est.vertices_]
     record["fits"].append({"dimensions": [xdim, ydim], "vertices": spec["vertices"]})
-    record["flags"].extend({"flag": f.flag, "reason": f.reason} for f in est.flags_)
+    record["flags"].extend({"flag": f.flag, "reason": f.text()} for f in est.flags_)
 
 
 def _fit_beads(
@@ -210,7 +213,10 @@ def _fit_beads(
         est.search = tuple(float(v) for v in fitting.scale(dim, search))
         est.fit(np.column_stack([*cols, fitting.parent(dim)]))
         thresholds.append(float(fitting.unscale(dim, [est.thresholds_[0]])[0]))
-        record["flags"].extend({"flag": f.flag, "reason": f"{dim}: {f.reason}"} for f in est.flags_)
+        record["flags"].extend(
+            {"flag": f.flag, "reason": f"{dim}: {f.text(lambda v, d=dim: fitting.unscale(d, v))}"}
+            for f in est.flags_
+        )
     for dim, value in zip(fluor, thresholds, strict=True):
         spec["dimensions"][dim] = {**spec["dimensions"][dim], "min": value}
     record["fits"].append({"dimensions": fluor, "thresholds": thresholds})

@@ -18,9 +18,12 @@ standard fast approximation and changes the valley position by less than a bin.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "BeadGate",
@@ -39,10 +42,39 @@ _MIN_FIT_EVENTS = 20
 
 @dataclass(frozen=True)
 class Flag:
-    """A confidence flag raised while fitting a gate."""
+    """A confidence flag raised while fitting a gate.
+
+    Attributes
+    ----------
+    flag : str
+        Its code (``no_valley``, ``at_bound`` …).
+    reason : str
+        Why; ``{0}``, ``{1}`` … stand for ``values`` when there are any.
+    values : tuple of float
+        Coordinates the reason names, in the estimator's (transformed) units, so the
+        fit can write them in the template's data units (:meth:`text`).
+
+    Examples
+    --------
+    >>> f = Flag("at_bound", "threshold {0} at [{1}, {2}]", (0.5, 0.5, 0.9))
+    >>> f.text()
+    'threshold 0.5 at [0.5, 0.9]'
+    >>> f.text(lambda v: v * 100000)
+    'threshold 50,000 at [50,000, 90,000]'
+    """
 
     flag: str
     reason: str
+    values: tuple[float, ...] = ()
+
+    def text(self, convert: Callable[[np.ndarray], np.ndarray] | None = None) -> str:
+        """The reason with its values, converted by ``convert`` (to data units) when given."""
+        if not self.values:
+            return self.reason
+        values = np.asarray(self.values, dtype=float)
+        if convert is not None:
+            values = np.asarray(convert(values), dtype=float)
+        return self.reason.format(*(f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}" for v in values))
 
 
 def _subsample(values: np.ndarray, max_events: int, random_state: int) -> np.ndarray:
@@ -216,11 +248,15 @@ class ValleyThreshold(_Threshold):
             best = min(candidates, key=lambda i: density[i]) if candidates else None
         if best is None:
             self.threshold_ = self._fallback(sample, lo, hi)
+            numeric = isinstance(self.fallback, int | float)
+            fallback = "{2}" if numeric else _named(self.fallback)
+            values = (lo, hi, *((float(self.fallback),) if numeric else ()), self.threshold_)
             self.flags_.append(
                 Flag(
                     "no_valley",
-                    f"one mode only inside the search range [{lo:.3g}, {hi:.3g}]; "
-                    f"fallback {_named(self.fallback)} gives {self.threshold_:.3g}",
+                    f"one mode only inside the search range [{{0}}, {{1}}]; "
+                    f"fallback {fallback} gives {{{len(values) - 1}}}",
+                    values,
                 )
             )
         else:
@@ -240,7 +276,8 @@ class ValleyThreshold(_Threshold):
             self.flags_.append(
                 Flag(
                     "at_bound",
-                    f"threshold {self.threshold_:.3g} at the search range [{lo:.3g}, {hi:.3g}]",
+                    "threshold {0} at the search range [{1}, {2}]",
+                    (self.threshold_, lo, hi),
                 )
             )
         return self
@@ -273,7 +310,7 @@ class QuantileThreshold(_Threshold):
         self.threshold_ = float(np.clip(raw, lo, hi))
         if self.threshold_ != raw:
             self.flags_.append(
-                Flag("at_bound", f"quantile {raw:.3g} clipped to [{lo:.3g}, {hi:.3g}]")
+                Flag("at_bound", "quantile {0} clipped to [{1}, {2}]", (raw, lo, hi))
             )
         return self
 
@@ -332,7 +369,11 @@ class TailThreshold(_Threshold):
         self.threshold_ = float(np.clip(raw, lo, hi))
         if self.threshold_ != raw:
             self.flags_.append(
-                Flag("at_bound", f"mode + {self.k} sd = {raw:.3g} clipped to [{lo:.3g}, {hi:.3g}]")
+                Flag(
+                    "at_bound",
+                    f"mode + {self.k} sd = {{0}} clipped to [{{1}}, {{2}}]",
+                    (raw, lo, hi),
+                )
             )
         return self
 

@@ -637,6 +637,13 @@ def _range_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarray]
     def conv(dim: str, v: float | None) -> Bound:
         return None if v is None else float(scale(dim, [v])[0])
 
+    for dim, b in spec["dimensions"].items():
+        lo, hi = b.get("min"), b.get("max")
+        if lo is not None and hi is not None and lo >= hi:
+            raise GatingTemplateError(
+                f"gate '{spec['name']}': field 'dimensions.{dim}': min {lo:g} is not below "
+                f"max {hi:g}; the gate would hold no event"
+            )
     cls = KINDS[spec["type"]]
     bounds = tuple(
         (dim, conv(dim, b.get("min")), conv(dim, b.get("max")))

@@ -36,7 +36,7 @@ from cikflow.gating.registry import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import flowkit
 
@@ -141,8 +141,10 @@ def apply_overrides(
             ).fit(values[:, column])
             setattr(dim, side, est.threshold_)
             record["fits"].append({"dimension": dim.id, "threshold_transformed": est.threshold_})
+
             record["flags"] = [
-                {"flag": f.flag, "reason": f"{dim.id}: {f.reason}"} for f in est.flags_
+                {"flag": f.flag, "reason": f"{dim.id}: {f.text(_data_units(xform))}"}
+                for f in est.flags_
             ]
         else:
             if method == "blob":
@@ -155,9 +157,16 @@ def apply_overrides(
             if est.vertices_:
                 new_gate.vertices = [tuple(v) for v in est.vertices_]
             record["fits"].append({"vertices": len(est.vertices_)})
-            record["flags"] = [{"flag": f.flag, "reason": f.reason} for f in est.flags_]
+            record["flags"] = [{"flag": f.flag, "reason": f.text()} for f in est.flags_]
         if strategy.is_custom_gate(sample.id, name, path):
             strategy.remove_gate(name, path, sample_id=sample.id)
         strategy.add_gate(new_gate, path, sample_id=sample.id)
         records.append(record)
     return records
+
+
+def _data_units(xform: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Transformed values back to data units (unchanged without a transform)."""
+    if xform is None:
+        return lambda v: v
+    return lambda v: xform.inverse(v.reshape(-1, 1))[:, 0]

@@ -56,6 +56,11 @@ class SampleStatus:
     clustering : dict
         ``{"status": "ok", markers, n_clusters, fit_events, events, dividers}``
         or ``{"status": "not run", "reason"}``.
+    emptied : str, optional
+        When the base population was empty: the first gate on its path that
+        held no event.
+    base : str, optional
+        The template's base population (percent of base is relative to it).
     provenance : dict, optional
         The step's provenance record.
     """
@@ -87,6 +92,8 @@ class SampleStatus:
     flags: list[dict[str, Any]] = field(default_factory=list)
     gatingml: str | None = None
     clustering: dict[str, Any] | None = None
+    emptied: str | None = None
+    base: str | None = None
     provenance: dict[str, Any] | None = None
 
     @property

@@ -32,6 +32,8 @@ __all__ = [
 
 _COLORSCALE = "Viridis"
 _GATE_COLOR = "#d62728"
+#: shading of a 1-D gate's inside; the second colour marks the other side of a shared divider
+_SIDE_COLORS = (_GATE_COLOR, "#1f77b4")
 
 #: population colours, given out in the template's population order (then repeated):
 #: with the default template, T blue, CIK dark red with its CD16+ red and CD16- orange
@@ -114,10 +116,14 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
     counts = np.asarray(entry["counts"], dtype=float)
     name = html.escape(str(entry["gate"]))
     parent = html.escape(str(entry["parent"]))
-    title = (
-        f"<b>{name}</b> in {parent}: {entry['events']:,} of {entry['parent_events']:,} events "
-        f"({_percent(entry['percent_parent'])})"
-    )
+    if entry.get("gates"):  # one divider, a child gate on each side
+        names = " and ".join(f"<b>{html.escape(str(g))}</b>" for g in entry["gates"])
+        title = f"{names} in {parent}: {entry['parent_events']:,} events split"
+    else:
+        title = (
+            f"<b>{name}</b> in {parent}: {entry['events']:,} of {entry['parent_events']:,} "
+            f"events ({_percent(entry['percent_parent'])})"
+        )
     outline = entry.get("outline") or {}
     line = {"color": _GATE_COLOR, "width": 2}
     if entry["kind"] == "2d":
@@ -152,8 +158,9 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
                 hovertemplate="%{y} events<extra></extra>",
             )
         )
-        for lo, hi in outline.get("spans", []):
-            fig.add_vrect(x0=lo, x1=hi, fillcolor=_GATE_COLOR, opacity=0.08, line_width=0)
+        for k, (lo, hi) in enumerate(outline.get("spans", [])):
+            fill = _SIDE_COLORS[k % len(_SIDE_COLORS)]  # two sides of one divider differ
+            fig.add_vrect(x0=lo, x1=hi, fillcolor=fill, opacity=0.08, line_width=0)
         for v in outline.get("marks", []):
             fig.add_vline(x=v, line=line)
         fig.update_yaxes(title={"text": "events"})

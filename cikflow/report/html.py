@@ -162,7 +162,7 @@ def write_sample_report(
         .render(
             s=status,
             figures=figures,
-            gates=gates.to_dict("records"),
+            gates=_gate_rows(gates, base=status.get("base")),
             plotly_js=plotly_js,
             plotly_inline=_plotly_inline() if standalone else None,
             index_href=index_href,
@@ -174,6 +174,16 @@ def write_sample_report(
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html)
+
+
+def _gate_rows(gates: pd.DataFrame, *, base: str | None) -> list[dict[str, Any]]:
+    """The gate table's rows; ``above_base`` marks the base's ancestors (no % of base)."""
+    rows = gates.to_dict("records")
+    above = set()
+    for row in rows:
+        if base and row["gate"] == base:
+            above = set(str(row["gate_path"]).split("/")[1:-1])
+    return [{**row, "above_base": row["gate"] in above} for row in rows]
 
 
 def _concordance_rows(table: pd.DataFrame | None) -> list[dict[str, Any]]:

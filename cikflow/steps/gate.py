@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cikflow.exceptions import CikflowError
+from cikflow.exceptions import CikflowError, EmptyBaseError
 from cikflow.gating.apply import GATE_TABLE_COLUMNS
 from cikflow.io.status import SampleStatus
 from cikflow.steps.cluster import Skipped, cluster_gated, cluster_plot, write_clusters
@@ -163,17 +163,25 @@ def _gate_sample(
     from cikflow.plotdata import gate_plot_data
 
     fcs, qc = _read_with_qc(fcs_path, status=status, config=config, gated=gated)
-    outcome = _run_gating(fcs, template=template, config=config)
+    bins = int(config.get("report", {}).get("bins", 96))
+    try:
+        outcome = _run_gating(fcs, template=template, config=config)
+    except EmptyBaseError as exc:  # the report shows the gates up to the one that emptied
+        partial = exc.outcome
+        _note_gating(status, outcome=partial, template=template)
+        gated.gates = partial.gates
+        if template.kind == "yaml":
+            gated.plots = gate_plot_data(
+                fcs, partial, template=template, compensated=partial.compensated, bins=bins
+            )
+        status.emptied = exc.emptied
+        raise
     _note_gating(status, outcome=outcome, template=template)
     status.gatingml = _write_gatingml(outcome, files.gatingml)
     gated.gates = outcome.gates
     if template.kind == "yaml":
         gated.plots = gate_plot_data(
-            fcs,
-            outcome,
-            template=template,
-            compensated=outcome.compensated,
-            bins=int(config.get("report", {}).get("bins", 96)),
+            fcs, outcome, template=template, compensated=outcome.compensated, bins=bins
         )
         # the plots were the last step to read the file's values: keep the template's
         # channels and free the file before clustering (a million events' bytes)
@@ -241,6 +249,7 @@ def _run_gating(fcs: FcsData, *, template: Any, config: Mapping[str, Any]) -> An
 def _note_gating(status: SampleStatus, *, outcome: Any, template: Any) -> None:
     """Panel, compensation, transforms and fitted values of the gating, in status."""
     status.panel = outcome.channel_map
+    status.base = template.base if template.kind == "yaml" else None
     status.compensation = outcome.compensation
     status.transforms = {
         dim: template.spec["transforms"][tname]
