@@ -161,6 +161,37 @@ def _is_clock(values: np.ndarray) -> bool:
     return bool(values[-1] > values[0] and np.all(np.diff(values) >= 0))
 
 
+#: a Time channel whose values decrease between more than this share of consecutive
+#: events is not a clock (an Aurora export's Time: 0-0.07, decreasing at about half)
+_CLOCK_DECREASES = 0.01
+
+
+def decreasing_share(time: np.ndarray) -> float:
+    """Share of consecutive events whose Time decreases (0 for a clock; NaN ignored).
+
+    >>> decreasing_share(np.array([0.0, 1.0, 1.0, 2.0, 1.5]))
+    0.25
+    """
+    t = np.asarray(time, dtype=float)
+    t = t[np.isfinite(t)]
+    return float(np.mean(np.diff(t) < 0)) if t.size > 1 else 0.0
+
+
+def is_clock_like(time: np.ndarray) -> bool:
+    """Whether a Time channel runs forward and moves: the condition for rates over it.
+
+    At most 1 % of consecutive steps may go backwards (a rare reset passes).
+
+    >>> is_clock_like(np.array([0.0, 1.0, 2.0])), is_clock_like(np.array([0.0, 2.0, 1.0]))
+    (True, False)
+    """
+    t = np.asarray(time, dtype=float)
+    finite = t[np.isfinite(t)]
+    if finite.size < 2 or not finite.max() > finite.min():
+        return False
+    return decreasing_share(finite) <= _CLOCK_DECREASES
+
+
 def _time_bins(time: np.ndarray, n_bins: int) -> tuple[np.ndarray, float, float, int]:
     """Equal-width bins aligned on the Time resolution: (bin index, origin, width, count)."""
     finite = np.isfinite(time)
@@ -368,6 +399,12 @@ def _time_check(
         return empty
     time = _column(events, time_index) if time_index is not None else None
     n_bins = 0
+    if time is not None and not is_clock_like(time) and np.nanmax(time) > np.nanmin(time):
+        notes.append(
+            f"{channels[time_index]} is not a clock (it decreases between "
+            f"{decreasing_share(time):.0%} of consecutive events)"
+        )
+        time = None
     if time is not None and np.isfinite(time).any() and np.nanmax(time) > np.nanmin(time):
         index, origin, width, n_bins = _time_bins(time, wanted)
         if n_bins < min_bins:

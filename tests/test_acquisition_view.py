@@ -50,3 +50,13 @@ def test_channel_names_escaped() -> None:
     assert data is not None
     fig = acquisition_figure(data)
     assert "<b>x" not in fig.layout.yaxis2.title.text
+
+
+def test_no_view_over_a_time_channel_that_is_not_a_clock() -> None:
+    events = _events()
+    events[:, 3] = np.random.default_rng(1).uniform(0, 0.07, len(events))  # runs backwards
+    data = acquisition_plot_data(events, channels=CHANNELS, time_index=3, qc={}, time_unit="s")
+    assert data is None
+    events[:, 3] = np.sort(events[:, 3])  # the same values in order: a clock
+    data = acquisition_plot_data(events, channels=CHANNELS, time_index=3, qc={}, time_unit="s")
+    assert data is not None

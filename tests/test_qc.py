@@ -136,6 +136,19 @@ def test_without_time_channel_the_signal_is_checked_in_event_order():
     assert result.windows[0]["unit"] == "event"
 
 
+def test_a_time_channel_that_runs_backwards_is_not_read_as_a_clock():
+    # an Aurora export's Time: small values in no order (about half the steps go back)
+    rng = np.random.default_rng(8)
+    events = rng.lognormal(8, 0.5, size=(20000, 3))
+    events[:, 2] = rng.uniform(0, 0.07, 20000)
+    events[12000:14000, 0] *= 0.5  # a dim stretch, found in event order
+    result = acquisition_qc(events, channels=["FSC-A", "SSC-A", "Time"], time_index=2)
+    note = next(n for n in result.notes if "is not a clock" in n)
+    assert "decreases between 50% of consecutive events" in note
+    assert result.windows[0]["unit"] == "event"
+    assert result.anomalous[12000:14000].mean() > 0.95
+
+
 def test_a_clock_channel_is_the_time_axis_and_never_watched():
     rng = np.random.default_rng(6)
     events = rng.lognormal(8, 0.5, size=(10000, 3))

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cikflow.qc import default_qc_channels
+from cikflow.qc import default_qc_channels, is_clock_like
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -45,7 +45,7 @@ def acquisition_plot_data(
     time_unit: str = "s",
     n_bins: int = N_BINS,
 ) -> dict[str, Any] | None:
-    """Binned event rate and key-channel median over Time, or None without a Time channel.
+    """Binned event rate and key-channel median over Time; None without a Time that is a clock.
 
     Parameters
     ----------
@@ -65,9 +65,9 @@ def acquisition_plot_data(
     if time_index is None or len(events) < 2:
         return None
     time = np.asarray(events[:, time_index], dtype=float)
-    lo, hi = float(np.nanmin(time)), float(np.nanmax(time))
-    if not np.isfinite(lo) or not hi > lo:
+    if not is_clock_like(time):  # rates over a Time that runs backwards mean nothing
         return None
+    lo, hi = float(np.nanmin(time)), float(np.nanmax(time))
     edges = np.linspace(lo, hi, n_bins + 1)
     which = np.clip(np.searchsorted(edges, time, side="right") - 1, 0, n_bins - 1)
     counts = np.bincount(which, minlength=n_bins)
