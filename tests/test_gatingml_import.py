@@ -176,6 +176,23 @@ def test_gate_on_unknown_transform_kind_is_left_out(fcs, tmp_path: Path):
     _assert_good_gates(fcs, template)
 
 
+def test_gate_on_transform_with_impossible_parameters_is_left_out(fcs, tmp_path: Path):
+    # asinh with M = 0 divides by zero (every value NaN): the schema says M > 0
+    nan_asinh = (
+        '<transforms:transformation transforms:id="Flat">'
+        '<transforms:fasinh transforms:T="1000" transforms:M="0" transforms:A="0"/>'
+        "</transforms:transformation>\n"
+    )
+    extra = ' gating:transformation-ref="Flat"'
+    body = nan_asinh + GOOD + _rect("Scaled", _dim("FL1-H", 0.1, 0.5, extra)) + GOOD_CHILD
+    with pytest.warns(
+        GatingMLWarning, match=r"transform 'Flat' \(line 6\) left out: .* attribute 'transforms:M'"
+    ):
+        template, (warning,) = _read_leaving_out(_write(tmp_path, body), "Scaled")
+    assert warning.reason.startswith("dimension 'FL1-H' uses transform 'Flat', left out: ")
+    _assert_good_gates(fcs, template)
+
+
 def test_gate_with_a_nameless_dimension_is_left_out(fcs, tmp_path: Path):
     nameless = (
         '<gating:dimension gating:compensation-ref="uncompensated" gating:min="0">'

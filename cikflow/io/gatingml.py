@@ -88,6 +88,7 @@ def _parse(path: Path) -> etree._ElementTree:
     except etree.XMLSyntaxError as exc:
         follow(failed=True)
         line, column = exc.position if exc.position else (exc.lineno, 0)
+        line = max(line or 0, 1)  # libxml2 says line 0 for an empty file
         where = (
             f"in element <{stack[-1][0]}> (opened at line {stack[-1][1]})"
             if stack
@@ -154,8 +155,15 @@ def _schema_errors(tree: Any) -> list[Any]:
 
 
 def _short(message: str) -> str:
-    """A schema message without its list of every element allowed instead."""
-    return message.split(" Expected is", 1)[0].strip()
+    """A schema message without its list of every element allowed, with prefixed names."""
+    message = message.split(" Expected is", 1)[0].strip()
+    for url, prefix in (
+        (_GATING, "gating"),
+        (_DATATYPES, "data-type"),
+        (_TRANSFORMS, "transforms"),
+    ):
+        message = message.replace(f"{{{url}}}", f"{prefix}:")
+    return message
 
 
 def _check_schema(root: Any, parts: list[_Part], source: str) -> None:
@@ -223,9 +231,12 @@ def _check_transform(part: _Part) -> None:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            xform.apply(probe)
+            values = np.asarray(xform.apply(probe), dtype=float)
         except Exception as exc:  # flowutils rejects impossible parameters here
             part.reason = f"flowkit cannot compute it ({exc})"
+            return
+    if not np.isfinite(values[2:]).all():  # positive values: finite for every valid transform
+        part.reason = "it gives no finite value for positive data (impossible parameters)"
 
 
 def _check_matrix(part: _Part) -> None:
