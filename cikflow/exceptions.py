@@ -22,6 +22,8 @@ __all__ = [
     "FcsTruncatedError",
     "FcsUnsupportedError",
     "GatingError",
+    "GatingMLGateWarning",
+    "GatingMLWarning",
     "GatingTemplateError",
     "MissingMarkerError",
     "ReleaseSpecError",
@@ -157,6 +159,31 @@ class ConfigError(CikflowError):
 
 class CikflowWarning(UserWarning):
     """A recoverable oddity worth a line in the log and the report."""
+
+
+class GatingMLWarning(CikflowWarning):
+    """Part of a GatingML 2.0 template is ignored; the message names the file, line and element."""
+
+
+class GatingMLGateWarning(GatingMLWarning):
+    """A GatingML gate cannot be built or computed and is left out, with the gates under it.
+
+    Attributes
+    ----------
+    gate : str
+        ID of the gate at fault.
+    reason : str
+        Why it cannot be built or computed.
+    dependants : tuple of str
+        IDs of the gates left out with it: its descendants and the Boolean gates
+        referencing it (or them).
+    """
+
+    def __init__(self, message: str, *, gate: str, reason: str, dependants: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.gate = gate
+        self.reason = reason
+        self.dependants = dependants
 
 
 class ReleaseSpecError(CikflowError):

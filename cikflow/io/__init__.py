@@ -5,6 +5,7 @@ from __future__ import annotations
 from cikflow.io.export import WorkspaceSample, export_flowjo_wsp, export_gatingml
 from cikflow.io.fcs import FcsData, file_sha256, read_fcs, select_events, write_fcs
 from cikflow.io.flowjo import read_flowjo_counts, read_flowjo_template
+from cikflow.io.gatingml import read_gatingml
 from cikflow.io.status import SampleStatus, read_status, write_status
 from cikflow.io.tables import (
     read_json,
@@ -28,6 +29,7 @@ __all__ = [
     "read_fcs",
     "read_flowjo_counts",
     "read_flowjo_template",
+    "read_gatingml",
     "read_json",
     "read_status",
     "read_table",

@@ -52,7 +52,9 @@ def read_template(
 ) -> Template:
     """Read and validate a gating template.
 
-    ``.xml`` files are parsed as GatingML 2.0 by flowkit; ``.wsp`` files as a
+    ``.xml`` files are read as GatingML 2.0 gate by gate (see
+    :func:`cikflow.io.gatingml.read_gatingml`: a gate that cannot be built or
+    computed is left out with a warning, with the gates depending on it); ``.wsp`` files as a
     FlowJo 10 workspace (see :func:`cikflow.io.flowjo.read_flowjo_template`);
     anything else as a YAML template validated against ``template.schema.yaml``.
 
@@ -79,14 +81,9 @@ def read_template(
     raw = path.read_bytes()
     sha = hashlib.sha256(raw).hexdigest()
     if path.suffix.lower() == ".xml":
-        import flowkit as fk
+        from cikflow.io.gatingml import read_gatingml
 
-        try:
-            strategy = fk.parse_gating_xml(str(path))
-        except Exception as exc:
-            raise GatingTemplateError(
-                f"{path.name}: not a valid GatingML 2.0 file ({type(exc).__name__}: {exc})"
-            ) from exc
+        strategy = read_gatingml(path)
         return Template(
             name=path.stem, version="", kind="gatingml", spec={}, sha256=sha, strategy=strategy
         )
