@@ -342,13 +342,12 @@ def check_inputs(config: Mapping[str, Any], *, base_dir: str | Path = ".") -> li
     except CikflowError as exc:
         return [CheckProblem(type(exc).__name__, str(exc), fatal=True)]
     problems = []
-    if template.populations:
+    populations = template.reported
+    if populations:
         bead = config.get("counts", {}).get("bead_population", "beads")
         problems = [
             CheckProblem(str(config["release_spec"]), message, fatal=True)
-            for message in spec_problems(
-                spec, populations=list(template.populations), bead_population=bead
-            )
+            for message in spec_problems(spec, populations=populations, bead_population=bead)
         ]
     try:
         check_clustering_markers(

@@ -8,6 +8,7 @@ histograms; :mod:`cikflow.report` only draws them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,8 @@ import numpy as np
 from cikflow.gating.template import make_transform, transform_name
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
     from cikflow.events import FcsData
     from cikflow.gating.apply import GatingOutcome
     from cikflow.gating.template import Template
@@ -40,7 +43,7 @@ def gate_plot_data(
     outcome: GatingOutcome,
     *,
     template: Template,
-    compensated: CompensatedEvents | np.ndarray,
+    compensated: CompensatedEvents | np.ndarray | None,
     bins: int = 96,
 ) -> list[dict[str, Any]]:
     """Histograms of every gate's parent events, in the gate's transformed axes.
@@ -52,10 +55,12 @@ def gate_plot_data(
     outcome : GatingOutcome
         Its gating result (membership and gate geometry).
     template : Template
-        The YAML template (GatingML templates get no plots).
-    compensated : CompensatedEvents or numpy.ndarray
-        Compensated events, file channel order, read as ``compensated[:, j]``
-        (:class:`cikflow.preprocess.CompensatedEvents`, or an array).
+        The template: YAML (marker space, its transforms), or GatingML / FlowJo
+        (each gate in its own dimensions' compensation and transforms).
+    compensated : CompensatedEvents or numpy.ndarray or None
+        YAML templates: compensated events, file channel order, read as
+        ``compensated[:, j]`` (:class:`cikflow.preprocess.CompensatedEvents`, or an
+        array). GatingML and FlowJo templates (None): each gate's own compensation.
     bins : int
         Bins per axis.
 
@@ -71,42 +76,142 @@ def gate_plot_data(
         population the gate defines: one per quadrant of a quadrant gate).
     """
     if template.kind != "yaml":
-        return []
+        return _strategy_plot_data(fcs, outcome, bins=bins)
     axes = _Axes(fcs, outcome, template=template, compensated=compensated, bins=bins)
     axes.reach = _gate_reach(outcome.infos)
-    counts_by_gate = dict(zip(outcome.gates["gate"], outcome.gates["events"], strict=True))
-    total = fcs.n_events
     out: list[dict[str, Any]] = []
+    for info, mask in _drawn(outcome, n_events=fcs.n_events):
+        entry = _entry(info.gate, parent=info.path[-1], mask=mask, outcome=outcome)
+        entry.update(axes.histogram(info.gate.dims, mask))
+        _add_outline(entry, info.gate)
+        out.append(entry)
+    return _merge_dividers(out)
+
+
+def _drawn(outcome: GatingOutcome, *, n_events: int) -> Iterator[tuple[Any, np.ndarray]]:
+    """Each gate with something to draw, and its parent's events (a mask)."""
     for info in outcome.infos:
         gate = info.gate
         if gate is None or info.name != gate.name or not gate.dims:
             continue  # a quadrant (drawn with its gate), or a gate with nothing to draw
         parent = info.path[-1]
-        mask = outcome.membership[parent] if parent != "root" else np.ones(total, dtype=bool)
-        parent_n = int(mask.sum())
-        pops = [p for p, _ in gate.populations()]
-        n_in = sum(counts_by_gate[p] for p in pops)
-        entry: dict[str, Any] = {
-            "gate": info.name,
-            "parent": parent,
-            "gate_type": gate.kind,
-            "events": int(n_in),
-            "parent_events": parent_n,
-            "percent_parent": 100.0 * n_in / parent_n if parent_n else None,
-        }
-        entry.update(axes.histogram(gate.dims, mask))
-        extent = [entry["x"]["range"]] + ([entry["y"]["range"]] if entry["y"] else [])
-        entry["outline"] = gate.outline(extent).as_dict()
-        entry["populations"] = [
+        mask = outcome.membership[parent] if parent != "root" else np.ones(n_events, dtype=bool)
+        yield info, mask
+
+
+def _entry(gate: Any, *, parent: str, mask: np.ndarray, outcome: GatingOutcome) -> dict[str, Any]:
+    """A plot's gate, parent and counts: the populations the gate defines, % of parent."""
+    counts_by_gate = dict(zip(outcome.gates["gate"], outcome.gates["events"], strict=True))
+    parent_n = int(mask.sum())
+    pops = [p for p, _ in gate.populations() if p in counts_by_gate]
+    n_in = sum(counts_by_gate[p] for p in pops)
+    return {
+        "gate": gate.name,
+        "parent": parent,
+        "gate_type": gate.kind,
+        "events": int(n_in),
+        "parent_events": parent_n,
+        "percent_parent": 100.0 * n_in / parent_n if parent_n else None,
+        "populations": [
             {
                 "name": p,
                 "events": int(counts_by_gate[p]),
                 "percent_parent": 100.0 * counts_by_gate[p] / parent_n if parent_n else None,
             }
             for p in pops
-        ]
-        out.append(entry)
+        ],
+    }
+
+
+def _add_outline(entry: dict[str, Any], gate: Any) -> None:
+    extent = [entry["x"]["range"]] + ([entry["y"]["range"]] if entry["y"] else [])
+    entry["outline"] = gate.outline(extent).as_dict()
+
+
+def _strategy_plot_data(fcs: FcsData, outcome: GatingOutcome, *, bins: int) -> list[dict[str, Any]]:
+    """The plots of a GatingML or FlowJo template: each gate in its own dimensions' units.
+
+    A GatingML gate carries its compensation and transforms per dimension, so its
+    axes are the values flowkit decides it on (:class:`cikflow.gating.engine.GateValues`).
+    Boolean gates (no dimensions) and ratio dimensions are not drawn; a gate the
+    model has no outline for (an ellipsoid) shows its parent's events alone.
+    """
+    from cikflow.gating.engine import GateValues
+    from cikflow.gating.model import from_flowkit
+
+    strategy = outcome.strategy
+    values = GateValues(strategy, fcs)
+    out: list[dict[str, Any]] = []
+    try:
+        for info, mask in _drawn(outcome, n_events=fcs.n_events):
+            # the sample's own gate where the template has one for it (FlowJo workspaces)
+            fk_gate = strategy.get_gate(info.name, info.path, sample_id=outcome.sample)
+            gate = from_flowkit(fk_gate, parent=info.path[-1])
+            columns = values(fk_gate, np.flatnonzero(mask))
+            if columns is None:
+                continue
+            entry = _entry(gate, parent=info.path[-1], mask=mask, outcome=outcome)
+            reach = _gate_reach([replace(info, gate=gate)])
+            axes = [
+                _value_axis(v, dim=name, transform=values.transform(d), reach=reach, bins=bins)
+                for v, name, d in zip(columns, gate.dims, fk_gate.dimensions, strict=True)
+            ]
+            entry.update(_histogram(columns, axes))
+            _add_outline(entry, gate)
+            out.append(entry)
+    finally:
+        values.release()
     return _merge_dividers(out)
+
+
+def _value_axis(
+    values: np.ndarray,
+    *,
+    dim: str,
+    transform: Any,
+    reach: Mapping[str, tuple[float, float]],
+    bins: int,
+) -> dict[str, Any]:
+    """An axis over values already in the gate's units: range (events and the gate), ticks."""
+    finite = values[np.isfinite(values)]
+    lo, hi = np.quantile(finite, [0.001, 0.999]) if len(finite) else (0.0, 1.0)
+    if dim in reach:  # the axis always shows the gate
+        lo, hi = min(lo, reach[dim][0]), max(hi, reach[dim][1])
+    pad = 0.04 * (hi - lo or 1.0)
+    lo, hi = float(lo - pad), float(hi + pad)
+    return {
+        "dim": dim,
+        "detector": dim,
+        "transform": "none" if transform is None else type(transform).__name__,
+        "range": [lo, hi],
+        "ticks": _ticks(transform, lo, hi),
+        "edges": np.linspace(lo, hi, bins + 1),
+    }
+
+
+def _ticks(xform: Any, lo: float, hi: float) -> dict[str, list[Any]]:
+    """Decade ticks of a transformed axis, none crowding the last (none for a linear one)."""
+    import flowkit as fk
+
+    if xform is None or isinstance(xform, fk.transforms.LinearTransform):
+        return {}  # plotly's own ticks, in the gate's units
+    with np.errstate(all="ignore"):
+        vals = xform.apply(np.array(_DECADE_TICKS).reshape(-1, 1))[:, 0]
+    keep: list[tuple[float, float]] = []
+    for v, t in zip(vals, _DECADE_TICKS, strict=True):
+        if lo <= v <= hi and (not keep or v - keep[-1][0] >= 0.06 * (hi - lo)):
+            keep.append((float(v), t))
+    return {"vals": [v for v, _ in keep], "text": [_tick_text(t) for _, t in keep]}
+
+
+def _histogram(columns: list[np.ndarray], axes: list[dict[str, Any]]) -> dict[str, Any]:
+    """``kind``, ``x``, ``y`` and ``counts`` of values binned on the axes' edges."""
+    edges = [a.pop("edges") for a in axes]
+    if len(columns) < 2:
+        hist, _ = np.histogram(columns[0], bins=edges[0])
+        return {"kind": "1d", "x": axes[0], "y": None, "counts": hist.astype(int).tolist()}
+    counts = np.histogram2d(columns[1], columns[0], bins=[edges[1], edges[0]])[0]
+    return {"kind": "2d", "x": axes[0], "y": axes[1], "counts": counts.astype(int).tolist()}
 
 
 def _merge_dividers(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -367,6 +367,20 @@ def _margin_events(
     return margin, margin_by_channel
 
 
+def _clock(
+    events: np.ndarray, *, time_index: int | None, channels: Sequence[str], notes: list[str]
+) -> np.ndarray | None:
+    """The Time column when it runs like a clock; otherwise None, with a note why not."""
+    time = _column(events, time_index) if time_index is not None else None
+    if time is not None and not is_clock_like(time) and np.nanmax(time) > np.nanmin(time):
+        notes.append(
+            f"{channels[time_index]} is not a clock (it decreases between "
+            f"{decreasing_share(time):.0%} of consecutive events)"
+        )
+        return None
+    return time
+
+
 def _time_check(
     events: np.ndarray,
     *,
@@ -397,14 +411,8 @@ def _time_check(
             f"(at least {min_bins} needed)"
         )
         return empty
-    time = _column(events, time_index) if time_index is not None else None
+    time = _clock(events, time_index=time_index, channels=channels, notes=notes)
     n_bins = 0
-    if time is not None and not is_clock_like(time) and np.nanmax(time) > np.nanmin(time):
-        notes.append(
-            f"{channels[time_index]} is not a clock (it decreases between "
-            f"{decreasing_share(time):.0%} of consecutive events)"
-        )
-        time = None
     if time is not None and np.isfinite(time).any() and np.nanmax(time) > np.nanmin(time):
         index, origin, width, n_bins = _time_bins(time, wanted)
         if n_bins < min_bins:

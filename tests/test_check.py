@@ -160,3 +160,27 @@ def test_check_and_the_workflow_stop_on_clustering_markers_the_template_lacks(
     assert result.returncode != 0
     assert f"cikflow ConfigError: {expected}" in output
     assert "Traceback" not in output
+
+
+GATINGML = """<?xml version="1.0" encoding="UTF-8"?>
+<gating:Gating-ML
+    xmlns:gating="http://www.isac-net.org/std/Gating-ML/v2.0/gating"
+    xmlns:data-type="http://www.isac-net.org/std/Gating-ML/v2.0/datatypes">
+<gating:RectangleGate gating:id="Lymph"><gating:dimension gating:compensation-ref="uncompensated"
+ gating:min="20000" gating:max="200000"><data-type:fcs-dimension data-type:name="FSC-A"/>
+</gating:dimension></gating:RectangleGate>
+</gating:Gating-ML>
+"""
+
+
+def test_release_spec_against_a_gatingml_templates_gates(run_dir, capsys):
+    """A GatingML template reports its gates: a criterion on any other population is named."""
+    (run_dir / "gating" / "lymph.xml").write_text(GATINGML)
+    config_path = run_dir / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["template"] = "gating/lymph.xml"
+    config_path.write_text(yaml.safe_dump(config))
+    assert read_template(run_dir / "gating" / "lymph.xml").reported == ["Lymph"]
+    assert main(["check", "--directory", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "criterion 'dose_CIK': unknown metric 'CIK_cells_per_kg'" in err

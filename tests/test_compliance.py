@@ -358,3 +358,29 @@ def test_compensation_from_matrix_file(shared_data: Path):
     assert desc == "matrix file (14 detectors)"
     assert list(matrix.detectors) == names
     _assert_hand_compensation(fcs, compensate(fcs, matrix), names, spill)
+
+
+def test_a_gatingml_template_draws_its_gates(gml_dir: Path, data1: FcsData):
+    """Each drawable gate of the ISAC file is plotted in its own units, counted as the truth."""
+    from cikflow.plotdata import gate_plot_data
+
+    template = read_template(gml_dir / "gml" / "gml_all_gates.xml")
+    outcome = gate_fcs(data1, template)
+    plots = gate_plot_data(data1, outcome, template=template, compensated=None)
+    drawn = {g for p in plots for g in p.get("gates", [p["gate"]])}
+    assert {"Range1", "Rectangle1", "Polygon1", "Quadrant1", "ScaleRange4c"} <= drawn
+    by_gate = {p["gate"]: p for p in plots}
+    for name in ("Range1", "Rectangle1", "Polygon1", "ScaleRange4c"):
+        entry = by_gate[name]
+        assert entry["events"] == int(_truth(gml_dir, name).sum()), name
+        # the histogram holds the parent's events (the axes leave out at most 0.2 %)
+        binned = int(np.sum(entry["counts"]))
+        assert entry["parent_events"] * 0.997 <= binned <= entry["parent_events"], name
+    gate = template.strategy.get_gate("Range1")
+    (dim,) = gate.dimensions
+    assert by_gate["Range1"]["outline"]["marks"] == [v for v in (dim.min, dim.max) if v is not None]
+    assert by_gate["Range1"]["outline"]["spans"][0][0] == dim.min
+    # a logicle-transformed, compensated range: its axis is in the transform's units
+    scaled = by_gate["ScaleRange4c"]
+    assert scaled["x"]["transform"] == "LogicleTransform"
+    assert scaled["x"]["range"][1] < 2  # logicle units, not data units

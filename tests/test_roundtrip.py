@@ -424,3 +424,30 @@ def test_workspace_gates_follow_the_file_whatever_the_sample_id(shared_data):
         outcome = gate_fcs(read_fcs(path, sample_id=f"row{i}"), template)
         got = outcome.gates.set_index("gate").loc["Vd2", "events"]
         assert got == expected[path.name], path.name
+
+
+def test_a_workspace_template_draws_each_sample_with_its_own_gate(shared_data: Path):
+    from cikflow.plotdata import gate_plot_data
+
+    folder = shared_data / "flowjo-wsp-coereba"
+    template = read_template(folder / "CytoML.wsp")
+    flowjo = read_flowjo_counts(folder / "CytoML.wsp").query("gate == 'Vd2'")
+    flowjo = flowjo.set_index("sample")["count"]
+    outlines = []
+    # the one sample whose Vd2 gate FlowJo placed differently, and another
+    odd = next(n for n in flowjo.index if "INF199" in n)
+    for name in (flowjo.index[0], odd):
+        fcs = read_fcs(folder / name)
+        outcome = gate_fcs(fcs, template)
+        (plot,) = gate_plot_data(fcs, outcome, template=template, compensated=None)
+        assert plot["gate"] == "Vd2"
+        assert plot["events"] == flowjo[name]
+        assert plot["parent_events"] == fcs.n_events  # Vd2 sits on root
+        assert 0.99 * fcs.n_events <= int(np.sum(plot["counts"])) <= fcs.n_events
+        # the outline is this sample's own Vd2 rectangle (FlowJo sample-specific gates)
+        gate = template.strategy.get_gate("Vd2", ("root",), sample_id=fcs.sample_id)
+        (path,) = plot["outline"]["paths"]
+        assert (min(path["x"]), max(path["x"])) == (gate.dimensions[0].min, gate.dimensions[0].max)
+        assert (min(path["y"]), max(path["y"])) == (gate.dimensions[1].min, gate.dimensions[1].max)
+        outlines.append(path)
+    assert len({str(p) for p in outlines}) > 1  # and the samples' gates differ

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from cikflow.events import FcsData
     from cikflow.preprocess import CompensatedEvents
 
-__all__ = ["evaluate", "invertible", "supports"]
+__all__ = ["GateValues", "evaluate", "invertible", "supports"]
 
 
 def supports(strategy: flowkit.GatingStrategy, *, sample_id: str | None = None) -> bool:
@@ -335,6 +335,54 @@ def _gate_comp_ref(gate: Any) -> str | None:
         msg = "mixed compensation within one gate"
         raise NotImplementedError(msg)
     return refs.pop() if refs else None
+
+
+class GateValues:
+    """Each dimension's compensated, transformed values of a gate's events, for drawing.
+
+    The values are those the gate is decided on (the gate's compensation and each
+    dimension's transform, flowkit's arithmetic), so a plot's axes are the gate's own.
+
+    Parameters
+    ----------
+    strategy : flowkit.GatingStrategy
+        The strategy the gates come from (its matrices and transforms).
+    sample : cikflow.io.FcsData or flowkit.Sample
+        The events.
+    """
+
+    def __init__(self, strategy: flowkit.GatingStrategy, sample: FcsData | flowkit.Sample) -> None:
+        self._cols = _Columns(strategy, _Source(sample), {})
+
+    def __call__(self, gate: Any, rows: np.ndarray) -> list[np.ndarray] | None:
+        """Per dimension of ``gate``, the values of events ``rows``; None for ratio dimensions.
+
+        Parameters
+        ----------
+        gate : flowkit gate
+            A rectangle, polygon, ellipsoid or quadrant gate of the strategy.
+        rows : numpy.ndarray
+            Event indices (int).
+        """
+        dims = _dims(gate)
+        if any(getattr(d, "ratio_ref", None) for d in dims):
+            return None
+        comp = _gate_comp_ref(gate)
+        return [
+            self._cols.values(
+                getattr(d, "dimension_ref", None) or d.id, comp, d.transformation_ref, rows
+            )
+            for d in dims
+        ]
+
+    def transform(self, dim: Any) -> Any:
+        """The flowkit transform of a gate dimension (None when untransformed)."""
+        ref = dim.transformation_ref
+        return None if ref is None else self._cols.strategy.transformations[ref]
+
+    def release(self) -> None:
+        """Let go of the events."""
+        self._cols.release()
 
 
 def evaluate(

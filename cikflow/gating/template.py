@@ -98,6 +98,18 @@ class Template:
         """Reported population name → gate name."""
         return dict(self.spec.get("populations", {}))
 
+    @property
+    def reported(self) -> list[str]:
+        """The populations results name: a YAML template's ``populations``, else its gates.
+
+        A GatingML or FlowJo template reports every gate (quadrants included) by name.
+        """
+        if self.populations:
+            return list(self.populations)
+        if self.strategy is not None:
+            return [name for name, _ in self.strategy.get_gate_ids()]
+        return []
+
 
 @dataclass(frozen=True)
 class GateInfo:

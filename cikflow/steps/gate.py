@@ -170,19 +170,18 @@ def _gate_sample(
         partial = exc.outcome
         _note_gating(status, outcome=partial, template=template)
         gated.gates = partial.gates
-        if template.kind == "yaml":
-            gated.plots = gate_plot_data(
-                fcs, partial, template=template, compensated=partial.compensated, bins=bins
-            )
+        gated.plots = gate_plot_data(
+            fcs, partial, template=template, compensated=partial.compensated, bins=bins
+        )
         status.emptied = exc.emptied
         raise
     _note_gating(status, outcome=outcome, template=template)
     status.gatingml = _write_gatingml(outcome, files.gatingml)
     gated.gates = outcome.gates
+    gated.plots = gate_plot_data(
+        fcs, outcome, template=template, compensated=outcome.compensated, bins=bins
+    )
     if template.kind == "yaml":
-        gated.plots = gate_plot_data(
-            fcs, outcome, template=template, compensated=outcome.compensated, bins=bins
-        )
         # the plots were the last step to read the file's values: keep the template's
         # channels and free the file before clustering (a million events' bytes)
         outcome.compensated.release(fcs.pnn.index(d) for d in outcome.channel_map.values())

@@ -27,7 +27,7 @@ except CikflowError as exc:  # a named error, not a traceback
     raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
 try:  # a release spec error, or a criterion on a metric no population gives, stops here too
     RELEASE_SPEC = read_release_spec(config["release_spec"])
-    POPULATIONS = list(TEMPLATE.populations or {})
+    POPULATIONS = TEMPLATE.reported  # a GatingML or FlowJo template's gates
     SPEC_PROBLEMS = (
         spec_problems(
             RELEASE_SPEC,
