@@ -5,6 +5,7 @@ A tiny simulated batch plus one of each bad input, run in a temporary copy.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -202,3 +203,26 @@ def test_a_run_killed_hard_resumes_with_the_documented_command(repo_dir, scenari
     for table in ("summary.tsv", "failed.tsv", "flags.tsv", "release.tsv"):
         got = (work / "results" / table).read_bytes()
         assert got == (scenario / "results" / table).read_bytes(), table
+
+
+def test_h5ad_target_writes_one_readable_file_per_batch(repo_dir, scenario):
+    anndata = pytest.importorskip("anndata", reason="the anndata extra is not installed")
+    result = _run(repo_dir, scenario, "h5ad")
+    assert result.returncode == 0, result.stderr[-3000:]
+    batches = scenario / "results" / "batch"
+    for batch in ("B01", "B02"):
+        adata = anndata.read_h5ad(batches / batch / "events.h5ad")
+        base = {
+            s: int(read_table(scenario / "results" / "samples" / s / "gates.tsv")
+                   .set_index("gate").loc["lymphocytes", "events"])
+            for s in (f"{batch}_d00", f"{batch}_d21")
+        }  # fmt: skip
+        counts = adata.obs["sample"].value_counts().to_dict()
+        assert counts == {s: min(n, 10_000) for s, n in base.items()}
+        assert sorted(adata.var_names) == sorted(adata.uns["panel"][f"{batch}_d00"])
+    failed = anndata.read_h5ad(batches / "B09" / "events.h5ad")  # every sample failed
+    assert failed.shape == (0, 0)
+    left_out = json.loads(failed.uns["provenance"])["parameters"]["left_out"]
+    assert sorted(r.split(":")[0] for r in left_out) == sorted(
+        ["bad_not_fcs", "bad_truncated", "bad_no_cd56", "bad_missing"]
+    )

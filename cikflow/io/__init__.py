@@ -6,6 +6,7 @@ from cikflow.io.export import WorkspaceSample, export_flowjo_wsp, export_gatingm
 from cikflow.io.fcs import FcsData, file_sha256, read_fcs, select_events, write_fcs
 from cikflow.io.flowjo import read_flowjo_counts, read_flowjo_template
 from cikflow.io.gatingml import read_gatingml
+from cikflow.io.h5ad import require_anndata, write_h5ad
 from cikflow.io.status import SampleStatus, read_status, write_status
 from cikflow.io.tables import (
     read_json,
@@ -35,9 +36,11 @@ __all__ = [
     "read_table",
     "read_template",
     "read_yaml",
+    "require_anndata",
     "select_events",
     "sidecar_path",
     "write_fcs",
+    "write_h5ad",
     "write_json",
     "write_membership",
     "write_status",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from cikflow.steps.batch import batch_kinetics, release_verdicts
 from cikflow.steps.cluster import Skipped, cluster_batch, collect_concordance
 from cikflow.steps.demo import simulate_demo
-from cikflow.steps.export import export_workspace
+from cikflow.steps.export import export_h5ad, export_workspace
 from cikflow.steps.files import SampleFiles, sample_files
 from cikflow.steps.gate import gate_file
 from cikflow.steps.provenance import config_hash, provenance
@@ -37,6 +37,7 @@ __all__ = [
     "cluster_batch",
     "collect_concordance",
     "config_hash",
+    "export_h5ad",
     "export_workspace",
     "gate_file",
     "provenance",

@@ -163,3 +163,18 @@ def get_batch_clusters(wildcards):
         name: expand("results/samples/{sample}/{file}", sample=samples, file=file)
         for name, file in (("status", "status.json"), ("markers", "markers.tsv.gz"))
     }
+
+
+def get_batch_h5ad(wildcards):
+    """Each sample's status and gate counts for the batch's ``.h5ad`` (needs anndata)."""
+    from cikflow.io import require_anndata
+
+    try:  # before any job runs, not after the batch was gated
+        require_anndata()
+    except CikflowError as exc:
+        raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
+    samples = SHEET.index[SHEET["batch"].astype(str) == wildcards.batch]
+    return {
+        name: expand("results/samples/{sample}/{file}", sample=samples, file=file)
+        for name, file in (("status", "status.json"), ("gates", "gates.tsv"))
+    }
