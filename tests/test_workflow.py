@@ -67,6 +67,19 @@ def test_run_ends_with_one_summary_line_naming_the_failed(scenario):
     ]
 
 
+def test_the_terminal_shows_the_plan_and_a_line_per_stage_not_every_job(scenario):
+    log = (scenario / "run.log").read_text()
+    sheet = read_table(scenario / "config" / "samples.tsv")
+    assert "Job stats:" in log
+    assert f"gate: {len(sheet)} of {len(sheet)} done" in log
+    assert "summarize: 1 of 1 done" in log
+    # no job listing (rule, inputs, outputs, reason) and no scheduler chatter
+    assert "localrule gate:" not in log
+    assert "    input:" not in log
+    assert "Select jobs to execute" not in log
+    assert len(log.splitlines()) < 60
+
+
 def test_strict_exits_non_zero_when_a_sample_failed(repo_dir, scenario, tmp_path):
     work = tmp_path / "strict"
     shutil.copytree(scenario.parent, work, symlinks=True)

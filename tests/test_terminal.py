@@ -1,0 +1,51 @@
+"""The workflow's terminal output: warnings, errors, the plan and a line per stage."""
+
+from __future__ import annotations
+
+import logging
+
+from snakemake_interface_logger_plugins.common import LogEvent
+
+from cikflow.io.terminal import StageProgress
+
+
+def _record(msg: str, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("snakemake.logging", level, __file__, 0, msg, None, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_eight_jobs_of_a_stage_report_each_quarter():
+    seconds = iter(range(0, 1000, 30))
+    progress = StageProgress(clock=lambda: float(next(seconds)))
+    plan = _record("Job stats: ...", event=LogEvent.RUN_INFO, stats={"gate": 8, "total": 9})
+    assert progress.filter(plan)
+    shown = []
+    for job in range(8):
+        info = _record("rule gate", event=LogEvent.JOB_INFO, jobid=job, rule_name="gate")
+        assert not progress.filter(info)
+        done = _record(f"Finished jobid: {job}", event=LogEvent.JOB_FINISHED, job_id=job)
+        if progress.filter(done):
+            shown.append(done.getMessage())
+            assert done.event is None  # printed as a plain line
+    # the clock advanced 30 s per call after the first (made at 0)
+    assert shown == [
+        "cikflow [0:00:30] gate: 2 of 8 done",
+        "cikflow [0:01:00] gate: 4 of 8 done",
+        "cikflow [0:01:30] gate: 6 of 8 done",
+        "cikflow [0:02:00] gate: 8 of 8 done",
+    ]
+
+
+def test_warnings_errors_and_plain_messages_pass_job_chatter_does_not():
+    progress = StageProgress()
+    assert progress.filter(_record("cikflow: report.pdf: auto", logging.WARNING))
+    assert progress.filter(_record("Error in rule gate", logging.ERROR, event=LogEvent.JOB_ERROR))
+    assert progress.filter(_record("Nothing to be done (all requested files are present)."))
+    assert progress.filter(_record("Complete log(s): .snakemake/log/x.log"))
+    for chatter in ("Select jobs to execute...", "Execute 2 jobs...", "Building DAG of jobs..."):
+        assert not progress.filter(_record(chatter))
+    assert not progress.filter(_record("3 of 9 steps (33%) done", event=LogEvent.PROGRESS))
+    # the target rule is no stage
+    progress.filter(_record("rule all", event=LogEvent.JOB_INFO, jobid=1, rule_name="all"))
+    assert not progress.filter(_record("Finished", event=LogEvent.JOB_FINISHED, job_id=1))
