@@ -6,7 +6,7 @@ import logging
 
 from snakemake_interface_logger_plugins.common import LogEvent
 
-from cikflow.io.terminal import StageProgress
+from cikflow.io.terminal import StageProgress, show_stages
 
 
 def _record(msg: str, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
@@ -49,3 +49,17 @@ def test_warnings_errors_and_plain_messages_pass_job_chatter_does_not():
     # the target rule is no stage
     progress.filter(_record("rule all", event=LogEvent.JOB_INFO, jobid=1, rule_name="all"))
     assert not progress.filter(_record("Finished", event=LogEvent.JOB_FINISHED, job_id=1))
+
+
+def test_only_the_terminal_is_filtered_the_log_file_keeps_everything(tmp_path):
+    logger = logging.getLogger("cikflow.test.terminal")
+    terminal = logging.StreamHandler()
+    logfile = logging.FileHandler(tmp_path / "run.log")
+    logger.handlers = [terminal, logfile]
+    try:
+        progress = show_stages(logger)
+        assert progress in terminal.filters
+        assert progress not in logfile.filters
+    finally:
+        logfile.close()
+        logger.handlers = []

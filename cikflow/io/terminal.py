@@ -7,8 +7,10 @@ go, and each stage (rule) reports when a quarter of its jobs and when all are do
 
     cikflow [0:00:41] gate: 12 of 12 done
 
-Warnings and errors always pass. A dry run and ``--verbose`` keep Snakemake's full
-output (the workflow does not install the filter then).
+Warnings and errors always pass. Only the terminal is filtered (:func:`show_stages`):
+the run's log file under ``.snakemake/log/`` keeps everything. A dry run and
+``--verbose`` keep Snakemake's full output (the workflow does not install the filter
+then).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["StageProgress"]
+__all__ = ["StageProgress", "show_stages"]
 
 #: Snakemake events that describe single jobs (dropped; stages are reported instead)
 _JOB_EVENTS = {"JOB_INFO", "JOB_STARTED", "PROGRESS", "SHELLCMD", "RESOURCES_INFO"}
@@ -108,3 +110,23 @@ class StageProgress(logging.Filter):
         record.msg, record.args = f"cikflow [{clock}] {rule}: {done} of {total} done", None
         record.event = None  # printed as a plain message
         return True
+
+
+def show_stages(logger: logging.Logger) -> StageProgress:
+    """Put one :class:`StageProgress` on ``logger``'s terminal handlers (not its files).
+
+    Parameters
+    ----------
+    logger : logging.Logger
+        Snakemake's logger, its handlers set up.
+
+    Returns
+    -------
+    StageProgress
+        The filter installed.
+    """
+    progress = StageProgress()
+    for handler in logger.handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.addFilter(progress)
+    return progress

@@ -13,7 +13,7 @@ from cikflow.io import read_template
 from cikflow.io.config import check_config
 from cikflow.io.release import read_release_spec
 from cikflow.io.samplesheet import read_sample_sheet
-from cikflow.io.terminal import StageProgress
+from cikflow.io.terminal import show_stages
 from cikflow.release import spec_problems
 from cikflow.report.pdf import pdf_plan
 
@@ -22,7 +22,7 @@ min_version("9.0")
 # the terminal: the plan, warnings, errors and a line per stage (a dry run and --verbose
 # keep Snakemake's full job listing)
 if not workflow.dryrun and not workflow.output_settings.verbose:
-    logger.addFilter(StageProgress())
+    show_stages(logger)
 
 
 try:  # the configuration (schema defaults filled in), then the sheet and the template
