@@ -64,6 +64,9 @@ PAYLOAD_BATCH = "P01"
 FIL_PAYLOAD = "<script>window.__xss=1</script>.fcs"
 SMNO_PAYLOAD = '<img src=x onerror="window.__xss=2">'
 LABEL_PAYLOAD = '<script>window.__xss=3</script><img src=x onerror="window.__xss=4">'
+CYT_PAYLOAD = '<img src=x onerror="window.__xss=5">'
+#: FSC-A's $PnS label (no marker is gated on it), shown in the batch report's annex
+PNS_PAYLOAD = "<script>window.__xss=6</script>"
 
 #: true once every plotly graph div on the page holds its SVG
 _PLOTS_DRAWN = """() => [...document.querySelectorAll('.plotly-graph-div')]
@@ -117,8 +120,13 @@ def report(tmp_path_factory: pytest.TempPathFactory, repo_dir: Path) -> Report:
         payload_fcs,
         tube.events,
         pnn=[c[0] for c in CHANNELS],
-        pns=[c[1] for c in CHANNELS],
-        keywords={**tube.keywords, "$FIL": FIL_PAYLOAD, "$SMNO": SMNO_PAYLOAD},
+        pns=[PNS_PAYLOAD if c[0] == "FSC-A" else c[1] for c in CHANNELS],
+        keywords={
+            **tube.keywords,
+            "$FIL": FIL_PAYLOAD,
+            "$SMNO": SMNO_PAYLOAD,
+            "$CYT": CYT_PAYLOAD,
+        },
     )
     # a batch of its own, so that the batch report draws two figures
     rows.append(
@@ -276,6 +284,12 @@ def test_payload_shown_literally_in_batch_report(browser: Any, report: Report) -
         assert "<script>window.__xss=3</script>" in run.page.evaluate(
             "() => document.body.innerText"
         )
+        # the MIFlowCyt annex names the payload file's instrument and $PnS as text
+        assert CYT_PAYLOAD in run.page.locator("#miflowcyt-instrument").inner_text()
+        panels = run.page.locator("#miflowcyt p.panel-samples").all_inner_texts()
+        assert panels[-1].endswith(f"1 sample(s): {PAYLOAD}")
+        channels = run.page.locator("#miflowcyt table.miflowcyt-channels").last.inner_text()
+        assert f"FSC-A\t{PNS_PAYLOAD}" in channels
         _assert_clean(run)
 
 

@@ -1,22 +1,34 @@
 """The batch report printed to PDF by headless Chromium (rule ``batch_pdf``).
 
-A one-tube batch is gated, summarized and reported into a temporary ``results/``
-folder, then ``index.html`` is printed with Debian's Chromium. Skips when
-``/usr/bin/chromium`` is absent; the missing-browser error is checked either way.
+A two-tube batch is gated, summarized, given its release verdicts and reported into
+a temporary ``results/`` folder, then ``index.html`` is printed with Debian's
+Chromium and the PDF's text read back (pypdf): page numbers, analysis date and
+version on every page, whole table rows, unbroken identifiers, the MIFlowCyt annex
+and the sign-off block. Skips when ``/usr/bin/chromium`` is absent; the
+missing-browser error is checked either way.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from cikflow.io import write_table
+from cikflow import __version__
+from cikflow.io import read_json, write_table
 from cikflow.io.simulated import write_simulated
 from cikflow.report.pdf import ChromiumNotFoundError, PdfError, find_chromium, print_pdf
 from cikflow.simulate import simulate_batches
-from cikflow.steps import batch_report, gate_file, sample_report, summarize
+from cikflow.steps import (
+    batch_kinetics,
+    batch_report,
+    gate_file,
+    release_verdicts,
+    sample_report,
+    summarize,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(
@@ -30,7 +42,7 @@ def index_html(tmp_path_factory: pytest.TempPathFactory, repo_dir: Path) -> Path
     root = tmp_path_factory.mktemp("pdf_report")
     data, results = root / "data", root / "results"
     template = repo_dir / "config" / "gating" / "cik_default.yaml"
-    batches = simulate_batches(n_batches=1, days=(0,), n_events=3000, seed=3)
+    batches = simulate_batches(n_batches=1, days=(0, 21), n_events=3000, seed=3)
     write_simulated(batches, data)
     rows = [{**s.sheet, "fcs": str(data / str(s.sheet["fcs"]))} for s in batches[0].samples]
     sheet = data / "samples.tsv"
@@ -42,9 +54,35 @@ def index_html(tmp_path_factory: pytest.TempPathFactory, repo_dir: Path) -> Path
         sample_report(out, out_path=results / "report" / "samples" / f"{row['sample']}.html")
         sample_dirs.append(out)
     summarize(sample_dirs, out_dir=results, sheet_path=sheet, template_path=template, config=CONFIG)
+    batch_dir = results / "batch" / "B01"
+    batch_kinetics(results / "summary.tsv", batch="B01", out_dir=batch_dir, sheet_path=sheet)
+    release_verdicts(
+        [batch_dir / "harvest.tsv"],
+        spec_path=repo_dir / "config" / "release" / "default.yaml",
+        out_path=results / "release.tsv",
+    )
     index = results / "report" / "index.html"
-    batch_report(results, sample_dirs=sample_dirs, out_path=index)
+    batch_report(
+        results,
+        sample_dirs=sample_dirs,
+        out_path=index,
+        release_path=results / "release.tsv",
+        batch_dirs=[batch_dir],
+    )
     return index
+
+
+@pytest.fixture(scope="module")
+def pages(index_html: Path) -> list[str]:
+    """The printed record's text, page by page."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"Chromium not installed at {CHROMIUM}")
+    pypdf = pytest.importorskip("pypdf", reason="pypdf (test extra) not installed")
+    pdf = print_pdf(index_html, index_html.with_name("record.pdf"), chromium=CHROMIUM)
+    reader = pypdf.PdfReader(pdf)
+    # A4 landscape (points)
+    assert [round(float(x)) for x in reader.pages[0].mediabox[2:]] == [842, 595]
+    return [p.extract_text() for p in reader.pages]
 
 
 @needs_chromium
@@ -55,6 +93,77 @@ def test_batch_report_printed_to_pdf(index_html: Path) -> None:
     assert data[:5] == b"%PDF-"
     assert len(data) > 10_000, len(data)
     assert not pdf.with_name(pdf.name + ".partial").exists()
+
+
+def _analysis_date(index_html: Path) -> str:
+    """The analysis date the HTML record states."""
+    return index_html.read_text().split('id="analysis-date">')[1].split("<")[0]
+
+
+def test_every_page_is_numbered_dated_and_versioned(index_html: Path, pages: list[str]) -> None:
+    date = _analysis_date(index_html)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", date), date
+    n = len(pages)
+    assert n >= 3
+    for i, text in enumerate(pages, start=1):
+        assert f"Page {i} of {n}" in text, (i, text[-300:])
+        assert f"cikflow {__version__} · analysed {date}" in text, i
+        assert "CIK culture QC — batch record" in text, i
+
+
+def test_record_opens_with_its_facts_and_the_samples(index_html: Path, pages: list[str]) -> None:
+    first = pages[0]
+    status = read_json(index_html.parents[1] / "samples" / "B01_d00" / "status.json")
+    template = status["provenance"]["template"]
+    spec = read_json(index_html.parents[1] / "release.tsv.provenance.json")["release_spec"]
+    assert f"analysis date {_analysis_date(index_html)}" in first
+    assert f"software cikflow {__version__}" in first
+    assert template["sha256"] in first
+    assert spec["sha256"] in first
+    text = "\n".join(pages)
+    # the samples table comes right after the release certificate, before any batch section
+    assert (
+        text.index("Release certificate")
+        < text.index("Samples\nsample")
+        < text.index("Batch B01: populations")
+    )
+
+
+def test_rows_and_identifiers_are_never_split(index_html: Path, pages: list[str]) -> None:
+    text = "\n".join(pages)
+    # metric names print whole (a break inside one would leave it in two pieces)
+    for metric in ("viability_percent", "CIK_percent_of_base", "CIK_cells_per_kg"):
+        assert metric in text, metric
+    # every sample's row (link, file, acquisition date, status) lies on one page, one line,
+    # and so does its input file's row with the file's whole SHA-256
+    for sample in ("B01_d00", "B01_d21"):
+        sha = read_json(index_html.parents[1] / "samples" / sample / "status.json")["sha256"]
+        row = re.compile(rf"{sample} B01 \d+ {sample}\.fcs \d\d-[A-Z]{{3}}-\d{{4}} ok review")
+        lines = [line for page in pages for line in page.splitlines()]
+        assert len([line for line in lines if row.match(line)]) == 1, sample
+        inputs = [line for line in lines if line.startswith(f"{sample} ") and sha in line]
+        assert len(inputs) == 1, (sample, inputs)
+        assert inputs[0].endswith(f"{sample}.fcs {sha}")
+
+
+def test_record_ends_with_the_annex_and_the_sign_off(pages: list[str]) -> None:
+    text = "\n".join(pages)
+    annex = text[text.index("Annex: MIFlowCyt") :]
+    for part in (
+        "1. Experiment overview",
+        "2. Instrument",
+        "3. Channels and reagents",
+        "4. Data analysis",
+    ):
+        assert part in annex, part
+    assert "instrument ($CYT) cikflow simulator (2)" in annex
+    assert "PerCP-Cy5-5-A 7-AAD Viability logicle" in annex
+    assert f"cikflow {__version__}; flowkit " in annex
+    assert "Gating: template cik_default version 2" in annex
+    last = pages[-1]
+    assert "Review and approval" in last
+    assert re.search(r"name signature date\s*\nReviewed by\s*\nApproved by", last), last[-400:]
+    assert text.index("Annex: MIFlowCyt") < text.index("Review and approval")
 
 
 def test_missing_chromium_is_a_named_error(tmp_path: Path) -> None:

@@ -126,3 +126,58 @@ def test_certificate_first_and_count_figures_on_log_axes(browser: Any, index: Pa
         assert verdict == f"Batch B01: {release['batch_decision'].iloc[0]}"
         assert page.locator("#harvest-B01").is_visible()
         _assert_clean(run)
+
+
+#: computed print styles of the elements a record page must not break or cover
+_PRINT_STYLE = """() => {
+    const s = (sel, prop) => getComputedStyle(document.querySelector(sel))[prop];
+    return {
+        modebars: [...document.querySelectorAll('.modebar-container')]
+            .map(m => getComputedStyle(m).display),
+        row: s('table.release tr', 'breakInside'),
+        release_table: s('table.release', 'breakInside'),
+        h2: s('h2', 'breakAfter'),
+        code_space: s('table.release code', 'whiteSpace'),
+        code_break: s('table.release code', 'wordBreak'),
+        nav: s('#contents', 'display'),
+        signoff: s('#signoff', 'breakInside'),
+        annex: s('#miflowcyt', 'breakBefore'),
+    };
+}"""
+
+
+def test_print_media_hides_toolbars_and_keeps_rows_and_headings(browser: Any, index: Path) -> None:
+    with open_page(browser, index) as run:
+        page = run.page
+        screen = page.evaluate(_PRINT_STYLE)
+        assert len(screen["modebars"]) == 3
+        assert "none" not in screen["modebars"]
+        assert screen["nav"] == "block"
+        page.emulate_media(media="print")
+        printed = page.evaluate(_PRINT_STYLE)
+        assert printed["modebars"] == ["none"] * 3
+        assert printed["nav"] == "none"
+        assert printed["row"] == printed["release_table"] == printed["signoff"] == "avoid"
+        assert printed["h2"] == "avoid"
+        assert printed["annex"] == "page"
+        # an identifier never breaks inside (no break-all, no wrapping)
+        assert (printed["code_space"], printed["code_break"]) == ("nowrap", "normal")
+        _assert_clean(run)
+
+
+def test_samples_table_follows_the_certificate(browser: Any, index: Path) -> None:
+    with open_page(browser, index) as run:
+        page = run.page
+        headings = page.locator("h2").all_inner_texts()
+        assert headings[:3] == ["Release certificate", "Samples", "Batch B01"]
+        assert headings[-2:] == ["Annex: MIFlowCyt", "Review and approval"]
+        links = page.locator("#samples a.sample-link").all_inner_texts()
+        assert links == ["B01_d00", "B01_d21"]
+        assert page.locator("#contents a").all_inner_texts()[:3] == [
+            "Release certificate",
+            "Samples",
+            "Batch B01",
+        ]
+        signoff = page.locator("table.signoff tr").all_inner_texts()
+        assert [r.split("\t")[0] for r in signoff] == ["", "Reviewed by", "Approved by"]
+        _assert_clean(run)

@@ -46,6 +46,8 @@ class SampleStatus:
         The acquisition QC record.
     read_warnings : list of str, optional
         What the FCS reader repaired.
+    pns : dict of str to str, optional
+        Every detector's $PnS label ($PnN → $PnS; empty when the file has none), once read.
     panel, compensation, transforms, fits : optional
         Marker to channel, compensation source, each dimension's transform, and
         what each data-driven gate fitted.
@@ -85,6 +87,7 @@ class SampleStatus:
     fcs_version: str | None = None
     qc: dict[str, Any] | None = None
     read_warnings: list[str] | None = None
+    pns: dict[str, str] | None = None
     panel: dict[str, str] | None = None
     compensation: str | None = None
     transforms: dict[str, Any] | None = None

@@ -8,7 +8,9 @@ no request leaves the machine when a report is opened.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ from cikflow.report.figures import (
     fractions_figure,
     gate_figure,
 )
+from cikflow.report.record import miflowcyt_annex, record_header
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -224,6 +227,8 @@ def write_batch_report(
     drift: pd.DataFrame | None = None,
     notes: Sequence[str] = (),
     populations: Sequence[str] | None = None,
+    generated: dt.datetime | None = None,
+    gates: Mapping[str, pd.DataFrame] | None = None,
 ) -> None:
     """Write the batch report (``index.html``) and plotly.js beside it.
 
@@ -262,30 +267,27 @@ def write_batch_report(
     populations : sequence of str, optional
         Populations drawn; default those below the base: ``concordance``'s (each has
         a cluster-based value), else those after the base in ``summary``.
+    generated, gates : optional
+        The analysis date printed (default: now, UTC); template SHA-256 → one of its
+        samples' ``gates.tsv`` (the annex's gate hierarchy).
     """
     out = Path(out_path)
     write_plotly_js(out.parent)
     # not the base and its ancestors (beads, leukocytes …): they would dwarf the rest
     populations = list(populations or _populations(concordance) or _below_base(summary))
     product = _product_populations(release, populations=populations)
-    base = _base_population(summary) if len(summary) else None
-    batches = []
-    for i, batch in enumerate(sorted(summary["batch"].astype(str).unique())):
-        rows = summary[summary["batch"].astype(str) == batch]
-        batches.append(
-            {
-                **_fraction_block(rows, batch=batch, index=i, populations=populations, base=base),
-                **_count_blocks(
-                    kinetics,
-                    harvest,
-                    batch=batch,
-                    index=i,
-                    populations=populations,
-                    shown=_harvest_shown(populations, product=product),
-                ),
-                **_cluster_blocks(concordance, drift, batch=batch, index=i),
-            }
+    shown = _harvest_shown(populations, product=product)
+    batches = [
+        _batch_section(
+            summary,
+            batch=batch,
+            index=i,
+            populations=populations,
+            shown=shown,
+            tables=(kinetics, harvest, concordance, drift),
         )
+        for i, batch in enumerate(sorted(summary["batch"].astype(str).unique()))
+    ]
     html = (
         _env()
         .get_template("index.html.j2")
@@ -294,18 +296,81 @@ def write_batch_report(
             flags=flags.to_dict("records"),
             failed=failed.to_dict("records"),
             notes=list(notes),
-            samples=sorted(
-                statuses, key=lambda s: (str(s.get("batch")), s.get("day") or 0, str(s["sample"]))
-            ),
             sample_href=sample_href,
             provenance=provenance,
-            review_text=REVIEW_TEXT,
-            plotly_js=PLOTLY_JS,
             release=_certificates(release, batches=[b["batch"] for b in batches]),
-            release_spec=(release_provenance or {}).get("release_spec"),
+            **_record_context(
+                provenance,
+                statuses=statuses,
+                generated=generated,
+                release_provenance=release_provenance,
+                gates=gates,
+            ),
         )
     )
     out.write_text(html)
+
+
+def _batch_section(
+    summary: pd.DataFrame,
+    *,
+    batch: str,
+    index: int,
+    populations: list[str],
+    shown: Sequence[str],
+    tables: tuple[pd.DataFrame | None, ...],
+) -> dict[str, Any]:
+    """One batch's section: fractions, counts and harvest, clusters and drift.
+
+    ``tables``: every batch's kinetics, harvest, concordance and drift (or None).
+    """
+    kinetics, harvest, concordance, drift = tables
+    base = _base_population(summary) if len(summary) else None
+    rows = summary[summary["batch"].astype(str) == batch]
+    return {
+        **_fraction_block(rows, batch=batch, index=index, populations=populations, base=base),
+        **_count_blocks(
+            kinetics, harvest, batch=batch, index=index, populations=populations, shown=shown
+        ),
+        **_cluster_blocks(concordance, drift, batch=batch, index=index),
+    }
+
+
+def _record_context(
+    provenance: Mapping[str, Any],
+    *,
+    statuses: Sequence[Mapping[str, Any]],
+    generated: dt.datetime | None,
+    release_provenance: Mapping[str, Any] | None,
+    gates: Mapping[str, pd.DataFrame] | None,
+) -> dict[str, Any]:
+    """The samples (sorted), the record header, the printed footer line and the annex."""
+    record = record_header(
+        provenance,
+        statuses=statuses,
+        generated=generated or dt.datetime.now(dt.UTC),
+        release_provenance=release_provenance,
+    )
+    return {
+        "samples": sorted(
+            statuses, key=lambda s: (str(s.get("batch")), s.get("day") or 0, str(s["sample"]))
+        ),
+        "review_text": REVIEW_TEXT,
+        "plotly_js": PLOTLY_JS,
+        "release_spec": (release_provenance or {}).get("release_spec"),
+        "record": record,
+        "footer": _css_text(f"cikflow {record['version']} · analysed {record['analysis_date']}"),
+        "annex": miflowcyt_annex(statuses, provenance=provenance, gates=gates),
+    }
+
+
+def _css_text(text: str) -> str:
+    """``text`` safe inside a CSS string in a ``<style>`` element (nothing to escape left).
+
+    >>> _css_text('cikflow 0.1.0 · analysed 2026-01-02 09:30 UTC"</style>')
+    'cikflow 0.1.0 · analysed 2026-01-02 09:30 UTC/style'
+    """
+    return re.sub(r"[^\w .:+·/-]", "", text)
 
 
 def _fraction_block(

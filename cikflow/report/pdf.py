@@ -5,6 +5,11 @@ Chromium is an outside program (Debian's ``chromium`` package): it is found as
 missing browser is a :class:`ChromiumNotFoundError`, never a bare ``FileNotFoundError``.
 The flags keep the browser from calling out on its own (``../shared/BROWSER.md``);
 each run gets a throw-away profile, so parallel or cluster jobs never share one.
+
+The page itself lays out the record (``templates/base.html.j2``): A4 landscape, and
+"Page n of N", the version and the analysis date in CSS ``@page`` margin boxes,
+which Chromium prints; ``--no-pdf-header-footer`` keeps its own header and footer
+(the file's URL) off the page.
 """
 
 from __future__ import annotations

@@ -208,6 +208,7 @@ def _read_with_qc(
     status.acquisition_date, status.acquisition_time = kw.get("date", ""), kw.get("btim", "")
     status.fcs_fil, status.fcs_smno = kw.get("fil", ""), kw.get("smno", "")
     status.fcs_version = fcs.version
+    status.pns = dict(zip(fcs.pnn, fcs.pns, strict=True))
     qc = run_acquisition_qc(fcs, settings=config.get("qc"))
     gated.acquisition = acquisition_plot_data(
         fcs.by_channel(),

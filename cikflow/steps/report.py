@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from cikflow.steps.files import SampleFiles, sample_files
 from cikflow.summary import gate_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["ReportInputs", "batch_report", "sample_report"]
 
@@ -80,6 +81,9 @@ class ReportInputs:
         ``summary.tsv`` (and its provenance sidecar), ``flags.tsv``, ``failed.tsv``.
     status : sequence of pathlib.Path
         Every sample's ``status.json``.
+    gates : sequence of pathlib.Path
+        Every sample's ``gates.tsv`` (one per gating template gives the annex its
+        gate hierarchy; a missing one is skipped).
     release : pathlib.Path, optional
         ``release.tsv`` (and its provenance sidecar).
     concordance : pathlib.Path, optional
@@ -93,6 +97,7 @@ class ReportInputs:
     flags: Path
     failed: Path
     status: Sequence[Path] = ()
+    gates: Sequence[Path] = ()
     release: Path | None = None
     concordance: Path | None = None
     kinetics: Sequence[Path] = ()
@@ -107,7 +112,7 @@ class ReportInputs:
         ----------
         named : object
             Has ``summary``, ``flags``, ``failed`` and optionally ``status``,
-            ``release``, ``concordance``, ``kinetics``, ``harvest``, ``drift``.
+            ``gates``, ``release``, ``concordance``, ``kinetics``, ``harvest``, ``drift``.
 
         Returns
         -------
@@ -118,7 +123,7 @@ class ReportInputs:
         opt = {n: Path(getattr(named, n)) for n in ("release", "concordance") if hasattr(named, n)}
         many = {
             n: [Path(p) for p in getattr(named, n)]
-            for n in ("status", "kinetics", "harvest", "drift")
+            for n in ("status", "gates", "kinetics", "harvest", "drift")
             if hasattr(named, n)
         }
         return cls(**one, **opt, **many)
@@ -156,6 +161,7 @@ class ReportInputs:
             flags=r / "flags.tsv",
             failed=r / "failed.tsv",
             status=[f.status for f in sample_files(sample_dirs)],
+            gates=[f.gates for f in sample_files(sample_dirs) if f.gates],
             release=Path(release_path) if release_path else None,
             concordance=r / "concordance.tsv",
             kinetics=[Path(d) / "kinetics.tsv" for d in batch_dirs],
@@ -209,6 +215,7 @@ def batch_report(
         )
     release = inputs.release
     concordance = inputs.concordance
+    statuses = [read_status(p).to_json() for p in inputs.status]
     # a batch whose samples all failed has a header-only table: nothing to stack
     drift = _stacked([p for p in inputs.drift if p.is_file()], by_folder=False)
     write_batch_report(
@@ -216,7 +223,7 @@ def batch_report(
         summary=gate_rows(read_table(inputs.summary)),
         flags=read_table(inputs.flags),
         failed=read_table(inputs.failed),
-        statuses=[read_status(p).to_json() for p in inputs.status],
+        statuses=statuses,
         provenance=read_json(sidecar_path(inputs.summary)),
         release=read_table(release) if release else None,
         release_provenance=read_json(sidecar_path(release)) if release else None,
@@ -227,7 +234,25 @@ def batch_report(
         ),
         drift=drift,
         notes=notes,
+        generated=dt.datetime.now(dt.UTC),
+        gates=_template_gates(statuses, gates=inputs.gates),
     )
+
+
+def _template_gates(
+    statuses: Sequence[Mapping[str, Any]], *, gates: Sequence[Path]
+) -> dict[str, pd.DataFrame]:
+    """Template SHA-256 → the ``gates.tsv`` of its first analysed sample (the hierarchy)."""
+    from cikflow.io import read_table
+
+    by_sample = {p.parent.name: p for p in gates}
+    out: dict[str, pd.DataFrame] = {}
+    for s in statuses:
+        sha = ((s.get("provenance") or {}).get("template") or {}).get("sha256")
+        path = by_sample.get(str(s["sample"]))
+        if s.get("status") == "ok" and sha and sha not in out and path and path.is_file():
+            out[sha] = read_table(path)
+    return out
 
 
 def _stacked(paths: Sequence[Path], *, by_folder: bool = True) -> pd.DataFrame | None:

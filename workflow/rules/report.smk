@@ -27,6 +27,7 @@ rule batch_report:
         flags=rules.summarize.output.flags,
         failed=rules.summarize.output.failed,
         status=sample_files("status.json"),
+        gates=sample_files("gates.tsv"),
         samples=expand("results/report/samples/{sample}.html", sample=SAMPLES),
         release=rules.release.output.release,
         kinetics=batch_files("kinetics.tsv"),
