@@ -323,7 +323,9 @@ def population_intervals(
         k, p = int(gates.loc[gate, "events"]), float(gates.loc[gate, "percent_of_base"])
         mask = outcome.membership.get(gate)
         if base_mask is None or mask is None:
-            n, relation = int(gates["events"].max()), "nested"
+            # no base: percent of base is of every event the gating saw (masks span them all)
+            n = len(mask) if mask is not None else int(gates["events"].max())
+            relation = "nested"
         else:
             n, relation = n_base, _relation(mask, base_mask)
         c_lo, c_hi = count_interval(k, n, relation=relation, confidence=confidence)

@@ -384,3 +384,21 @@ def test_a_gatingml_template_draws_its_gates(gml_dir: Path, data1: FcsData):
     scaled = by_gate["ScaleRange4c"]
     assert scaled["x"]["transform"] == "LogicleTransform"
     assert scaled["x"]["range"][1] < 2  # logicle units, not data units
+
+
+def test_a_template_without_a_base_has_counting_intervals_over_every_event(
+    gml_dir: Path, data1: FcsData
+):
+    """No base gate: percent of base is of all events, and so is its Wilson interval."""
+    from cikflow.uncertainty import population_intervals
+
+    template = read_template(gml_dir / "gml" / "gml_rect1_gate.xml")
+    outcome = gate_fcs(data1, template)
+    rows = population_intervals(outcome, template=template, settings=None).set_index("gate")
+    k, n, z = int(_truth(gml_dir, "Rectangle1").sum()), data1.n_events, 1.959963984540054
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low, high = rows.loc["Rectangle1", ["percent_of_base_low", "percent_of_base_high"]]
+    assert low == pytest.approx(100 * (centre - half), rel=1e-9)
+    assert high == pytest.approx(100 * (centre + half), rel=1e-9)

@@ -155,7 +155,7 @@ def config_problems(
         else:
             message = error.message
         problems.append(f"{_where(source, value_node or key_node)}: {_key_path(path)}: {message}")
-    return problems
+    return list(dict.fromkeys(problems))  # jsonschema repeats a `required` list per key
 
 
 def _fill_defaults(config: dict[str, Any], schema: dict[str, Any]) -> None:
