@@ -349,12 +349,6 @@ def check_inputs(config: Mapping[str, Any], *, base_dir: str | Path = ".") -> li
             CheckProblem(str(config["release_spec"]), message, fatal=True)
             for message in spec_problems(spec, populations=populations, bead_population=bead)
         ]
-    try:
-        check_clustering_markers(
-            config.get("clustering"), template=template, label=str(config["template"])
-        )
-    except ConfigError as exc:
-        problems.append(CheckProblem(str(config["template"]), str(exc), fatal=True))
     files = check_files(
         sheet=sheet,
         template=template,
@@ -362,4 +356,10 @@ def check_inputs(config: Mapping[str, Any], *, base_dir: str | Path = ".") -> li
         base_dir=base,
         label=str(config["template"]),
     )
+    try:  # after the panel check, so that a marker typo is named first, with its hint
+        check_clustering_markers(
+            config.get("clustering"), template=template, label=str(config["template"])
+        )
+    except ConfigError as exc:
+        files.append(CheckProblem(str(config["template"]), str(exc), fatal=True))
     return sorted(problems + files, key=lambda p: not p.fatal)
