@@ -5,6 +5,7 @@ at most ``n_bins`` equal Time bins and keeps per bin the event rate and the medi
 one key channel (FSC-A when present, else the first channel QC watches), beside the
 anomalous windows of the ``qc`` record: a few kB in ``plots.json``.
 :func:`acquisition_figure` draws both over Time with the removed windows shaded.
+Registered as the sample report's ``acquisition`` panel (:mod:`cikflow.report.panels`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cikflow.qc import default_qc_channels, is_clock_like
+from cikflow.report.panels import Panel, PanelContext, register
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -150,3 +152,29 @@ def acquisition_figure(entry: Mapping[str, Any]) -> go.Figure:
         showlegend=False,
     )
     return fig
+
+
+def _panel_data(context: PanelContext) -> dict[str, Any] | None:
+    fcs = context.fcs
+    return acquisition_plot_data(
+        fcs.by_channel(),
+        channels=fcs.pnn,
+        time_index=fcs.time_index,
+        qc=context.qc or {},
+        time_unit=context.time_unit or "s",
+    )
+
+
+register(
+    Panel(
+        name="acquisition",
+        title="Acquisition over Time",
+        caption=(
+            "The file as read, before acquisition QC: event rate and the median of one "
+            "channel per Time bin; windows QC removed are shaded red."
+        ),
+        stage="read",
+        data=_panel_data,
+        figure=acquisition_figure,
+    )
+)

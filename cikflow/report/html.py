@@ -114,7 +114,7 @@ def write_sample_report(
     index_href: str = "../index.html",
     clusters: Mapping[str, Any] | None = None,
     concordance: pd.DataFrame | None = None,
-    acquisition: Mapping[str, Any] | None = None,
+    panels: Mapping[str, Mapping[str, Any]] | None = None,
     standalone: bool = False,
 ) -> None:
     """Write one sample's HTML report.
@@ -137,19 +137,25 @@ def write_sample_report(
     concordance : pandas.DataFrame, optional
         Gate vs cluster per population (``concordance.tsv``); its populations, in
         the template's order, give the cluster map its colours.
-    acquisition : mapping, optional
-        Event rate and a key channel over Time
-        (:func:`cikflow.report.acquisition_view.acquisition_plot_data`), drawn with
-        the removed windows shaded.
+    panels : mapping, optional
+        Each report panel's data by name (``plots.json`` ``panels``), drawn under its
+        title and caption in registry order (:mod:`cikflow.report.panels`).
     standalone : bool
         Inline plotly.js (about 4.6 MB) so that the page works alone, e-mailed or filed
         away from its report folder; otherwise it loads ``plotly_js``.
     """
-    from cikflow.report.acquisition_view import acquisition_figure
+    from cikflow.report.panels import panels as registered
 
-    acquisition_div = (
-        _div(acquisition_figure(acquisition), "acquisition-plot") if acquisition else None
-    )
+    panel_blocks = [
+        {
+            "name": p.name,
+            "title": p.title,
+            "caption": p.caption,
+            "div": _div(p.figure(panels[p.name]), f"{p.name}-plot"),
+        }
+        for p in registered()
+        if panels and p.name in panels
+    ]
     figures = [_div(gate_figure(dict(p)), f"gate-{i}") for i, p in enumerate(plots)]
     if clusters:
         populations = _populations(concordance) if concordance is not None else None
@@ -171,7 +177,7 @@ def write_sample_report(
             index_href=index_href,
             review_text=REVIEW_TEXT,
             concordance=_concordance_rows(concordance),
-            acquisition_figure=acquisition_div,
+            panels=panel_blocks,
         )
     )
     out = Path(out_path)

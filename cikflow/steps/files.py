@@ -27,7 +27,7 @@ class SampleFiles:
     gates, populations, flags : pathlib.Path, optional
         ``gates.tsv``, ``populations.tsv``, ``flags.tsv``.
     plots : pathlib.Path, optional
-        ``plots.json`` (gate plots, cluster map, acquisition view).
+        ``plots.json`` (gate plots, cluster map, report panels).
     gatingml : pathlib.Path, optional
         ``gates.xml``, the gates applied as GatingML 2.0.
     clusters, concordance, markers : pathlib.Path, optional

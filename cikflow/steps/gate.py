@@ -50,7 +50,7 @@ class _Gated:
     populations: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SUMMARY_COLUMNS))
     flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FLAG_COLUMNS))
     plots: list[dict[str, Any]] = field(default_factory=list)
-    acquisition: dict[str, Any] | None = None  # event rate and signal over Time, binned
+    panels: dict[str, Any] = field(default_factory=dict)  # report panels' data, by name
     clustered: GatedClusters | Skipped | None = None  # None: clustering not tried
 
 
@@ -161,6 +161,7 @@ def _gate_sample(
 ) -> None:
     """Read, QC, gate, plot and cluster one file, filling ``gated`` and ``status``."""
     from cikflow.plotdata import gate_plot_data
+    from cikflow.report.panels import PanelContext, panel_data
 
     fcs, qc = _read_with_qc(fcs_path, status=status, config=config, gated=gated)
     bins = int(config.get("report", {}).get("bins", 96))
@@ -181,6 +182,8 @@ def _gate_sample(
     gated.plots = gate_plot_data(
         fcs, outcome, template=template, compensated=outcome.compensated, bins=bins
     )
+    context = PanelContext(fcs=fcs, outcome=outcome, template=template)
+    gated.panels.update(panel_data("gated", context))
     if template.kind == "yaml":
         # the plots were the last step to read the file's values: keep the template's
         # channels and free the file before clustering (a million events' bytes)
@@ -199,7 +202,7 @@ def _read_with_qc(
     """The file after acquisition QC, and the QC (without the file); notes both in status."""
     from cikflow.acquisition import run_acquisition_qc, time_unit
     from cikflow.io import read_fcs
-    from cikflow.report.acquisition_view import acquisition_plot_data
+    from cikflow.report.panels import PanelContext, panel_data
 
     fcs = read_fcs(fcs_path, sample_id=status.sample)
     kw = fcs.keywords
@@ -210,13 +213,8 @@ def _read_with_qc(
     status.fcs_version = fcs.version
     status.pns = dict(zip(fcs.pnn, fcs.pns, strict=True))
     qc = run_acquisition_qc(fcs, settings=config.get("qc"))
-    gated.acquisition = acquisition_plot_data(
-        fcs.by_channel(),
-        channels=fcs.pnn,
-        time_index=fcs.time_index,
-        qc=qc.record,
-        time_unit=time_unit(fcs),
-    )
+    context = PanelContext(fcs=fcs, qc=qc.record, time_unit=time_unit(fcs))
+    gated.panels.update(panel_data("read", context))  # the file as read, before QC
     kept = qc.fcs  # gating sees only the events acquisition QC kept
     status.qc, status.read_warnings = qc.record, list(kept.warnings)
     return kept, replace(qc, fcs=None)
@@ -315,7 +313,7 @@ def _write_outputs(
             "sample": status.sample,
             "gates": gated.plots,
             **cluster_plot(gated.clustered),
-            **({"acquisition": gated.acquisition} if gated.acquisition else {}),
+            **({"panels": gated.panels} if gated.panels else {}),
         },
         files.plots,
     )

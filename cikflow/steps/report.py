@@ -57,7 +57,7 @@ def sample_report(
         concordance=(
             read_table(concordance) if concordance is not None and concordance.is_file() else None
         ),
-        acquisition=plots.get("acquisition"),
+        panels=plots.get("panels", {}),
         standalone=standalone,
     )
 
