@@ -60,6 +60,8 @@ def _threshold(
         "threshold_transformed": est.threshold_,
         "search": p.get("search") and list(params["search"]),
         "events": int(est.n_events_),
+        # share of events staining between the valley and the upper population (valley)
+        "intermediate_share": getattr(est, "intermediate_share_", None),
         "flags": [
             {"flag": f.flag, "reason": f"{dim}: {f.text(lambda v: unscale(dim, v))}"}
             for f in est.flags_

@@ -196,6 +196,8 @@ class ValleyThreshold(_Threshold):
         fallback: str | float = "quantile",
         fallback_quantile: float = 0.5,
         pick: str = "deepest",
+        intermediate_flag: str | None = None,
+        intermediate_max_share: float = 0.03,
         max_events: int = 100_000,
         random_state: int = 0,
     ) -> None:
@@ -205,6 +207,8 @@ class ValleyThreshold(_Threshold):
         self.fallback = fallback
         self.fallback_quantile = fallback_quantile
         self.pick = pick
+        self.intermediate_flag = intermediate_flag
+        self.intermediate_max_share = intermediate_max_share
         self.max_events = max_events
         self.random_state = random_state
 
@@ -218,6 +222,41 @@ class ValleyThreshold(_Threshold):
         if values is None or len(values) == 0:
             return (lo + hi) / 2
         return float(np.clip(np.quantile(values, self.fallback_quantile), lo, hi))
+
+    def _intermediate(
+        self, sample: np.ndarray, x: np.ndarray, density: np.ndarray, valleys: list[int]
+    ) -> None:
+        """Share of events between the valley and the upper population; flagged above a limit.
+
+        The intermediate region runs from the lowest valley found (the first above the
+        main peak, or the deepest) to where the highest mode above it falls to half its
+        height: a viability dye's dying cells between the live and the dead peaks, which
+        no threshold places surely.
+        """
+        self.intermediate_share_ = 0.0
+        if not valleys:
+            return
+        start = min(valleys)
+        upper = start + int(np.argmax(density[start:]))
+        if upper <= start:
+            return
+        half = density[upper] / 2
+        end = upper
+        while end > start and density[end] > half:
+            end -= 1
+        lo, hi = float(x[start]), float(x[end])
+        self.intermediate_share_ = float(np.mean((sample >= lo) & (sample < hi)))
+        if self.intermediate_flag and self.intermediate_share_ > self.intermediate_max_share:
+            self.flags_.append(
+                Flag(
+                    self.intermediate_flag,
+                    f"{self.intermediate_share_:.1%} of the events stain between the valley "
+                    "({0}) and the upper population ({1}, its half height): intermediate "
+                    f"staining (more than {self.intermediate_max_share:.0%}) that no "
+                    "threshold places surely",
+                    (lo, hi),
+                )
+            )
 
     def fit(self, values: np.ndarray) -> ValleyThreshold:
         """Find the valley in ``values`` (1-D, transformed units)."""
@@ -242,10 +281,10 @@ class ValleyThreshold(_Threshold):
                 candidates.append(int(i))
         peak = int(np.argmax(density))
         above = [i for i in candidates if i > peak]
-        if self.pick == "first" and above:
-            best = min(above)
-        else:
-            best = min(candidates, key=lambda i: density[i]) if candidates else None
+        first = min(above) if above else None
+        deepest = min(candidates, key=lambda i: density[i]) if candidates else None
+        best = first if self.pick == "first" and first is not None else deepest
+        self._intermediate(sample, x, density, [i for i in (first, deepest) if i is not None])
         if best is None:
             self.threshold_ = self._fallback(sample, lo, hi)
             numeric = isinstance(self.fallback, int | float)
@@ -388,6 +427,8 @@ def make_threshold(params: dict[str, Any], *, random_state: int = 0) -> Any:
             fallback=params.get("fallback", "quantile"),
             fallback_quantile=params.get("fallback_quantile", 0.5),
             pick=params.get("pick", "deepest"),
+            intermediate_flag=params.get("intermediate_flag"),
+            intermediate_max_share=params.get("intermediate_max_share", 0.03),
             random_state=random_state,
         )
     if method == "quantile":

@@ -88,6 +88,8 @@ METHODS: dict[str, Method] = {
                 "fallback": "quantile",
                 "fallback_quantile": 0.5,
                 "pick": "deepest",
+                "intermediate_flag": None,
+                "intermediate_max_share": 0.03,
             },
             divider=True,
             imported=True,

@@ -347,6 +347,8 @@ def _fit_summary(info: Any) -> dict[str, Any]:
         if "threshold" in fit:
             within = f" within {fit['within']}" if fit.get("within") else ""
             values.append(f"{fit['dimension']}{within} {fit['threshold']:.4g}")
+            if fit.get("intermediate_share"):
+                values.append(f"intermediate staining {fit['intermediate_share']:.1%}")
         elif "thresholds" in fit:
             values.extend(
                 f"{d} {t:.4g}" for d, t in zip(fit["dimensions"], fit["thresholds"], strict=True)
