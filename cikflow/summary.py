@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
     "FAILED_COLUMNS",
@@ -224,3 +224,114 @@ def merge_cluster_rows(summary: pd.DataFrame, clusters: pd.DataFrame) -> pd.Data
     return pd.concat([summary, clusters], ignore_index=True).sort_values(
         ["batch", "day", "sample"], kind="stable", ignore_index=True
     )
+
+
+def jump_flags(
+    summary: pd.DataFrame, *, populations: Sequence[str], max_jump_pp: float
+) -> pd.DataFrame:
+    """``implausible_jump`` flags: a day whose population leaves its batch's other days.
+
+    Per batch and population (gate rows, percent of base): an inner culture day is
+    implausible when it lies more than ``max_jump_pp`` percentage points outside the
+    range of the days before and after it. The worst such day is flagged and left out,
+    and the rest checked again, so that one bad day does not make its neighbours look
+    bad. The first and the last day are compared with the range from the nearest day to
+    the line through the two nearest (a trend may go on or level off). Cultures
+    change smoothly over weeks; a collapse or a spike on one day is a gating, staining
+    or acquisition fault until a reviewer says otherwise.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Summary rows (``batch``, ``sample``, ``day``, ``population``,
+        ``percent_of_base``; only gate rows are used).
+    populations : sequence of str
+        Populations checked (those below the base).
+    max_jump_pp : float
+        Allowed distance outside the neighbours' range, percentage points.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FLAG_COLUMNS`, gate = the population.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"batch": "B", "sample": ["d0", "d7", "d14", "d21"],
+    ...     "day": [0, 7, 14, 21], "population": "CIK", "percent_of_base": [2, 11, 1, 28]})
+    >>> jump_flags(s, populations=["CIK"], max_jump_pp=5)[["sample", "flag"]].values.tolist()
+    [['d14', 'implausible_jump']]
+    >>> s["percent_of_base"] = [2, 11, 19, 3]  # a collapse on the last day
+    >>> jump_flags(s, populations=["CIK"], max_jump_pp=5)["sample"].tolist()
+    ['d21']
+    """
+    rows = gate_rows(summary)
+    rows = rows[rows["population"].isin(list(populations))]
+    flags = []
+    for (batch, pop), part in rows.groupby(["batch", "population"], sort=False):
+        part = part.dropna(subset=["percent_of_base"]).sort_values("day", kind="stable")
+        days = part["day"].astype(float).tolist()
+        values = part["percent_of_base"].astype(float).tolist()
+        for k, outside in _implausible_days(days, values, limit=max_jump_pp):
+            flags.append(
+                {
+                    "batch": batch,
+                    "sample": part["sample"].iloc[k],
+                    "day": part["day"].iloc[k],
+                    "gate": pop,
+                    "flag": "implausible_jump",
+                    "reason": (
+                        f"{pop} {values[k]:.1f} % of base lies {outside:.1f} points outside "
+                        f"what the batch's other culture days allow (limit {max_jump_pp:g})"
+                    ),
+                }
+            )
+    return pd.DataFrame(flags, columns=FLAG_COLUMNS)
+
+
+def _implausible_days(
+    days: list[float], values: list[float], *, limit: float
+) -> list[tuple[int, float]]:
+    """(index, points outside) of each implausible day.
+
+    Greedy: while some day deviates by more than the limit, the day whose removal leaves
+    the smoothest rest is flagged and removed (so one bad day does not make its
+    neighbours look bad).
+    """
+    keep = list(range(len(days)))
+    found: list[tuple[int, float]] = []
+    while len(keep) >= 3 and _roughness(days, values, keep) > limit:
+        score, k = min((_roughness(days, values, [j for j in keep if j != k]), k) for k in keep)
+        outside = _deviation(days, values, keep, k)
+        if outside <= limit or score > limit:
+            break  # no single day explains it: several days move together
+        found.append((k, outside))
+        keep.remove(k)
+    return sorted(found)
+
+
+def _roughness(days: list[float], values: list[float], keep: list[int]) -> float:
+    """The largest deviation of any day of ``keep`` from the days around it."""
+    if len(keep) < 3:
+        return 0.0
+    return max(_deviation(days, values, keep, k) for k in keep)
+
+
+def _deviation(days: list[float], values: list[float], keep: list[int], k: int) -> float:
+    """Points ``values[k]`` lies outside what its neighbours in ``keep`` allow.
+
+    An inner day: outside the range of the days before and after it. The first or last
+    day: outside the range from the nearest day to the line through the two nearest
+    (a trend may go on or level off, not turn back).
+    """
+    pos = keep.index(k)
+    if 0 < pos < len(keep) - 1:
+        a, b = keep[pos - 1], keep[pos + 1]
+        return max(
+            min(values[a], values[b]) - values[k], values[k] - max(values[a], values[b]), 0.0
+        )
+    a, b = (keep[1], keep[2]) if pos == 0 else (keep[-2], keep[-3])
+    slope = (values[a] - values[b]) / (days[a] - days[b]) if days[a] != days[b] else 0.0
+    line = values[a] + slope * (days[k] - days[a])
+    lo, hi = sorted((values[a], line))
+    return max(lo - values[k], values[k] - hi, 0.0)

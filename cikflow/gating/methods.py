@@ -224,37 +224,48 @@ class ValleyThreshold(_Threshold):
         return float(np.clip(np.quantile(values, self.fallback_quantile), lo, hi))
 
     def _intermediate(
-        self, sample: np.ndarray, x: np.ndarray, density: np.ndarray, valleys: list[int]
+        self,
+        sample: np.ndarray,
+        x: np.ndarray,
+        density: np.ndarray,
+        valleys: tuple[int | None, int | None, int | None],
     ) -> None:
-        """Share of events between the valley and the upper population; flagged above a limit.
+        """Intermediate staining: its share, and a flag when the threshold counts it low.
 
-        The intermediate region runs from the lowest valley found (the first above the
-        main peak, or the deepest) to where the highest mode above it falls to half its
-        height: a viability dye's dying cells between the live and the dead peaks, which
-        no threshold places surely.
+        ``valleys`` are the first valley above the main peak, the deepest and the one
+        chosen. ``intermediate_share_``: events from the lowest of them to where the
+        highest mode above falls to half its height (a viability dye's dying cells
+        between the live and the dead peaks). ``intermediate_flag`` is raised when more
+        than ``intermediate_max_share`` of the events lie between the first valley and
+        the chosen threshold: intermediate events the threshold counts with the lower
+        (live) population, where the first valley would not.
         """
         self.intermediate_share_ = 0.0
-        if not valleys:
+        first, deepest, chosen = valleys
+        found = [i for i in (first, deepest) if i is not None]
+        if not found:
             return
-        start = min(valleys)
+        start = min(found)
         upper = start + int(np.argmax(density[start:]))
-        if upper <= start:
-            return
-        half = density[upper] / 2
         end = upper
-        while end > start and density[end] > half:
+        while end > start and density[end] > density[upper] / 2:
             end -= 1
-        lo, hi = float(x[start]), float(x[end])
-        self.intermediate_share_ = float(np.mean((sample >= lo) & (sample < hi)))
-        if self.intermediate_flag and self.intermediate_share_ > self.intermediate_max_share:
+        self.intermediate_share_ = float(
+            np.mean((sample >= x[start]) & (sample < x[end])) if end > start else 0.0
+        )
+        if not self.intermediate_flag or first is None or chosen is None or chosen <= first:
+            return
+        counted = float(np.mean((sample >= x[first]) & (sample < x[chosen])))
+        if counted > self.intermediate_max_share:
             self.flags_.append(
                 Flag(
                     self.intermediate_flag,
-                    f"{self.intermediate_share_:.1%} of the events stain between the valley "
-                    "({0}) and the upper population ({1}, its half height): intermediate "
-                    f"staining (more than {self.intermediate_max_share:.0%}) that no "
-                    "threshold places surely",
-                    (lo, hi),
+                    f"{counted:.1%} of the events stain between the first valley above the "
+                    "main peak ({0}) and the threshold ({1}): intermediate staining counted "
+                    f"with the lower population (limit {self.intermediate_max_share:.0%}); "
+                    f"{self.intermediate_share_:.1%} stain between the valley and the upper "
+                    "population",
+                    (float(x[first]), float(x[chosen])),
                 )
             )
 
@@ -284,7 +295,7 @@ class ValleyThreshold(_Threshold):
         first = min(above) if above else None
         deepest = min(candidates, key=lambda i: density[i]) if candidates else None
         best = first if self.pick == "first" and first is not None else deepest
-        self._intermediate(sample, x, density, [i for i in (first, deepest) if i is not None])
+        self._intermediate(sample, x, density, (first, deepest, best))
         if best is None:
             self.threshold_ = self._fallback(sample, lo, hi)
             numeric = isinstance(self.fallback, int | float)

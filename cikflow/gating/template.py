@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from cikflow.exceptions import GatingTemplateError
-from cikflow.gating.model import Gate, from_spec, identity_scale, spec_dims
+from cikflow.gating.model import Gate, from_spec, identity_scale, spec_dims, tree_order
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -97,6 +97,26 @@ class Template:
     def populations(self) -> dict[str, str]:
         """Reported population name → gate name."""
         return dict(self.spec.get("populations", {}))
+
+    @property
+    def below_base(self) -> list[str]:
+        """Reported populations whose gate lies below the base (none without a base).
+
+        >>> spec = {"base": "b", "populations": {"B": "b", "X": "x", "Y": "y"}, "gates": [
+        ...     {"name": "b", "parent": "root", "type": "range", "dimensions": {"A": {}}},
+        ...     {"name": "x", "parent": "b", "type": "range", "dimensions": {"A": {}}},
+        ...     {"name": "y", "parent": "root", "type": "range", "dimensions": {"A": {}}}]}
+        >>> Template(name="t", version="1", kind="yaml", spec=spec).below_base
+        ['X']
+        """
+        if not self.base:
+            return []
+        gates = [from_spec(g, scale=identity_scale) for g in self.spec["gates"]]
+        under = {self.base}
+        for population, parent in tree_order(gates):
+            if parent in under:
+                under.add(population)
+        return [name for name, gate in self.populations.items() if gate in under - {self.base}]
 
     @property
     def reported(self) -> list[str]:

@@ -88,6 +88,11 @@ def summarize(
     )
     if not count_flags.empty:
         flags.append(count_flags)
+    jumps = _jumps(summary, template_path=template_path, config=config)
+    if not jumps.empty:
+        flags.append(jumps)
+        flagged = summary["sample"].isin(set(jumps["sample"]))
+        summary.loc[flagged, "review_required"] = True
     flag_df = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=FLAG_COLUMNS)
     prov = provenance(
         step="summarize",
@@ -108,6 +113,23 @@ def summarize(
         provenance=prov,
     )
     return summary
+
+
+def _jumps(
+    summary: pd.DataFrame,
+    *,
+    template_path: str | Path | None,
+    config: Mapping[str, Any] | None,
+) -> pd.DataFrame:
+    """``implausible_jump`` flags of the populations below the template's base."""
+    from cikflow.io import read_template
+    from cikflow.summary import jump_flags
+
+    limit = ((config or {}).get("plausibility") or {}).get("max_jump_pp", 10)
+    if limit is None or template_path is None or summary.empty:
+        return pd.DataFrame(columns=FLAG_COLUMNS)
+    populations = read_template(template_path).below_base
+    return jump_flags(summary, populations=populations, max_jump_pp=float(limit))
 
 
 def _summary_with_counts(

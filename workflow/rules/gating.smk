@@ -51,5 +51,6 @@ rule summarize:
     params:
         settings=get_settings,
         counts=lookup(dpath="counts", within=config),
+        plausibility=lookup(dpath="plausibility", within=config),
     script:
         "../scripts/summarize.py"

@@ -11,5 +11,9 @@ summarize(
     failed_path=o.failed,
     sheet_path=i.sheet,
     template_path=i.template,
-    config={**snakemake.params.settings, "counts": snakemake.params.counts},
+    config={
+        **snakemake.params.settings,
+        "counts": snakemake.params.counts,
+        "plausibility": snakemake.params.plausibility,
+    },
 )
