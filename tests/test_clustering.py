@@ -28,8 +28,10 @@ from cikflow.io.simulated import write_simulated
 from cikflow.preprocess import compensate, spillover_matrix
 from cikflow.simulate import POPULATION_MEMBERS, simulate_batches
 from cikflow.steps import (
+    SampleFiles,
     batch_kinetics,
     batch_report,
+    cluster_and_report,
     cluster_batch,
     collect_concordance,
     gate_file,
@@ -306,6 +308,110 @@ def test_clustering_is_deterministic(culture, repo_dir, tmp_path):
         )
         runs.append([(tmp_path / name / f).read_bytes() for f in files])
     assert runs[0] == runs[1]
+
+
+#: the files the gate step leaves for the report job, and those the report job writes
+GATED = ("status", "gates", "plots", "gatingml", "gate_populations", "gate_flags", "base")
+CLUSTERED = ("populations", "flags", "clusters", "concordance", "markers", "clustering")
+
+
+def _split_files(folder):
+    """The workflow's files of one sample: gated in one job, clustered in the next."""
+    names = {
+        "gate_populations": "gate_populations.tsv",
+        "gate_flags": "gate_flags.tsv",
+        "base": "base_events.npz",
+    }
+    default = SampleFiles.in_folder(folder)
+    return SampleFiles(
+        **{n: getattr(default, n) for n in (*GATED, *CLUSTERED) if n not in names},
+        **{n: folder / name for n, name in names.items()},
+    )
+
+
+def _gate_then_report(fcs, *, template, folder, row, config):
+    files = _split_files(folder)
+    gate = SampleFiles(**{n: getattr(files, n) for n in GATED})
+    status = gate_file(fcs, template_path=template, files=gate, row=row, config=config)
+    assert not any(getattr(files, n).exists() for n in CLUSTERED)  # gating clusters nothing
+    cluster_and_report(
+        files, template_path=template, out_path=folder / "report.html", config=config
+    )
+    return files, status
+
+
+def test_the_report_job_clusters_the_base_events_as_the_gate_step_does(gated, culture, tmp_path):
+    _, dirs, template = gated
+    folder, tubes = culture
+    tube = tubes[1]
+    row = {"sample": tube.sample, "batch": tube.batch, "day": tube.day}
+    files, status = _gate_then_report(
+        folder / f"{tube.sample}.fcs", template=template, folder=tmp_path, row=row, config=CONFIG
+    )
+    assert "clustering" not in status  # the record is the report job's (clustering.json)
+    whole = dirs[1]  # the same tube, gated and clustered in one step
+    for name in ("populations.tsv", "flags.tsv", "clusters.tsv", "concordance.tsv"):
+        assert (tmp_path / name).read_bytes() == (whole / name).read_bytes(), name
+    assert gzip.decompress(files.markers.read_bytes()) == gzip.decompress(
+        (whole / "markers.tsv.gz").read_bytes()
+    )
+    record = read_json(files.clustering)
+    one_step = read_json(whole / "status.json")
+    assert record["clustering"] == one_step["clustering"]
+    assert record["clustering"]["n_clusters"] == 25
+    assert record["clusters"] == read_json(whole / "plots.json")["clusters"]
+    assert "clusters" not in read_json(files.plots)
+    gate_flags = read_table(files.gate_flags)
+    assert [*read_json(files.status)["flags"], *record["flags"]] == one_step["flags"]
+    assert len(record["flags"]) == len(read_table(files.flags)) - len(gate_flags)
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="cluster-map"' in html
+    assert 'id="cluster-thresholds"' in html
+    # the base events are written byte for byte the same on a rerun
+    again = tmp_path / "again"
+    _gate_then_report(
+        folder / f"{tube.sample}.fcs", template=template, folder=again, row=row, config=CONFIG
+    )
+    assert (again / "base_events.npz").read_bytes() == files.base.read_bytes()
+
+
+def test_a_clustering_setting_changes_only_the_report_jobs_files(culture, repo_dir, tmp_path):
+    folder, tubes = culture
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    files, _ = _gate_then_report(
+        folder / f"{tubes[0].sample}.fcs",
+        template=template,
+        folder=tmp_path,
+        row=None,
+        config=CONFIG,
+    )
+    gate_bytes = {n: getattr(files, n).read_bytes() for n in GATED}
+    config = {**CONFIG, "clustering": {"n_clusters": 12, "markers": ["CD3", "CD16", "CD56"]}}
+    cluster_and_report(files, template_path=template, out_path=tmp_path / "r.html", config=config)
+    assert {n: getattr(files, n).read_bytes() for n in GATED} == gate_bytes
+    assert len(read_table(files.clusters)) == 12
+    assert read_json(files.clustering)["clustering"]["n_clusters"] == 12
+    # a marker the template lacks: the clustering is skipped, with its reason; gating stands
+    config = {**CONFIG, "clustering": {"markers": ["CD3", "CD4"]}}
+    cluster_and_report(files, template_path=template, out_path=tmp_path / "r.html", config=config)
+    record = read_json(files.clustering)["clustering"]
+    assert record["status"] == "not run"
+    assert "CD4" in record["reason"]
+    assert set(read_table(files.populations)["method"]) == {"gate"}
+    assert read_table(files.clusters).empty
+
+
+def test_a_failed_sample_gets_empty_cluster_files_from_its_report_job(repo_dir, tmp_path):
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    row = {"sample": "S1", "batch": "B01", "day": 3}
+    files, status = _gate_then_report(
+        tmp_path / "missing.fcs", template=template, folder=tmp_path, row=row, config=CONFIG
+    )
+    assert status["status"] == "failed"
+    assert read_json(files.clustering)["clustering"] == {"status": "not run", "reason": "failed"}
+    assert read_table(files.populations).empty
+    assert read_table(files.concordance).empty
+    assert "FcsNotFoundError" in (tmp_path / "report.html").read_text()
 
 
 def test_reports_show_the_cluster_map_and_the_concordance(gated, tmp_path):

@@ -177,3 +177,28 @@ def test_numeric_looking_ids_keep_their_zeros(tmp_path, repo_dir):
     assert set(harvest["batch"]) == {"01"}
     kinetics = read_table(tmp_path / "results" / "batch" / "01" / "kinetics.tsv")
     assert sorted(kinetics["sample"].unique()) == ["007", "0101"]
+
+
+def test_named_arrays_round_trip_exactly_and_write_the_same_bytes(tmp_path):
+    import numpy as np
+
+    from cikflow.io import read_arrays, write_arrays
+
+    values = np.array([[1.5, 2.0e-7], [3.25, -4.0]], dtype=np.float64)
+    narrow = np.array([0.1, 0.2], dtype=np.float32)
+    inside = np.array([[True, False], [False, True]])
+    arrays = {"values": values, "narrow": narrow, "membership": inside}
+    header = {"sample": "S1", "gates": ["a", "b"]}
+    write_arrays(arrays, tmp_path / "a.npz", header=header)
+    write_arrays(arrays, tmp_path / "b.npz", header=header)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    got, got_header = read_arrays(tmp_path / "a.npz")
+    assert got_header == header
+    assert {n: a.dtype for n, a in got.items()} == {
+        "values": np.float64,
+        "narrow": np.float32,
+        "membership": np.bool_,
+    }
+    for name, array in arrays.items():
+        assert np.array_equal(got[name], array), name
+    assert np.load(tmp_path / "a.npz")["values"][1, 1] == -4.0  # numpy reads it too

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,27 @@ def scenario(repo_dir, tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     (work / "run.log").write_text(result.stderr)
     return work
+
+
+def _jobs(stderr: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's "Job stats" table."""
+    table = stderr.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)
+        if m.group(1) != "total"
+    }
+
+
+def _with_pdf(jobs: dict[str, int]) -> dict[str, int]:
+    """The jobs, and the batch PDF where a browser prints it (report.pdf: auto)."""
+    from cikflow.report.pdf import ChromiumNotFoundError, find_chromium
+
+    try:
+        find_chromium()
+    except ChromiumNotFoundError:
+        return jobs
+    return {**jobs, "batch_pdf": 1}
 
 
 def test_run_ends_with_one_summary_line_naming_the_failed(scenario):
@@ -239,3 +261,71 @@ def test_h5ad_target_writes_one_readable_file_per_batch(repo_dir, scenario):
     assert sorted(r.split(":")[0] for r in left_out) == sorted(
         ["bad_not_fcs", "bad_truncated", "bad_no_cd56", "bad_missing"]
     )
+
+
+#: the jobs after a sample's own outputs change: every batch output that reads them
+BATCH_JOBS = {
+    "summarize": 1,
+    "concordance": 1,
+    "batch_kinetics": 3,
+    "release": 1,
+    "batch_report": 1,
+    "all": 1,
+}
+
+
+def test_a_clustering_setting_reruns_no_gating(repo_dir, scenario, tmp_path):
+    """A clustering setting reruns each sample's report job (where it is clustered), no gate."""
+    root = tmp_path / "reclustered"
+    shutil.copytree(scenario.parent, root, symlinks=True)
+    work = root / "scenario"
+    samples = work / "results" / "samples"
+    gated = sorted(samples.glob("*/base_events.npz")) + sorted(samples.glob("*/gates.tsv"))
+    mtimes = {p: p.stat().st_mtime_ns for p in gated}
+    config = work / "config" / "config.yaml"
+    config.write_text(config.read_text() + "clustering:\n  n_clusters: 20\n")
+
+    result = _run(repo_dir, work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sheet = read_table(work / "config" / "samples.tsv")
+    assert _jobs(result.stderr) == _with_pdf(
+        {**BATCH_JOBS, "sample_report": len(sheet), "cluster_batch": 3}
+    )
+    assert {p: p.stat().st_mtime_ns for p in gated} == mtimes  # no gate job ran
+    assert len(read_table(samples / "B01_d00" / "clusters.tsv")) == 20
+    summary = read_table(work / "results" / "summary.tsv")
+    assert set(summary["method"]) == {"gate", "cluster"}
+    # a failed sample still fails alone, with its reason, and has empty cluster files
+    failed = read_table(work / "results" / "failed.tsv").set_index("sample")
+    assert failed.loc["bad_no_cd56", "error"] == "MissingMarkerError"
+    record = json.loads((samples / "bad_no_cd56" / "clustering.json").read_text())
+    assert record["clustering"] == {"status": "not run", "reason": "failed"}
+    assert read_table(samples / "bad_no_cd56" / "clusters.tsv").empty
+
+
+def test_a_changed_fcs_file_reruns_its_own_chain_and_the_batch_outputs(
+    repo_dir, scenario, tmp_path
+):
+    root = tmp_path / "changed"
+    shutil.copytree(scenario.parent, root, symlinks=True)
+    work = root / "scenario"
+    reports = work / "results" / "report" / "samples"
+    mates = {p: p.stat().st_mtime_ns for p in reports.glob("*.html") if p.stem != "B01_d21"}
+    # a new file: Snakemake reruns nothing for a merely touched small file whose checksum
+    # it recorded (the demo's 30,000-event files are too large for that: a touch reruns)
+    demo = work / "data" / "demo"
+    shutil.copyfile(demo / "B01_d00.fcs", demo / "B01_d21.fcs")
+
+    result = _run(repo_dir, work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _jobs(result.stderr) == _with_pdf(
+        {
+            **BATCH_JOBS,
+            "gate": 1,
+            "sample_report": 1,
+            "cluster_batch": 1,
+            "export_workspace": 1,
+        }
+    )
+    assert {p: p.stat().st_mtime_ns for p in mates} == mates  # B01_d00's report stays
+    assert (work / "results" / "samples" / "B01_d21" / "clustering.json").is_file()

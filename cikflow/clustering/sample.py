@@ -11,6 +11,7 @@ import pandas as pd
 from cikflow.clustering.batch import cluster_map
 from cikflow.clustering.labelling import (
     DIVIDER_COLUMNS,
+    Divider,
     _cluster_medians,
     _descendants,
     label_clusters,
@@ -37,8 +38,11 @@ if TYPE_CHECKING:
 __all__ = [
     "CLUSTER_COLUMNS",
     "CONCORDANCE_COLUMNS",
+    "BaseEvents",
     "GatedClusters",
     "SampleClusters",
+    "base_events",
+    "cluster_base",
     "cluster_outcome",
     "cluster_sample",
     "concordance",
@@ -107,6 +111,7 @@ def cluster_sample(
     markers: Sequence[str],
     outcome: GatingOutcome | None = None,
     overrides: Mapping[tuple[str, str], float] | None = None,
+    dividers: Mapping[tuple[str, str], Divider] | None = None,
     n_clusters: int = 25,
     max_events: int = 50_000,
     random_state: int = 0,
@@ -127,6 +132,9 @@ def cluster_sample(
         The sample's gating: data-driven gates lend their fitted thresholds.
     overrides : mapping, optional
         ``(gate, dimension) → threshold`` (transformed units) used instead.
+    dividers : mapping, optional
+        The thresholds :func:`resolve_dividers` gave for the sample's gating
+        (``(gate, dimension) → Divider``), instead of ``outcome`` and ``overrides``.
     n_clusters, max_events, random_state : int
         :class:`ClusterModel` settings.
     sample : str
@@ -145,7 +153,11 @@ def cluster_sample(
         labels,
         template=template,
         markers=markers,
-        dividers=resolve_dividers(template, outcome=outcome, overrides=overrides),
+        dividers=(
+            dict(dividers)
+            if dividers is not None
+            else resolve_dividers(template, outcome=outcome, overrides=overrides)
+        ),
         random_state=random_state,
     )
     members = {pop: named.gates[gate][labels] for pop, gate in tree_populations(template).items()}
@@ -304,6 +316,84 @@ def _map_dims(template: Template, markers: Sequence[str]) -> tuple[str, str] | N
     return (markers[0], markers[1]) if len(markers) >= 2 else None
 
 
+@dataclass(frozen=True)
+class BaseEvents:
+    """A gated sample's base events: all that its clustering needs of the gating.
+
+    Attributes
+    ----------
+    sample : str
+        Sample ID.
+    values : numpy.ndarray
+        Shape (n_base, n_dims): the base events' compensated values (data
+        units, exactly as gated: float32, or float64 where a channel needs it),
+        one column per template dimension.
+    channel_map : dict of str to str
+        Template dimension → detector, in column order.
+    membership : dict of str to numpy.ndarray
+        Gate → boolean over the base events (parents applied).
+    dividers : dict
+        ``(gate, dimension) → Divider``: the thresholds the sample's data-driven
+        gates lend the cluster labels (:func:`resolve_dividers`).
+    """
+
+    sample: str
+    values: np.ndarray
+    channel_map: dict[str, str]
+    membership: dict[str, np.ndarray]
+    dividers: dict[tuple[str, str], Divider]
+
+
+def base_events(
+    outcome: GatingOutcome,
+    *,
+    template: Template,
+    compensated: Any = None,
+    pnn: Sequence[str] | None = None,
+) -> BaseEvents:
+    """The base events of a gated sample, with their gate membership and fitted dividers.
+
+    Parameters
+    ----------
+    outcome : GatingOutcome
+        The sample's gating (base membership, channel map, fitted thresholds).
+    template : Template
+        The YAML template it was gated with.
+    compensated : numpy.ndarray or CompensatedEvents, optional
+        Compensated events, file channel order (default ``outcome.compensated``).
+    pnn : sequence of str, optional
+        The file's detector names (default those of ``compensated``).
+
+    Returns
+    -------
+    BaseEvents
+
+    Raises
+    ------
+    ConfigError
+        The template has no base gate.
+    """
+    base = outcome.membership[template.base] if template.base else None
+    if base is None:
+        raise ConfigError(f"template '{template.name}' has no base gate to cluster")
+    compensated = outcome.compensated if compensated is None else compensated
+    pnn = list(compensated.pnn if pnn is None else pnn)
+    dims = list(outcome.channel_map)
+    # each column as gating held it (float32, or float64 where float32 is not exact):
+    # stacking widens to the widest, which float64 holds exactly
+    columns = [np.asarray(compensated[base, pnn.index(outcome.channel_map[d])]) for d in dims]
+    n = int(np.count_nonzero(base))
+    return BaseEvents(
+        sample=outcome.sample,
+        values=np.column_stack(columns) if columns else np.empty((n, 0), dtype=np.float32),
+        channel_map=dict(outcome.channel_map),
+        membership={
+            gate: np.asarray(m[base], dtype=bool) for gate, m in outcome.membership.items()
+        },
+        dividers=resolve_dividers(template, outcome=outcome),
+    )
+
+
 def cluster_outcome(
     outcome: GatingOutcome,
     *,
@@ -314,6 +404,8 @@ def cluster_outcome(
     bins: int = 96,
 ) -> GatedClusters:
     """Cluster a gated sample's base events and compare with its gates.
+
+    :func:`base_events` then :func:`cluster_base`.
 
     Parameters
     ----------
@@ -337,20 +429,51 @@ def cluster_outcome(
     Raises
     ------
     ConfigError
+        The template has no base, a marker is missing from the template, or a
+        gate below the base uses a dimension that is not clustered.
+    """
+    events = base_events(outcome, template=template, compensated=compensated, pnn=pnn)
+    return cluster_base(events, template=template, settings=settings, bins=bins)
+
+
+def cluster_base(
+    events: BaseEvents,
+    *,
+    template: Template,
+    settings: Mapping[str, Any] | None = None,
+    bins: int = 96,
+) -> GatedClusters:
+    """Cluster a sample's base events and compare with its gates.
+
+    Parameters
+    ----------
+    events : BaseEvents
+        The sample's base events (:func:`base_events`).
+    template : Template
+        The YAML template it was gated with.
+    settings : mapping, optional
+        The ``clustering`` config section (:data:`CLUSTERING_DEFAULTS` fill gaps).
+    bins : int
+        Bins per axis of the cluster map.
+
+    Returns
+    -------
+    GatedClusters
+
+    Raises
+    ------
+    ConfigError
         A marker is missing from the template, or a gate below the base uses a
         dimension that is not clustered.
     """
     cfg = {**CLUSTERING_DEFAULTS, **dict(settings or {})}
     markers = [str(m) for m in cfg["markers"]]
     seed = int(cfg["random_state"])
-    base = outcome.membership[template.base] if template.base else None
-    if base is None:
-        raise ConfigError(f"template '{template.name}' has no base gate to cluster")
+    dims = list(events.channel_map)
     values = marker_values(
-        compensated,
-        rows=base,
-        pnn=pnn,
-        channel_map=outcome.channel_map,
+        events.values,
+        pnn=dims,
+        channel_map={d: d for d in dims},
         template=template,
         markers=markers,
     )
@@ -358,16 +481,16 @@ def cluster_outcome(
         values,
         template=template,
         markers=markers,
-        outcome=outcome,
+        dividers=events.dividers,
         n_clusters=int(cfg["n_clusters"]),
         max_events=int(cfg["subsample"]),
         random_state=seed,
-        sample=outcome.sample,
+        sample=events.sample,
     )
     pops = tree_populations(template)
     n_base = len(values)
     table = concordance(
-        {pop: outcome.membership[gate][base] for pop, gate in pops.items()},
+        {pop: events.membership[gate] for pop, gate in pops.items()},
         result.members,
         populations=pops,
         margin_pp=float(cfg["margin_pp"]),
@@ -382,7 +505,7 @@ def cluster_outcome(
         phenotypes=result.event_phenotypes,
         template=template,
         markers=markers,
-        channel_map=outcome.channel_map,
+        channel_map=events.channel_map,
         bins=bins,
     )
     return GatedClusters(

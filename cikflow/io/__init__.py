@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cikflow.io.arrays import read_arrays, write_arrays
 from cikflow.io.export import WorkspaceSample, export_flowjo_wsp, export_gatingml
 from cikflow.io.fcs import FcsData, file_sha256, read_fcs, select_events, write_fcs
 from cikflow.io.flowjo import read_flowjo_counts, read_flowjo_template
@@ -27,6 +28,7 @@ __all__ = [
     "export_flowjo_wsp",
     "export_gatingml",
     "file_sha256",
+    "read_arrays",
     "read_fcs",
     "read_flowjo_counts",
     "read_flowjo_template",
@@ -39,6 +41,7 @@ __all__ = [
     "require_anndata",
     "select_events",
     "sidecar_path",
+    "write_arrays",
     "write_fcs",
     "write_h5ad",
     "write_json",

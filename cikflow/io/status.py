@@ -1,7 +1,7 @@
 """A sample's ``status.json``: the :class:`SampleStatus` record, read and written.
 
-The gate step writes it; the summary, the reports, the workspace export and the
-batch clustering read it. Both ways are checked against
+The gate step writes it; the sample's clustering, the summary, the reports, the
+workspace export and the batch clustering read it. Both ways are checked against
 ``cikflow/schemas/status.schema.yaml``.
 """
 
@@ -55,9 +55,11 @@ class SampleStatus:
         ``{"gate", "flag", "reason"}`` of every flag.
     gatingml : str, optional
         ``gates.xml`` when written, ``none`` without gates, or why it was not written.
-    clustering : dict
+    clustering : dict, optional
         ``{"status": "ok", markers, n_clusters, fit_events, events, dividers}``
-        or ``{"status": "not run", "reason"}``.
+        or ``{"status": "not run", "reason"}``, when the gate step clustered the
+        sample itself (the workflow clusters it in the sample's report job, which
+        writes the record in ``clustering.json``).
     emptied : str, optional
         When the base population was empty: the first gate on its path that
         held no event.

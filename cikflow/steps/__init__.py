@@ -21,7 +21,7 @@ from cikflow.steps.export import export_h5ad, export_workspace
 from cikflow.steps.files import SampleFiles, sample_files
 from cikflow.steps.gate import gate_file
 from cikflow.steps.provenance import config_hash, provenance
-from cikflow.steps.report import ReportInputs, batch_report, sample_report
+from cikflow.steps.report import ReportInputs, batch_report, cluster_and_report, sample_report
 from cikflow.steps.summarize import run_summary, summarize
 from cikflow.summary import FAILED_COLUMNS, FLAG_COLUMNS, SUMMARY_COLUMNS
 
@@ -34,6 +34,7 @@ __all__ = [
     "Skipped",
     "batch_kinetics",
     "batch_report",
+    "cluster_and_report",
     "cluster_batch",
     "collect_concordance",
     "config_hash",

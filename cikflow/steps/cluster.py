@@ -1,9 +1,14 @@
 """Clustering as a second opinion on the gates: per sample, per batch, and their concordance.
 
-Per sample (inside the gate step), the gated events are clustered and the result
-written (``clusters.tsv``, ``concordance.tsv``, ``markers.tsv.gz``), or a
-:class:`Skipped` says why not. Per batch, one reference model is fitted on every
-day's marker subsample; the concordance of every sample is stacked in one table.
+Per sample, the gate step keeps the base events (``base_events.npz``) and the
+sample's report step clusters them (:func:`cluster_gated_sample`), writing the
+sample's final ``populations.tsv`` and ``flags.tsv`` (cluster rows beside the gate
+rows), ``clusters.tsv``, ``concordance.tsv``, ``markers.tsv.gz`` and
+``clustering.json``, or a :class:`Skipped` says why not: so a clustering setting
+reruns no gating, and a sample still takes two jobs. (Given ``clusters``, the gate
+step clusters the sample itself, as ``cikflow gate`` does.) Per batch, one
+reference model is fitted on every day's marker subsample; the concordance of
+every sample is stacked in one table.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from cikflow.steps.provenance import provenance
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from cikflow.clustering import GatedClusters
+    from cikflow.clustering import BaseEvents, GatedClusters
     from cikflow.io.status import SampleStatus
 
 __all__ = ["Skipped", "cluster_batch", "collect_concordance"]
@@ -76,6 +81,175 @@ def cluster_gated(
     except CikflowError as exc:  # gating stands; the sample has no cluster-based values
         log.warning("%s: clustering not run: %s", outcome.sample, exc)
         return Skipped(str(exc))
+
+
+def gate_base_events(outcome: Any, *, template: Any) -> BaseEvents | Skipped:
+    """A gated sample's base events (:func:`cikflow.clustering.base_events`), or why none.
+
+    Parameters
+    ----------
+    outcome : GatingOutcome
+        The sample's gating (its compensated events).
+    template : Template
+        The YAML template it was gated with.
+
+    Returns
+    -------
+    BaseEvents or Skipped
+        The base events, or why there are none (gating stands either way).
+    """
+    from cikflow.clustering import base_events
+
+    try:
+        return base_events(outcome, template=template)
+    except CikflowError as exc:  # gating stands; the sample has no cluster-based values
+        log.warning("%s: clustering not run: %s", outcome.sample, exc)
+        return Skipped(str(exc))
+
+
+def cluster_events(
+    base: BaseEvents | Skipped | None, *, template: Any, config: Mapping[str, Any] | None
+) -> GatedClusters | Skipped | None:
+    """Cluster a sample's base events (:func:`cikflow.clustering.cluster_base`), or say why not.
+
+    Parameters
+    ----------
+    base : BaseEvents, Skipped or None
+        The sample's base events (None: not gated).
+    template : Template
+        The YAML template it was gated with.
+    config : mapping, optional
+        Workflow configuration (``clustering``, ``report.bins`` sections).
+
+    Returns
+    -------
+    GatedClusters, Skipped or None
+        The clustering, or why it did not run, or None when the sample was not gated.
+    """
+    from cikflow.clustering import cluster_base
+
+    if base is None or isinstance(base, Skipped):
+        return base
+    config = config or {}
+    try:
+        return cluster_base(
+            base,
+            template=template,
+            settings=config.get("clustering"),
+            bins=int(config.get("report", {}).get("bins", 96)),
+        )
+    except CikflowError as exc:  # gating stands; the sample has no cluster-based values
+        log.warning("%s: clustering not run: %s", base.sample, exc)
+        return Skipped(str(exc))
+
+
+def with_clusters(
+    populations: pd.DataFrame,
+    flags: pd.DataFrame,
+    *,
+    clustered: GatedClusters | Skipped | None,
+    status: SampleStatus,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sample's gate rows with the cluster rows and flags added, when it was clustered.
+
+    Parameters
+    ----------
+    populations, flags : pandas.DataFrame
+        The gate step's population and flag rows.
+    clustered : GatedClusters, Skipped or None
+        The sample's clustering.
+    status : SampleStatus
+        The sample (batch, sample, day of the cluster rows).
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        Populations and flags (:func:`cikflow.summary.with_cluster_rows`).
+    """
+    from cikflow.summary import with_cluster_rows
+
+    if clustered is None or isinstance(clustered, Skipped):
+        return populations, flags
+    return with_cluster_rows(
+        populations,
+        flags,
+        clusters=clustered.populations,
+        cluster_flags=clustered.flags,
+        ids={"batch": status.batch, "sample": status.sample, "day": status.day},
+    )
+
+
+def write_base_events(
+    base: BaseEvents | Skipped | None, path: str | Path, *, status: SampleStatus
+) -> None:
+    """Write ``base_events.npz``: the base events, gate membership and fitted dividers.
+
+    Parameters
+    ----------
+    base : BaseEvents, Skipped or None
+        The sample's base events, or why there are none (None: not gated, or
+        its template is not clustered).
+    path : str or pathlib.Path
+        The file (:func:`cikflow.io.write_arrays`): ``values`` (float32, data
+        units, one column per template dimension) and ``membership`` (bool,
+        one column per gate) of the base events.
+    status : SampleStatus
+        The sample.
+    """
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from cikflow.io import write_arrays
+
+    if base is None or not status.ok:  # not gated, or not clustered (a GatingML template)
+        write_arrays({}, path, header={"sample": status.sample, "skipped": None})
+        return
+    if isinstance(base, Skipped):
+        write_arrays({}, path, header={"sample": status.sample, "skipped": base.reason})
+        return
+    gates = list(base.membership)
+    membership = np.column_stack([base.membership[g] for g in gates]) if gates else None
+    header = {
+        "sample": base.sample,
+        "channel_map": [[d, c] for d, c in base.channel_map.items()],
+        "gates": gates,
+        "dividers": [asdict(d) for d in base.dividers.values()],
+    }
+    arrays = {"values": base.values}
+    if membership is not None:
+        arrays["membership"] = membership
+    write_arrays(arrays, path, header=header)
+
+
+def read_base_events(path: str | Path) -> BaseEvents | Skipped | None:
+    """Read ``base_events.npz`` (:func:`write_base_events`).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    BaseEvents, Skipped or None
+        The base events, or why the gate step kept none (None: not to be clustered).
+    """
+    from cikflow.clustering import BaseEvents, Divider
+    from cikflow.io import read_arrays
+
+    arrays, header = read_arrays(path)
+    if "skipped" in header:
+        return None if header["skipped"] is None else Skipped(str(header["skipped"]))
+    membership = arrays.get("membership")
+    dividers = [Divider(**d) for d in header["dividers"]]
+    return BaseEvents(
+        sample=header["sample"],
+        values=arrays["values"],
+        channel_map=dict(header["channel_map"]),
+        membership={g: membership[:, j] for j, g in enumerate(header["gates"])},
+        dividers={(d.gate, d.dimension): d for d in dividers},
+    )
 
 
 def cluster_plot(clustered: GatedClusters | Skipped | None) -> dict[str, Any]:
@@ -138,6 +312,102 @@ def write_clusters(
     write_text_gz(text, files.markers)
 
 
+def cluster_gated_sample(
+    files: SampleFiles, *, template_path: str | Path, config: Mapping[str, Any] | None = None
+) -> None:
+    """Cluster one gated sample from its ``base_events.npz``; write its final tables.
+
+    Reads ``status``, ``gate_populations``, ``gate_flags`` and ``base`` (written
+    by the gate step); writes ``populations`` and ``flags`` (the gate rows, and
+    the cluster rows and flags when clustered: what the gate step writes when it
+    clusters itself), ``clusters``, ``concordance``, ``markers`` and
+    ``clustering`` (``clustering.json``: the clustering record, its flags and the
+    cluster map). A sample that failed gating, or whose template is not
+    clustered, gets empty cluster files.
+
+    Parameters
+    ----------
+    files : SampleFiles
+        The sample's files.
+    template_path : str or pathlib.Path
+        The template it was gated with.
+    config : mapping, optional
+        Workflow configuration (``clustering``, ``report.bins`` sections).
+    """
+    from cikflow.io import read_table, read_template, write_json, write_table
+    from cikflow.io.status import read_status
+
+    config = dict(config or {})
+    status = read_status(files.status)
+    base = read_base_events(files.base) if status.ok else None
+    clustered = (
+        cluster_events(base, template=read_template(template_path), config=config)
+        if base is not None
+        else None
+    )
+    gate_flags = read_table(files.gate_flags)
+    populations, flags = with_clusters(
+        read_table(files.gate_populations), gate_flags, clustered=clustered, status=status
+    )
+    prov = provenance(
+        step="cluster_sample",
+        config=config,
+        inputs={
+            "status": str(files.status),
+            "gate_populations": str(files.gate_populations),
+            "gate_flags": str(files.gate_flags),
+            "base_events": str(files.base),
+            "template": str(template_path),
+        },
+        template=(status.provenance or {}).get("template"),
+        parameters={"sample": status.sample, "batch": status.batch, "day": status.day},
+    )
+    write_table(populations, files.populations, provenance=prov)
+    write_table(flags, files.flags)
+    write_clusters(clustered, files=files, status=status)
+    added = flags.iloc[len(gate_flags) :][["gate", "flag", "reason"]]
+    write_json(
+        {
+            "sample": status.sample,
+            "clustering": status.clustering,
+            "flags": added.to_dict("records"),
+            **cluster_plot(clustered),
+        },
+        files.clustering,
+    )
+
+
+def clustering_record(files: SampleFiles) -> tuple[SampleStatus, dict[str, Any]]:
+    """A sample's status with its clustering record and flags, wherever they were written.
+
+    The gate step writes them in ``status.json`` when it clusters the sample
+    itself; otherwise :func:`cluster_gated_sample` writes them in ``clustering.json``.
+
+    Parameters
+    ----------
+    files : SampleFiles
+        The sample's files (``status``, and ``clustering`` if any).
+
+    Returns
+    -------
+    tuple
+        The status (``clustering`` set, the cluster flags after the gate flags)
+        and the cluster map (empty without one).
+    """
+    from cikflow.io import read_json
+    from cikflow.io.status import read_status
+
+    status = read_status(files.status)
+    if status.clustering is not None or files.clustering is None:
+        return status, {}
+    if not files.clustering.is_file():
+        return status, {}
+    record = read_json(files.clustering)
+    status.clustering = record["clustering"]
+    status.flags = [*status.flags, *record["flags"]]
+    return status, record.get("clusters") or {}
+
+
 @dataclass
 class _Subsamples:
     """The clustered samples of a batch: marker values, days, dividers, input files."""
@@ -151,11 +421,10 @@ class _Subsamples:
 def _read_subsamples(samples: Sequence[SampleFiles], *, markers: list[str]) -> _Subsamples:
     """Each clustered sample's ``markers.tsv.gz``; failed or unclustered ones are left out."""
     from cikflow.io import read_table
-    from cikflow.io.status import read_status
 
     found = _Subsamples(values={}, days={}, dividers=[], inputs={})
     for files in samples:
-        status = read_status(files.status)
+        status, _ = clustering_record(files)
         info = status.clustering or {}
         if not status.ok or info.get("status") != "ok" or info["markers"] != markers:
             log.warning(
@@ -184,9 +453,9 @@ def cluster_batch(
     """Fit a batch's reference clusters on all its days and measure each day's drift.
 
     Reads each clustered sample's ``markers.tsv.gz`` (a seeded subsample of its
-    base events' transformed markers, written by the gate step) and the
-    thresholds its cluster labels used (``status.json``), and writes
-    (:func:`cikflow.reference.batch_reference`):
+    base events' transformed markers) and the thresholds its cluster labels
+    used (``clustering.json``, or ``status.json`` when the gate step clustered
+    the sample itself), and writes (:func:`cikflow.reference.batch_reference`):
 
     - ``reference.tsv``: one row per reference cluster (pooled events,
       phenotype, centroid per marker in transformed units);
@@ -202,7 +471,8 @@ def cluster_batch(
     Parameters
     ----------
     samples : sequence of str, pathlib.Path or SampleFiles
-        The batch's sample folders, or their files (``status``, ``markers``).
+        The batch's sample folders, or their files (``status``, ``markers``
+        and, where the clustering record is apart, ``clustering``).
     template_path : str or pathlib.Path
         The YAML template.
     out_dir : str or pathlib.Path, optional

@@ -31,7 +31,19 @@ class SampleFiles:
     gatingml : pathlib.Path, optional
         ``gates.xml``, the gates applied as GatingML 2.0.
     clusters, concordance, markers : pathlib.Path, optional
-        ``clusters.tsv``, ``concordance.tsv``, ``markers.tsv.gz``.
+        ``clusters.tsv``, ``concordance.tsv``, ``markers.tsv.gz``. When the
+        gate step is given ``clusters``, it clusters the sample itself; the
+        workflow leaves that to the sample's report job (:func:`~cikflow.steps.cluster_and_report`).
+    gate_populations, gate_flags : pathlib.Path, optional
+        ``gate_populations.tsv`` and ``gate_flags.tsv``: the gate step's rows,
+        before the clustering adds its own (``populations``, ``flags``).
+    base : pathlib.Path, optional
+        ``base_events.npz``: the base events, their gate membership and the
+        gates' fitted dividers, from which the sample is clustered.
+    clustering : pathlib.Path, optional
+        ``clustering.json``: the clustering record, its flags and the cluster map
+        (in ``status.json`` and ``plots.json`` when the gate step clustered; the
+        gate step never writes it, the reports read it where it exists).
     events : pathlib.Path, optional
         ``events.tsv.gz``, per-event gate membership (written only when set).
     """
@@ -45,6 +57,10 @@ class SampleFiles:
     clusters: Path | None = None
     concordance: Path | None = None
     markers: Path | None = None
+    gate_populations: Path | None = None
+    gate_flags: Path | None = None
+    base: Path | None = None
+    clustering: Path | None = None
     events: Path | None = None
 
     def __post_init__(self) -> None:
@@ -79,6 +95,7 @@ class SampleFiles:
             clusters=d / "clusters.tsv",
             concordance=d / "concordance.tsv",
             markers=d / "markers.tsv.gz",
+            clustering=d / "clustering.json",
             events=d / "events.tsv.gz" if events else None,
         )
 

@@ -18,7 +18,15 @@ import pandas as pd
 from cikflow.exceptions import CikflowError, EmptyBaseError
 from cikflow.gating.apply import GATE_TABLE_COLUMNS
 from cikflow.io.status import SampleStatus
-from cikflow.steps.cluster import Skipped, cluster_gated, cluster_plot, write_clusters
+from cikflow.steps.cluster import (
+    Skipped,
+    cluster_events,
+    cluster_plot,
+    gate_base_events,
+    with_clusters,
+    write_base_events,
+    write_clusters,
+)
 from cikflow.steps.files import SampleFiles
 from cikflow.steps.provenance import provenance
 from cikflow.summary import (
@@ -26,7 +34,6 @@ from cikflow.summary import (
     SUMMARY_COLUMNS,
     flag_table,
     population_table,
-    with_cluster_rows,
 )
 from cikflow.uncertainty import population_intervals
 
@@ -34,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from cikflow.acquisition import QcOutcome
-    from cikflow.clustering import GatedClusters
+    from cikflow.clustering import BaseEvents, GatedClusters
     from cikflow.io.fcs import FcsData
 
 __all__ = ["gate_file"]
@@ -51,7 +58,8 @@ class _Gated:
     flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FLAG_COLUMNS))
     plots: list[dict[str, Any]] = field(default_factory=list)
     panels: dict[str, Any] = field(default_factory=dict)  # report panels' data, by name
-    clustered: GatedClusters | Skipped | None = None  # None: clustering not tried
+    base: BaseEvents | Skipped | None = None  # what clustering needs (None: not to cluster)
+    clustered: GatedClusters | Skipped | None = None  # None: not clustered here
 
 
 def gate_file(
@@ -77,10 +85,16 @@ def gate_file(
         (:meth:`SampleFiles.in_folder`), when ``files`` is not given.
     files : SampleFiles, optional
         Where to write ``status`` (:class:`~cikflow.io.status.SampleStatus`),
-        ``gates``, ``populations``, ``flags``, ``plots``, ``gatingml`` (the gates
-        applied, with this sample's fitted coordinates, as GatingML 2.0; no
-        gates when gating failed), ``clusters``, ``concordance``, ``markers``
-        and, when set, ``events`` (per-event membership: one 0/1 column per gate).
+        ``gates``, ``plots``, ``gatingml`` (the gates applied, with this
+        sample's fitted coordinates, as GatingML 2.0; no gates when gating
+        failed), ``gate_populations``, ``gate_flags`` and ``base`` (the gate
+        rows and the base events, clustered later by the sample's report job,
+        :func:`~cikflow.steps.cluster_and_report`), and ``events`` (per-event
+        membership: one 0/1 column per gate), each when set. With ``clusters``
+        the sample is clustered here too: ``populations`` and ``flags`` then
+        carry the cluster rows beside the gate rows, ``clusters``,
+        ``concordance`` and ``markers`` are written and ``status.json`` holds
+        the clustering record (:meth:`SampleFiles.in_folder` names all of them).
     row : mapping, optional
         The sample-sheet row (sample, batch, day …); without it the sample ID
         is the file stem.
@@ -159,7 +173,10 @@ def _gate_sample(
     files: SampleFiles,
     gated: _Gated,
 ) -> None:
-    """Read, QC, gate, plot and cluster one file, filling ``gated`` and ``status``."""
+    """Read, QC, gate and plot one file, keep its base events; fill ``gated`` and ``status``.
+
+    The sample is clustered here only when ``files`` names ``clusters``.
+    """
     from cikflow.plotdata import gate_plot_data
     from cikflow.report.panels import PanelContext, panel_data
 
@@ -186,10 +203,12 @@ def _gate_sample(
     gated.panels.update(panel_data("gated", context))
     if template.kind == "yaml":
         # the plots were the last step to read the file's values: keep the template's
-        # channels and free the file before clustering (a million events' bytes)
+        # channels and free the file before taking the base events (a million events' bytes)
         outcome.compensated.release(fcs.pnn.index(d) for d in outcome.channel_map.values())
         fcs = None
-        gated.clustered = cluster_gated(outcome, template=template, config=config)
+        gated.base = gate_base_events(outcome, template=template)
+        if files.clusters is not None:  # clustered here, not by the sample's report job
+            gated.clustered = cluster_events(gated.base, template=template, config=config)
     intervals = population_intervals(outcome, template=template, settings=config.get("uncertainty"))
     _tabulate(gated, status=status, outcome=outcome, template=template, qc=qc, intervals=intervals)
     if files.events is not None:
@@ -266,7 +285,7 @@ def _tabulate(
     qc: QcOutcome,
     intervals: pd.DataFrame | None = None,
 ) -> None:
-    """The sample's population and flag rows (cluster rows beside the gate rows)."""
+    """The sample's gate-based population and flag rows."""
     ids = {"batch": status.batch, "sample": status.sample, "day": status.day}
     pop_map = template.populations or {g: g for g in gated.gates["gate"]}
     gated.populations = population_table(
@@ -277,15 +296,6 @@ def _tabulate(
         intervals=intervals,
     )
     gated.flags = flag_table([*qc.flags, *outcome.flags], ids=ids)
-    clustered = gated.clustered
-    if clustered is not None and not isinstance(clustered, Skipped):
-        gated.populations, gated.flags = with_cluster_rows(
-            gated.populations,
-            gated.flags,
-            clusters=clustered.populations,
-            cluster_flags=clustered.flags,
-            ids=ids,
-        )
 
 
 def _write_events(outcome: Any, *, keep: np.ndarray, path: Path) -> None:
@@ -298,26 +308,39 @@ def _write_events(outcome: Any, *, keep: np.ndarray, path: Path) -> None:
 def _write_outputs(
     gated: _Gated, *, status: SampleStatus, files: SampleFiles, provenance: dict[str, Any]
 ) -> None:
-    """Write the sample's tables, plot data, cluster files and ``status.json``."""
+    """Write the sample's tables, plot data, base events, cluster files and ``status.json``."""
     from cikflow.io import write_json, write_table
     from cikflow.io.status import write_status
 
     if not status.ok:  # no stale gates from an earlier run
         status.gatingml = _write_gatingml(None, files.gatingml)
-    status.flags = gated.flags[["gate", "flag", "reason"]].to_dict("records")
     write_table(gated.gates, files.gates, provenance=provenance)
-    write_table(gated.populations, files.populations, provenance=provenance)
-    write_table(gated.flags, files.flags)
+    if files.gate_populations is not None:
+        write_table(gated.populations, files.gate_populations, provenance=provenance)
+    if files.gate_flags is not None:
+        write_table(gated.flags, files.gate_flags)
+    if files.base is not None:
+        write_base_events(gated.base, files.base, status=status)
+    clustered = gated.clustered
+    populations, flags = with_clusters(
+        gated.populations, gated.flags, clustered=clustered, status=status
+    )
+    if files.populations is not None:
+        write_table(populations, files.populations, provenance=provenance)
+    if files.flags is not None:
+        write_table(flags, files.flags)
+    status.flags = flags[["gate", "flag", "reason"]].to_dict("records")
     write_json(
         {
             "sample": status.sample,
             "gates": gated.plots,
-            **cluster_plot(gated.clustered),
+            **cluster_plot(clustered),
             **({"panels": gated.panels} if gated.panels else {}),
         },
         files.plots,
     )
-    write_clusters(gated.clustered, files=files, status=status)
+    if files.clusters is not None:
+        write_clusters(clustered, files=files, status=status)
     write_status(replace(status, provenance=provenance), files.status)
 
 

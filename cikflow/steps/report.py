@@ -9,13 +9,50 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cikflow.steps.cluster import cluster_gated_sample, clustering_record
 from cikflow.steps.files import SampleFiles, sample_files
 from cikflow.summary import gate_rows
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["ReportInputs", "batch_report", "sample_report"]
+__all__ = ["ReportInputs", "batch_report", "cluster_and_report", "sample_report"]
+
+
+def cluster_and_report(
+    files: SampleFiles,
+    *,
+    template_path: str | Path,
+    out_path: str | Path,
+    config: Mapping[str, Any] | None = None,
+    standalone: bool = False,
+) -> None:
+    """A sample's second job: cluster it from its base events, then write its HTML report.
+
+    :func:`~cikflow.steps.cluster.cluster_gated_sample` (the sample's final
+    ``populations.tsv`` and ``flags.tsv``, ``clusters.tsv``, ``concordance.tsv``,
+    ``markers.tsv.gz`` and ``clustering.json``), then :func:`sample_report`. The
+    gate step leaves the clustering to this job, so that a clustering setting
+    reruns no gating and a sample still takes two jobs.
+
+    Parameters
+    ----------
+    files : SampleFiles
+        The sample's files: those the gate step wrote (``status``, ``plots``,
+        ``gates``, ``gate_populations``, ``gate_flags``, ``base``) and those
+        written here (``populations``, ``flags``, ``clusters``, ``concordance``,
+        ``markers``, ``clustering``).
+    template_path : str or pathlib.Path
+        The template the sample was gated with.
+    out_path : str or pathlib.Path
+        The HTML page.
+    config : mapping, optional
+        Workflow configuration (``clustering``, ``report.bins`` sections).
+    standalone : bool
+        Inline plotly.js.
+    """
+    cluster_gated_sample(files, template_path=template_path, config=config)
+    sample_report(files, out_path=out_path, standalone=standalone)
 
 
 def sample_report(
@@ -24,7 +61,9 @@ def sample_report(
     """Write a sample's HTML report from its ``status.json``, ``plots.json`` and ``gates.tsv``.
 
     The gate table shows each population's interval of percent of base, from
-    ``populations.tsv`` where it exists.
+    ``populations.tsv`` where it exists. A ``clustering.json`` (written where the
+    sample is clustered apart from gating, :func:`cluster_and_report`) adds the
+    clustering record, its flags and the cluster map.
 
     ``standalone`` inlines plotly.js so that the page works away from its report folder.
 
@@ -32,28 +71,29 @@ def sample_report(
     ----------
     sample : str, pathlib.Path or SampleFiles
         The sample's folder, or its files (``status``, ``plots``, ``gates``,
-        ``concordance``: drawn with the cluster map when the sample was clustered).
+        ``populations``, ``concordance`` and ``clustering``: drawn with the
+        cluster map when the sample was clustered).
     out_path : str or pathlib.Path
         The HTML page.
     standalone : bool
         Inline plotly.js.
     """
     from cikflow.io import read_json, read_table
-    from cikflow.io.status import read_status
     from cikflow.report import write_sample_report
 
     (files,) = sample_files([sample])
     plots = read_json(files.plots)
+    status, cluster_map = clustering_record(files)
     concordance = files.concordance
     gates = read_table(files.gates)
     if files.populations is not None and files.populations.is_file():
         gates = _with_intervals(gates, read_table(files.populations))
     write_sample_report(
         out_path,
-        status=read_status(files.status).to_json(),
+        status=status.to_json(),
         plots=plots["gates"],
         gates=gates,
-        clusters=plots.get("clusters"),
+        clusters=plots.get("clusters") or cluster_map or None,
         concordance=(
             read_table(concordance) if concordance is not None and concordance.is_file() else None
         ),
@@ -81,6 +121,10 @@ class ReportInputs:
         ``summary.tsv`` (and its provenance sidecar), ``flags.tsv``, ``failed.tsv``.
     status : sequence of pathlib.Path
         Every sample's ``status.json``.
+    clustering : sequence of pathlib.Path
+        Every sample's ``clustering.json``, in the order of ``status`` (its
+        clustering flags join the sample's flags); empty when the gate step
+        clustered.
     gates : sequence of pathlib.Path
         Every sample's ``gates.tsv`` (one per gating template gives the annex its
         gate hierarchy; a missing one is skipped).
@@ -97,6 +141,7 @@ class ReportInputs:
     flags: Path
     failed: Path
     status: Sequence[Path] = ()
+    clustering: Sequence[Path] = ()
     gates: Sequence[Path] = ()
     release: Path | None = None
     concordance: Path | None = None
@@ -112,7 +157,8 @@ class ReportInputs:
         ----------
         named : object
             Has ``summary``, ``flags``, ``failed`` and optionally ``status``,
-            ``gates``, ``release``, ``concordance``, ``kinetics``, ``harvest``, ``drift``.
+            ``clustering``, ``gates``, ``release``, ``concordance``, ``kinetics``,
+            ``harvest``, ``drift``.
 
         Returns
         -------
@@ -123,7 +169,7 @@ class ReportInputs:
         opt = {n: Path(getattr(named, n)) for n in ("release", "concordance") if hasattr(named, n)}
         many = {
             n: [Path(p) for p in getattr(named, n)]
-            for n in ("status", "gates", "kinetics", "harvest", "drift")
+            for n in ("status", "clustering", "gates", "kinetics", "harvest", "drift")
             if hasattr(named, n)
         }
         return cls(**one, **opt, **many)
@@ -161,6 +207,7 @@ class ReportInputs:
             flags=r / "flags.tsv",
             failed=r / "failed.tsv",
             status=[f.status for f in sample_files(sample_dirs)],
+            clustering=[Path(d) / "clustering.json" for d in sample_dirs],
             gates=[f.gates for f in sample_files(sample_dirs) if f.gates],
             release=Path(release_path) if release_path else None,
             concordance=r / "concordance.tsv",
@@ -204,7 +251,6 @@ def batch_report(
         Lines about the run shown under the title (e.g. why there is no PDF).
     """
     from cikflow.io import read_json, read_table, sidecar_path
-    from cikflow.io.status import read_status
     from cikflow.report import write_batch_report
 
     if inputs is None:
@@ -215,7 +261,7 @@ def batch_report(
         )
     release = inputs.release
     concordance = inputs.concordance
-    statuses = [read_status(p).to_json() for p in inputs.status]
+    statuses = _statuses(inputs)
     # a batch whose samples all failed has a header-only table: nothing to stack
     drift = _stacked([p for p in inputs.drift if p.is_file()], by_folder=False)
     write_batch_report(
@@ -264,3 +310,10 @@ def _stacked(paths: Sequence[Path], *, by_folder: bool = True) -> pd.DataFrame |
         tables = [t.assign(batch=p.parent.name) for t, p in zip(tables, paths, strict=True)]
     tables = [t for t in tables if not t.empty]
     return pd.concat(tables, ignore_index=True) if tables else None
+
+
+def _statuses(inputs: ReportInputs) -> list[dict[str, Any]]:
+    """Every sample's status, with its clustering record and flags where written apart."""
+    clustering = list(inputs.clustering) or [None] * len(inputs.status)
+    files = sample_files(status=list(inputs.status), clustering=clustering)
+    return [clustering_record(f)[0].to_json() for f in files]

@@ -1,4 +1,5 @@
-# Clustering as a second opinion on the gates (the per-sample clustering runs in rule gate):
+# Clustering as a second opinion on the gates (each sample is clustered in its report job,
+# rule sample_report, from the base events rule gate kept):
 # per batch, one reference clustering of all culture days and each day's drift from it;
 # the gate vs cluster concordance of every sample in one table.
 

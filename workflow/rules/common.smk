@@ -100,7 +100,7 @@ def get_row(wildcards):
 
 
 def get_settings(wildcards):
-    """The science settings a per-sample job uses (a change reruns the job)."""
+    """The science settings rule gate uses (a change reruns it; clustering is not one)."""
     keys = ("panel", "compensation", "gating")
     plots = {"bins": config["report"]["bins"]}  # pdf, standalone: not the gating's
     return {
@@ -163,11 +163,16 @@ def get_workspaces(wildcards):
 
 
 def get_batch_clusters(wildcards):
-    """Each sample's status and marker subsample, for every sample of the job's batch."""
+    """Each sample's status, marker subsample and clustering record, for the job's batch."""
     samples = SHEET.index[SHEET["batch"].astype(str) == wildcards.batch]
+    files = (
+        ("status", "status.json"),
+        ("markers", "markers.tsv.gz"),
+        ("clustering", "clustering.json"),
+    )
     return {
         name: expand("results/samples/{sample}/{file}", sample=samples, file=file)
-        for name, file in (("status", "status.json"), ("markers", "markers.tsv.gz"))
+        for name, file in files
     }
 
 

@@ -1,4 +1,7 @@
-# Per sample: read the FCS file, compensate, gate with the template, write tables and plot data.
+# Per sample: read the FCS file, compensate, gate with the template, write tables and plot data,
+# and keep the base events the sample's report job clusters (rule sample_report), so that a
+# clustering setting reruns no gating. Plot binning (report.bins) stays here: it needs every
+# event, which only this job reads.
 
 
 rule gate:
@@ -8,13 +11,11 @@ rule gate:
     output:
         status="results/samples/{sample}/status.json",
         gates="results/samples/{sample}/gates.tsv",
-        populations="results/samples/{sample}/populations.tsv",
-        flags="results/samples/{sample}/flags.tsv",
+        gate_populations="results/samples/{sample}/gate_populations.tsv",
+        gate_flags="results/samples/{sample}/gate_flags.tsv",
         plots="results/samples/{sample}/plots.json",
         gatingml="results/samples/{sample}/gates.xml",
-        clusters="results/samples/{sample}/clusters.tsv",
-        concordance="results/samples/{sample}/concordance.tsv",
-        markers="results/samples/{sample}/markers.tsv.gz",
+        base="results/samples/{sample}/base_events.npz",
     log:
         "logs/gate/{sample}.log",
     priority: 1  # the report chain before the workspace export (off its path)
@@ -23,7 +24,6 @@ rule gate:
     params:
         row=get_row,
         settings=get_settings,
-        clustering=lookup(dpath="clustering", within=config),
     script:
         "../scripts/gate.py"
 

@@ -3,10 +3,10 @@ import logging
 from cikflow.steps import cluster_batch, sample_files
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
-o = snakemake.output
+i, o = snakemake.input, snakemake.output
 cluster_batch(
-    sample_files(status=snakemake.input.status, markers=snakemake.input.markers),
-    template_path=snakemake.input.template,
+    sample_files(status=i.status, markers=i.markers, clustering=i.clustering),
+    template_path=i.template,
     reference_path=o.reference,
     drift_path=o.drift,
     populations_path=o.populations,

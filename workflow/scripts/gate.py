@@ -8,5 +8,5 @@ gate_file(
     template_path=snakemake.input.template,
     files=SampleFiles(**dict(snakemake.output.items())),
     row=snakemake.params.row,
-    config={**snakemake.params.settings, "clustering": snakemake.params.clustering},
+    config=snakemake.params.settings,
 )

@@ -1,10 +1,13 @@
 import logging
 
-from cikflow.steps import SampleFiles, sample_report
+from cikflow.steps import SampleFiles, cluster_and_report
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
-sample_report(
-    SampleFiles(**dict(snakemake.input.items())),
-    out_path=snakemake.output[0],
+i, o = dict(snakemake.input.items()), dict(snakemake.output.items())
+cluster_and_report(
+    SampleFiles(**{k: v for k, v in {**i, **o}.items() if k not in ("html", "template")}),
+    template_path=snakemake.input.template,
+    out_path=snakemake.output.html,
+    config={"clustering": snakemake.params.clustering, "report": {"bins": snakemake.params.bins}},
     standalone=snakemake.params.standalone,
 )
