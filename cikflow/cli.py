@@ -140,8 +140,53 @@ def _verify(args: argparse.Namespace) -> int:
     counts = table["status"].value_counts().to_dict()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"{len(table)} inputs checked: {summary}")
+    audit_ok = _verify_audit(args.results)
     bad = {"changed", "missing", "appeared", "inconsistent"}
-    return 1 if bad & set(counts) else 0
+    return 1 if bad & set(counts) or not audit_ok else 0
+
+
+def _verify_audit(results: str) -> bool:
+    """Print the audit trail's check (chain, then signatures); True when it holds."""
+    from cikflow.verify import verify_audit
+
+    check = verify_audit(results)
+    if check.broken is not None:
+        print(f"BROKEN       {Path(results) / 'audit.jsonl'}: {check.broken}")
+        return False
+    for s in check.signatures:
+        r = s.record
+        who = f"line {s.line}: {r.get('meaning')} by {r.get('by')} "
+        who += f"({r.get('batch')}, {r.get('time')})"
+        if s.changed:
+            state = "superseded" if s.superseded else "BROKEN"
+            print(f"{state:<12} signature {who}: no longer matches: {', '.join(s.changed)} changed")
+        elif s.superseded:
+            print(f"{'ok':<12} signature {who} (signed again later)")
+        else:
+            print(f"{'ok':<12} signature {who}")
+    print(
+        f"audit trail: {check.records} records, chain intact, {len(check.signatures)} signatures"
+        + ("" if check.ok else ", a signature no longer matches")
+    )
+    return check.ok
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from cikflow.steps.audit import sign_results
+
+    record = sign_results(
+        args.results, by=args.by, meaning=args.meaning, batch=args.batch, reason=args.reason
+    )
+    log.info(
+        "signed %s (%s, batch %s) as %s at %s: release.tsv %s…; report updated",
+        args.results,
+        record["meaning"],
+        record["batch"],
+        record["by"],
+        record["time"],
+        record["release_sha256"][:12],
+    )
+    return 0
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -168,6 +213,30 @@ def _compare(args: argparse.Namespace) -> int:
     print(wide.round(2).to_string())
     print(f"mean {table['abs_error_pp'].mean():.2f} pp, max {table['abs_error_pp'].max():.2f} pp")
     return 0
+
+
+def _add_audit_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``verify`` and ``sign`` sub-commands."""
+    p = sub.add_parser(
+        "verify",
+        help="recompute recorded input hashes; name what changed; check audit.jsonl",
+    )
+    p.add_argument("results", help="results folder (searched for provenance records)")
+    p.add_argument("--base", help="folder relative input paths start from (default: its parent)")
+    p.add_argument("--all", action="store_true", help="also list unchanged inputs")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser(
+        "sign", help="sign a results folder's release: a signature record in audit.jsonl"
+    )
+    p.add_argument("results", help="results folder (with release.tsv and report/index.html)")
+    p.add_argument("--by", required=True, help="the signer's name")
+    p.add_argument(
+        "--meaning", required=True, help="what the signature means: reviewed or approved"
+    )
+    p.add_argument("--batch", help="the batch signed for (default: all batches)")
+    p.add_argument("--reason", default="", help="a comment recorded with the signature")
+    p.set_defaults(func=_sign)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,11 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="refuse files that need a repair")
     p.set_defaults(func=_inspect)
 
-    p = sub.add_parser("verify", help="recompute recorded input hashes; name what changed")
-    p.add_argument("results", help="results folder (searched for provenance records)")
-    p.add_argument("--base", help="folder relative input paths start from (default: its parent)")
-    p.add_argument("--all", action="store_true", help="also list unchanged inputs")
-    p.set_defaults(func=_verify)
+    _add_audit_parsers(sub)
 
     p = sub.add_parser(
         "clean", help="remove results of samples no longer in the run (stale sample folders)"

@@ -8,6 +8,7 @@ batch can record it and go on with the other samples.
 from __future__ import annotations
 
 __all__ = [
+    "AuditError",
     "CikflowError",
     "CikflowWarning",
     "CompensationError",
@@ -196,3 +197,12 @@ class StatusError(CikflowError):
     """A sample's ``status.json`` does not follow its schema; the message names the field."""
 
     code = "status_error"
+
+
+class AuditError(CikflowError):
+    """The audit trail is unreadable or broken, or a record is invalid (kind, meaning).
+
+    The message names the file, line or field.
+    """
+
+    code = "audit_error"

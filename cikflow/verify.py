@@ -5,18 +5,31 @@ Every table cikflow writes has a provenance record (``*.provenance.json`` sideca
 the table was made: the sample sheet, the gating template, the release specification
 (``inputs``) and every FCS file (``fcs_inputs`` of ``summary.tsv``, ``inputs.fcs`` of each
 sample). :func:`verify_results` hashes each listed file again and says which changed.
+:func:`verify_audit` checks the audit trail (``audit.jsonl``): its hash chain and every
+signature against the signed files as they are now.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from cikflow.io import file_sha256, read_json
 
-__all__ = ["VERIFY_COLUMNS", "remove_stale", "stale_samples", "verify_results"]
+if TYPE_CHECKING:
+    from cikflow.audit import ChainBreak, SignatureCheck
+
+__all__ = [
+    "VERIFY_COLUMNS",
+    "AuditCheck",
+    "remove_stale",
+    "stale_samples",
+    "verify_audit",
+    "verify_results",
+]
 
 VERIFY_COLUMNS = ["path", "status", "recorded_sha256", "current_sha256", "records"]
 
@@ -145,3 +158,65 @@ def verify_results(results_dir: str | Path, *, base_dir: str | Path | None = Non
             }
         )
     return pd.DataFrame(rows, columns=VERIFY_COLUMNS)
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    """The audit trail of a results folder checked (:func:`verify_audit`).
+
+    Attributes
+    ----------
+    records : int
+        Lines in the trail (0: none yet).
+    broken : ChainBreak or None
+        The first record at which the chain breaks.
+    signatures : list of SignatureCheck
+        Every signature against ``release.tsv`` and ``report/index.html`` as they are now
+        (empty when the chain is broken).
+    """
+
+    records: int
+    broken: ChainBreak | None
+    signatures: list[SignatureCheck]
+
+    @property
+    def ok(self) -> bool:
+        """The chain holds and every signature not signed again later still matches."""
+        return self.broken is None and all(s.matches for s in self.signatures if not s.superseded)
+
+
+def verify_audit(results_dir: str | Path) -> AuditCheck:
+    """Check a results folder's ``audit.jsonl``: its hash chain, then its signatures.
+
+    The chain: every line is a record and every ``prev`` is the SHA-256 of the line
+    before (:func:`cikflow.audit.check_chain`). Each signature: the SHA-256 of
+    ``release.tsv`` and the digest of ``report/index.html`` without its signature block
+    (:func:`cikflow.audit.report_digest`) against those it recorded.
+
+    Parameters
+    ----------
+    results_dir : str or pathlib.Path
+        The results folder.
+
+    Returns
+    -------
+    AuditCheck
+        What holds and what does not.
+    """
+    from cikflow.audit import check_chain, check_signatures, parse_trail, report_digest
+    from cikflow.io.audit import read_lines
+
+    results = Path(results_dir)
+    lines = read_lines(results / "audit.jsonl")
+    broken = check_chain(lines)
+    if broken is not None:
+        return AuditCheck(len(lines), broken, [])
+    release, report = results / "release.tsv", results / "report" / "index.html"
+    checks = check_signatures(
+        parse_trail(lines),
+        release_sha256=file_sha256(release) if release.is_file() else None,
+        report_sha256=report_digest(report.read_text(encoding="utf-8"))
+        if report.is_file()
+        else "",  # gone: matches no signature
+    )
+    return AuditCheck(len(lines), None, checks)

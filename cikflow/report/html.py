@@ -235,6 +235,7 @@ def write_batch_report(
     populations: Sequence[str] | None = None,
     generated: dt.datetime | None = None,
     gates: Mapping[str, pd.DataFrame] | None = None,
+    signatures: str | None = None,
 ) -> None:
     """Write the batch report (``index.html``) and plotly.js beside it.
 
@@ -276,6 +277,8 @@ def write_batch_report(
     generated, gates : optional
         The analysis date printed (default: now, UTC); template SHA-256 → one of its
         samples' ``gates.tsv`` (the annex's gate hierarchy).
+    signatures : str, optional
+        The signature block (markers included); default: none, as of ``generated``.
     """
     out = Path(out_path)
     write_plotly_js(out.parent)
@@ -294,25 +297,23 @@ def write_batch_report(
         )
         for i, batch in enumerate(sorted(summary["batch"].astype(str).unique()))
     ]
-    html = (
-        _env()
-        .get_template("index.html.j2")
-        .render(
-            batches=batches,
-            flags=flags.to_dict("records"),
-            failed=failed.to_dict("records"),
-            notes=list(notes),
-            sample_href=sample_href,
-            provenance=provenance,
-            release=_certificates(release, batches=[b["batch"] for b in batches]),
-            **_record_context(
-                provenance,
-                statuses=statuses,
-                generated=generated,
-                release_provenance=release_provenance,
-                gates=gates,
-            ),
-        )
+    template = _env().get_template("index.html.j2")
+    html = template.render(
+        batches=batches,
+        flags=flags.to_dict("records"),
+        failed=failed.to_dict("records"),
+        notes=list(notes),
+        sample_href=sample_href,
+        provenance=provenance,
+        release=_certificates(release, batches=[b["batch"] for b in batches]),
+        **_record_context(
+            provenance,
+            signatures=signatures,
+            statuses=statuses,
+            generated=generated,
+            release_provenance=release_provenance,
+            gates=gates,
+        ),
     )
     out.write_text(html)
 
@@ -349,15 +350,23 @@ def _record_context(
     generated: dt.datetime | None,
     release_provenance: Mapping[str, Any] | None,
     gates: Mapping[str, pd.DataFrame] | None,
+    signatures: str | None = None,
 ) -> dict[str, Any]:
-    """The samples (sorted), the record header, the printed footer line and the annex."""
+    """The samples (sorted), the record header, the footer line, the annex, the signatures."""
+    from cikflow.audit import utc_stamp
+    from cikflow.report.signatures import signature_block
+
+    generated = generated or dt.datetime.now(dt.UTC)
     record = record_header(
         provenance,
         statuses=statuses,
-        generated=generated or dt.datetime.now(dt.UTC),
+        generated=generated,
         release_provenance=release_provenance,
     )
+    if signatures is None:  # none: the block's markers, for `cikflow sign` to fill
+        signatures = signature_block([], as_of=utc_stamp(generated))
     return {
+        "signatures": signatures,
         "samples": sorted(
             statuses, key=lambda s: (str(s.get("batch")), s.get("day") or 0, str(s["sample"]))
         ),

@@ -264,6 +264,14 @@ def batch_report(
     statuses = _statuses(inputs)
     # a batch whose samples all failed has a header-only table: nothing to stack
     drift = _stacked([p for p in inputs.drift if p.is_file()], by_folder=False)
+    from cikflow.audit import utc_stamp
+    from cikflow.steps.audit import report_signatures
+
+    generated = dt.datetime.now(dt.UTC)
+    # signatures as of now (audit.jsonl is read, not a rule input: every run appends to it)
+    signatures = report_signatures(
+        Path(inputs.summary).parent, as_of=utc_stamp(generated), release_path=release
+    )
     write_batch_report(
         out_path,
         summary=gate_rows(read_table(inputs.summary)),
@@ -280,8 +288,9 @@ def batch_report(
         ),
         drift=drift,
         notes=notes,
-        generated=dt.datetime.now(dt.UTC),
+        generated=generated,
         gates=_template_gates(statuses, gates=inputs.gates),
+        signatures=signatures,
     )
 
 

@@ -111,14 +111,25 @@ def get_settings(wildcards):
 
 
 def end_of_run():
-    """The run's summary line; with ``strict: true``, a non-zero exit when a sample failed."""
+    """The run's summary line and audit records; ``strict: true``: exit 1 on a failed sample."""
     from cikflow.steps import run_summary  # only at the end of a run
+    from cikflow.steps.audit import audit_run
     from cikflow.verify import stale_samples
 
     summary = run_summary("results")
     if summary is None:  # a partial target: no batch results to sum up
         return
     print(summary.line(report="results/report/index.html"), file=sys.stderr)
+    try:  # one record per input the run changed, appended to results/audit.jsonl
+        added = audit_run("results", by=config["audit_by"])
+    except CikflowError as exc:  # a broken trail: nothing appended, the run fails
+        print(f"cikflow {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
+    if added:
+        print(
+            f"cikflow: {len(added)} audit records appended to results/audit.jsonl",
+            file=sys.stderr,
+        )
     stale = stale_samples("results")
     if stale:
         print(
