@@ -271,7 +271,9 @@ run_snakemake "$TMP/local.log" "$TMP/local/scenario" \
   --profile "$REPO/workflow/profiles/default" --cores 2
 local_seconds=$((SECONDS - start_local))
 say "local run finished in $local_seconds s"
-local_jobs=$(grep -oP 'Finished jobid: \d+ \(Rule: \K\w+' "$TMP/local.log" | grep -cvx all || true)
+# the terminal shows a line per stage; Snakemake's own log file keeps every job
+LOCAL_LOGS=("$TMP"/local/scenario/.snakemake/log/*.snakemake.log)
+local_jobs=$(grep -oP 'Finished jobid: \d+ \(Rule: \K\w+' "${LOCAL_LOGS[-1]}" | grep -cvx all || true)
 ((local_jobs == ${#JOBIDS[@]})) ||
   fail "the local run ran $local_jobs jobs, SLURM ran ${#JOBIDS[@]}"
 
