@@ -45,10 +45,17 @@ _CHATTER = (
 class StageProgress(logging.Filter):
     """A logging filter that turns Snakemake's job listing into a line per stage.
 
+    A finished job never passes as it is: when a stage line is due, a new record
+    carrying it goes to ``emit`` (the terminal handler's ``handle``), so the record
+    Snakemake's other handlers see (its log file) stays untouched.
+
     Parameters
     ----------
     clock : callable, optional
         Seconds, monotonic (for tests); the time shown is since the filter was made.
+    emit : callable, optional
+        Where stage lines go (``handler.handle``); without it they are kept in
+        :attr:`shown` only.
 
     Examples
     --------
@@ -64,15 +71,22 @@ class StageProgress(logging.Filter):
     >>> f.filter(record("rule gate", event=E("JOB_INFO"), jobid=7, rule_name="gate"))
     False
     >>> done = record("Finished jobid: 7", event=E("JOB_FINISHED"), job_id=7)
-    >>> f.filter(done), done.getMessage()
-    (True, 'cikflow [0:00:00] gate: 1 of 1 done')
+    >>> f.filter(done), done.getMessage(), f.shown
+    (False, 'Finished jobid: 7', ['cikflow [0:00:00] gate: 1 of 1 done'])
     >>> f.filter(record("Select jobs to execute..."))
     False
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        emit: Callable[[logging.LogRecord], object] | None = None,
+    ) -> None:
         super().__init__()
         self._clock = clock
+        self._emit = emit
+        self.shown: list[str] = []
         self._start = clock()
         self._totals: dict[str, int] = {}
         self._done: Counter[str] = Counter()
@@ -107,9 +121,13 @@ class StageProgress(logging.Filter):
             return False
         elapsed = round(self._clock() - self._start)
         clock = f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
-        record.msg, record.args = f"cikflow [{clock}] {rule}: {done} of {total} done", None
-        record.event = None  # printed as a plain message
-        return True
+        text = f"cikflow [{clock}] {rule}: {done} of {total} done"
+        self.shown.append(text)
+        if self._emit is not None:  # a plain message of its own; the job's record untouched
+            line = logging.makeLogRecord({**record.__dict__, "msg": text, "args": None})
+            line.event = None
+            self._emit(line)
+        return False
 
 
 def show_stages(logger: logging.Logger) -> StageProgress:
@@ -125,8 +143,8 @@ def show_stages(logger: logging.Logger) -> StageProgress:
     StageProgress
         The filter installed.
     """
-    progress = StageProgress()
-    for handler in logger.handlers:
-        if not isinstance(handler, logging.FileHandler):
-            handler.addFilter(progress)
+    terminal = [h for h in logger.handlers if not isinstance(h, logging.FileHandler)]
+    progress = StageProgress(emit=terminal[0].handle if terminal else None)
+    for handler in terminal[:1]:  # Snakemake writes to the terminal through one handler
+        handler.addFilter(progress)
     return progress
