@@ -131,7 +131,7 @@ class StageProgress(logging.Filter):
 
 
 def show_stages(logger: logging.Logger) -> StageProgress:
-    """Put one :class:`StageProgress` on ``logger``'s terminal handlers (not its files).
+    """Put a :class:`StageProgress` on ``logger``'s terminal handler (never on its files).
 
     Parameters
     ----------
