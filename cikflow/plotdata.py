@@ -80,8 +80,9 @@ def gate_plot_data(
     axes = _Axes(fcs, outcome, template=template, compensated=compensated, bins=bins)
     axes.reach = _gate_reach(outcome.infos)
     out: list[dict[str, Any]] = []
+    counts = _counts(outcome)
     for info, mask in _drawn(outcome, n_events=fcs.n_events):
-        entry = _entry(info.gate, parent=info.path[-1], mask=mask, outcome=outcome)
+        entry = _entry(info.gate, parent=info.path[-1], mask=mask, counts_by_gate=counts)
         entry.update(axes.histogram(info.gate.dims, mask))
         _add_outline(entry, info.gate)
         out.append(entry)
@@ -99,9 +100,15 @@ def _drawn(outcome: GatingOutcome, *, n_events: int) -> Iterator[tuple[Any, np.n
         yield info, mask
 
 
-def _entry(gate: Any, *, parent: str, mask: np.ndarray, outcome: GatingOutcome) -> dict[str, Any]:
+def _counts(outcome: GatingOutcome) -> dict[str, int]:
+    """Events per population of the gate table."""
+    return dict(zip(outcome.gates["gate"], outcome.gates["events"], strict=True))
+
+
+def _entry(
+    gate: Any, *, parent: str, mask: np.ndarray, counts_by_gate: Mapping[str, int]
+) -> dict[str, Any]:
     """A plot's gate, parent and counts: the populations the gate defines, % of parent."""
-    counts_by_gate = dict(zip(outcome.gates["gate"], outcome.gates["events"], strict=True))
     parent_n = int(mask.sum())
     pops = [p for p, _ in gate.populations() if p in counts_by_gate]
     n_in = sum(counts_by_gate[p] for p in pops)
@@ -141,6 +148,7 @@ def _strategy_plot_data(fcs: FcsData, outcome: GatingOutcome, *, bins: int) -> l
 
     strategy = outcome.strategy
     values = GateValues(strategy, fcs)
+    counts = _counts(outcome)
     out: list[dict[str, Any]] = []
     try:
         for info, mask in _drawn(outcome, n_events=fcs.n_events):
@@ -150,7 +158,7 @@ def _strategy_plot_data(fcs: FcsData, outcome: GatingOutcome, *, bins: int) -> l
             columns = values(fk_gate, np.flatnonzero(mask))
             if columns is None:
                 continue
-            entry = _entry(gate, parent=info.path[-1], mask=mask, outcome=outcome)
+            entry = _entry(gate, parent=info.path[-1], mask=mask, counts_by_gate=counts)
             reach = _gate_reach([replace(info, gate=gate)])
             axes = [
                 _value_axis(v, dim=name, transform=values.transform(d), reach=reach, bins=bins)

@@ -6,6 +6,7 @@ to end, minutes each) are skipped with a reason unless ``--run-slow`` is given, 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"../shared/data absent: {SHARED_DATA} not found")
     return SHARED_DATA
+
+
+def _job_stats(stderr: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's "Job stats" table (without ``total``)."""
+    table = stderr.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)
+        if m.group(1) != "total"
+    }
+
+
+@pytest.fixture(scope="session")
+def job_stats():
+    """Read a Snakemake run's "Job stats" table: ``job_stats(stderr)`` -> rule -> jobs."""
+    return _job_stats

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from cikflow.io import read_json
+from cikflow.io import read_json, read_table
 from cikflow.io.simulated import write_simulated
 from cikflow.report import panels as registry
 from cikflow.report.panels import Panel, PanelContext, panel_data, register
@@ -60,7 +60,7 @@ def test_a_registered_panel_reaches_plots_json_and_the_report(cd3_panel, tmp_pat
     assert status["status"] == "ok"
     stored = read_json(out / "plots.json")["panels"]
     assert list(stored) == ["acquisition", "cd3-decades"]  # the project's own panel first
-    lymphocytes = next(r for r in _gate_rows(out) if r["gate"] == "lymphocytes")
+    lymphocytes = read_table(out / "gates.tsv").set_index("gate").loc["lymphocytes"]
     assert stored["cd3-decades"]["events"] == lymphocytes["events"]
     assert sum(stored["cd3-decades"]["counts"]) == lymphocytes["events"]
     page = tmp_path / "report.html"
@@ -70,12 +70,6 @@ def test_a_registered_panel_reaches_plots_json_and_the_report(cd3_panel, tmp_pat
     assert 'id="cd3-decades-plot"' in html
     assert "Viable lymphocytes by CD3 decade." in html
     assert html.index('id="acquisition-plot"') < html.index('id="cd3-decades-plot"')
-
-
-def _gate_rows(folder):
-    from cikflow.io import read_table
-
-    return read_table(folder / "gates.tsv").to_dict("records")
 
 
 def test_a_panel_without_data_is_left_out_and_a_bad_stage_refused(monkeypatch):

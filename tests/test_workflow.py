@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -54,16 +53,6 @@ def scenario(repo_dir, tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     (work / "run.log").write_text(result.stderr)
     return work
-
-
-def _jobs(stderr: str) -> dict[str, int]:
-    """Rule -> job count from Snakemake's "Job stats" table."""
-    table = stderr.split("Job stats:", 1)[1].split("\n\n", 1)[0]
-    return {
-        m.group(1): int(m.group(2))
-        for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)
-        if m.group(1) != "total"
-    }
 
 
 def _with_pdf(jobs: dict[str, int]) -> dict[str, int]:
@@ -274,7 +263,7 @@ BATCH_JOBS = {
 }
 
 
-def test_a_clustering_setting_reruns_no_gating(repo_dir, scenario, tmp_path):
+def test_a_clustering_setting_reruns_no_gating(repo_dir, scenario, tmp_path, job_stats):
     """A clustering setting reruns each sample's report job (where it is clustered), no gate."""
     root = tmp_path / "reclustered"
     shutil.copytree(scenario.parent, root, symlinks=True)
@@ -288,7 +277,7 @@ def test_a_clustering_setting_reruns_no_gating(repo_dir, scenario, tmp_path):
     result = _run(repo_dir, work)
     assert result.returncode == 0, result.stderr[-3000:]
     sheet = read_table(work / "config" / "samples.tsv")
-    assert _jobs(result.stderr) == _with_pdf(
+    assert job_stats(result.stderr) == _with_pdf(
         {**BATCH_JOBS, "sample_report": len(sheet), "cluster_batch": 3}
     )
     assert {p: p.stat().st_mtime_ns for p in gated} == mtimes  # no gate job ran
@@ -304,7 +293,7 @@ def test_a_clustering_setting_reruns_no_gating(repo_dir, scenario, tmp_path):
 
 
 def test_a_changed_fcs_file_reruns_its_own_chain_and_the_batch_outputs(
-    repo_dir, scenario, tmp_path
+    repo_dir, scenario, tmp_path, job_stats
 ):
     root = tmp_path / "changed"
     shutil.copytree(scenario.parent, root, symlinks=True)
@@ -318,7 +307,7 @@ def test_a_changed_fcs_file_reruns_its_own_chain_and_the_batch_outputs(
 
     result = _run(repo_dir, work)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _jobs(result.stderr) == _with_pdf(
+    assert job_stats(result.stderr) == _with_pdf(
         {
             **BATCH_JOBS,
             "gate": 1,

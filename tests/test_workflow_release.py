@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -45,16 +44,6 @@ def _run(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[s
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
         check=False,
     )
-
-
-def _jobs(stderr: str) -> dict[str, int]:
-    """Rule -> job count from Snakemake's "Job stats" table."""
-    table = stderr.split("Job stats:", 1)[1].split("\n\n", 1)[0]
-    return {
-        m.group(1): int(m.group(2))
-        for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)
-        if m.group(1) != "total"
-    }
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +114,7 @@ def test_release_table_and_provenance(scenario, repo_dir):
     assert prov["release_spec"]["sha256"] in index
 
 
-def test_editing_the_spec_limit_reruns_only_the_release(repo_dir, scenario, tmp_path):
+def test_editing_the_spec_limit_reruns_only_the_release(repo_dir, scenario, tmp_path, job_stats):
     work_root = tmp_path / "copy"
     shutil.copytree(scenario.parent, work_root, symlinks=True)
     work = work_root / "scenario"
@@ -157,7 +146,7 @@ def test_editing_the_spec_limit_reruns_only_the_release(repo_dir, scenario, tmp_
         expected["batch_pdf"] = 1
     except ChromiumNotFoundError:
         pass
-    assert _jobs(result.stderr) == expected
+    assert job_stats(result.stderr) == expected
     assert {p: p.stat().st_mtime_ns for p in untouched} == mtimes
     after = read_table(results / "release.tsv")
     dose_after = after[after["criterion"] == "dose_CIK"].set_index("batch")
