@@ -27,6 +27,7 @@ __all__ = [
     "GatingMLWarning",
     "GatingTemplateError",
     "MissingMarkerError",
+    "OverrideError",
     "ReleaseSpecError",
     "SampleSheetError",
     "StatusError",
@@ -185,6 +186,12 @@ class GatingMLGateWarning(GatingMLWarning):
         self.gate = gate
         self.reason = reason
         self.dependants = dependants
+
+
+class OverrideError(CikflowError):
+    """The reviewer overrides file is invalid; the message names the file and the entry."""
+
+    code = "override_error"
 
 
 class ReleaseSpecError(CikflowError):

@@ -44,7 +44,16 @@ SUMMARY_COLUMNS = [
     "below_loq",
 ]
 #: columns of ``flags.tsv``
-FLAG_COLUMNS = ["batch", "sample", "day", "gate", "flag", "reason"]
+FLAG_COLUMNS = [
+    "batch",
+    "sample",
+    "day",
+    "gate",
+    "flag",
+    "reason",
+    "accepted_by",  # a reviewer accepted the flag (cikflow.review): who, and why
+    "accepted_reason",
+]
 #: columns of ``failed.tsv``
 FAILED_COLUMNS = ["batch", "sample", "day", "fcs", "error", "message"]
 

@@ -319,6 +319,7 @@ def _yaml_strategy(
     fit_max_events: int,
     seed: int,
     flags: list[dict[str, Any]],
+    gate_overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Any, list[GateInfo], dict[str, str], str, Any, CompensatedEvents]:
     """A YAML template's strategy for this file: panel, compensation, fitted gates."""
     source = fcs.path.name
@@ -356,6 +357,7 @@ def _yaml_strategy(
         values=values,
         sample_id=fcs.sample_id,
         random_state=seed,
+        overrides=gate_overrides,
     )
     for info in infos:
         if info.name == info.gate.name:  # once per gate (not per quadrant)
@@ -424,6 +426,7 @@ def gate_fcs(
     min_events: int = 100,
     fit_max_events: int = 50_000,
     random_state: int = 0,
+    gate_overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> GatingOutcome:
     """Gate one file with a template.
 
@@ -448,6 +451,9 @@ def gate_fcs(
         events.
     random_state : int
         Seed of every data-driven fit (subsamples, mixtures).
+    gate_overrides : mapping, optional
+        YAML templates: gate name → a reviewer's ``set`` fields for this sample
+        (:mod:`cikflow.review`; see :func:`cikflow.gating.template.build_strategy`).
 
     Returns
     -------
@@ -461,6 +467,11 @@ def gate_fcs(
     source = fcs.path.name
     flags: list[dict[str, Any]] = []
     if template.kind == "gatingml":
+        if gate_overrides:
+            raise GatingError(
+                f"{source}: gate overrides set gates of a YAML template only, not of "
+                f"'{template.name}' (imported): {', '.join(gate_overrides)}"
+            )
         strategy, infos = _gatingml_strategy(template, fcs, flags=flags, seed=random_state)
         channel_map: dict[str, str] = {}
         comp_text = "as referenced by the GatingML template"
@@ -474,6 +485,7 @@ def gate_fcs(
             fit_max_events=fit_max_events,
             seed=random_state,
             flags=flags,
+            gate_overrides=gate_overrides,
         )
     try:
         shared = {"spill": compensated} if compensated is not None and matrix is not None else {}

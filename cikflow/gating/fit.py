@@ -71,13 +71,16 @@ def _threshold(
 
 
 def _fit_quadrant(
-    gate: Mapping[str, Any], *, fitting: _Fitting
+    gate: Mapping[str, Any], *, fitting: _Fitting, fixed: Mapping[str, Any] | None = None
 ) -> tuple[tuple[str, float], tuple[str, float | dict[str, float]], list[dict[str, Any]]]:
     """Both dividers of a quadrant gate (data units) and their fit records.
 
     x is fitted on the parent; y on the parent, or with ``per_side`` within each
-    side of x separately (``{"-": …, "+": …}``).
+    side of x separately (``{"-": …, "+": …}``). A divider in ``fixed`` (``{"x":
+    {"at": …}}``, data units: a reviewer's override) is not fitted but taken as
+    given, so a y fitted per side is fitted within the sides of a given x.
     """
+    fixed = fixed or {}
     where = f"gate '{gate['name']}'"
     records: list[dict[str, Any]] = []
 
@@ -104,7 +107,13 @@ def _fit_quadrant(
 
     xdim, ydim = gate["x"]["dimension"], gate["y"]["dimension"]
     mask = fitting.mask
-    x, x_t = fit("x", mask)
+    if "x" in fixed:
+        x = float(fixed["x"]["at"])
+        x_t = float(fitting.scale(xdim, [x])[0])
+    else:
+        x, x_t = fit("x", mask)
+    if "y" in fixed:
+        return (xdim, x), (ydim, fixed["y"]["at"]), records
     if not gate["y"].get("per_side"):
         return (xdim, x), (ydim, fit("y", mask)[0]), records
     above = np.zeros_like(mask)
@@ -232,6 +241,7 @@ def fit_gate(
     scale: Callable[[str, Any], np.ndarray],
     unscale: Callable[[str, Any], np.ndarray],
     random_state: int = 0,
+    fixed: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit a data-driven template gate on the parent's events.
 
@@ -247,6 +257,9 @@ def fit_gate(
         ``(dim, data-unit values) → transformed`` and its inverse, vectorised.
     random_state : int
         Seed of subsamples and mixtures.
+    fixed : mapping, optional
+        Quadrant gates: dividers given, not fitted (``{"x": {"at": 2000}}``, data
+        units; :mod:`cikflow.review`); the other divider is fitted with them.
 
     Returns
     -------
@@ -266,7 +279,7 @@ def fit_gate(
     if method in THRESHOLD_METHODS:
         _fit_range(gate, spec, record, method=method, params=params, fitting=fitting)
     elif method == "quadrant":
-        fits = _fit_quadrant(gate, fitting=fitting)
+        fits = _fit_quadrant(gate, fitting=fitting, fixed=fixed)
         for axis, dim, at in (("x", *fits[0]), ("y", *fits[1])):
             spec[axis] = {"dimension": dim, "at": at}
         if isinstance(spec["y"]["at"], dict):

@@ -12,7 +12,8 @@ gate table and the exchange formats — asks a :class:`Gate` what it needs:
 * membership of points given their transformed values (:meth:`Gate.members`),
   with GatingML 2.0 semantics (range minimum inclusive, maximum exclusive);
 * an outline to draw within given axis ranges (:meth:`Gate.outline`);
-* its flowkit gate (:meth:`Gate.to_flowkit`) and back (:func:`from_flowkit`).
+* its flowkit gate (:meth:`Gate.to_flowkit`) and back (:func:`from_flowkit`);
+* the template fields a reviewer may set for one sample (:attr:`Gate.settable`).
 
 A gate's coordinates are held in the *transformed* scale of its dimensions,
 the scale in which GatingML 2.0 applies them and in which plots are drawn.
@@ -81,6 +82,8 @@ class Gate:
     complement: bool = False
     #: template ``type`` of this gate class
     kind: ClassVar[str] = ""
+    settable: ClassVar[tuple[str, ...]] = ()  # fields a reviewer's override may set
+    refits_unset: ClassVar[bool] = False  # an override's unset dividers are refitted
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -108,8 +111,7 @@ class Gate:
     def with_thresholds(self, values: Mapping[str, float]) -> Gate:
         """The same gate with the thresholds in ``values`` moved.
 
-        Keyed by :attr:`Threshold.key`; a dimension's name also moves its per-subset
-        dividers.
+        Keyed by :attr:`Threshold.key`; a dimension's name also moves its per-subset dividers.
         """
         return self
 
@@ -126,8 +128,7 @@ class Gate:
     def negative_pairs(self) -> list[tuple[str, str, str]]:
         """Pairs of populations both negative in a dimension, one positive in another.
 
-        ``(population, population, dimension)``; with correct compensation their
-        medians in that dimension agree.
+        ``(population, population, dimension)``; correctly compensated, their medians agree.
         """
         return []
 
@@ -192,6 +193,7 @@ class RangeGate(Gate):
 
     bounds: tuple[tuple[str, Bound, Bound], ...] = ()
     kind: ClassVar[str] = "range"
+    settable: ClassVar[tuple[str, ...]] = ("dimensions",)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -287,6 +289,7 @@ class PolygonGate(Gate):
     ydim: str = ""
     vertices: tuple[tuple[float, float], ...] = ()
     kind: ClassVar[str] = "polygon"
+    settable: ClassVar[tuple[str, ...]] = ("vertices",)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -351,6 +354,8 @@ class QuadrantGate(Gate):
     y: float | None = None
     quadrants: tuple[tuple[str, str], ...] = ()
     kind: ClassVar[str] = "quadrant"
+    settable: ClassVar[tuple[str, ...]] = ("x", "y")
+    refits_unset: ClassVar[bool] = True
 
     @property
     def dims(self) -> tuple[str, ...]:

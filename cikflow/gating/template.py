@@ -16,7 +16,7 @@ import functools
 import json
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import yaml
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 __all__ = [
     "GateInfo",
     "Template",
+    "apply_set",
     "build_strategy",
+    "settable_fields",
     "template_dimensions",
     "validate_template",
 ]
@@ -154,6 +156,11 @@ class GateInfo:
     fit : dict
         For fitted gates: what was fitted (thresholds in data units, vertices)
         and its flags.
+    fitted : Gate or None
+        For a gate a reviewer's override set (:mod:`cikflow.review`): the gate as
+        fitted (or as the template wrote it), which ``gate`` replaced.
+    override : dict or None
+        That override's ``set`` fields (data units).
     """
 
     name: str
@@ -165,6 +172,8 @@ class GateInfo:
     gate: Gate | None = None
     method: str = "static"
     fit: dict[str, Any] = field(default_factory=dict)
+    fitted: Gate | None = None
+    override: dict[str, Any] | None = None
 
 
 @functools.cache
@@ -370,6 +379,7 @@ def build_strategy(
     values: FitEvents | None = None,
     sample_id: str | None = None,
     random_state: int = 0,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[flowkit.GatingStrategy, list[GateInfo]]:
     """Turn a template into a flowkit GatingStrategy for one file.
 
@@ -396,6 +406,11 @@ def build_strategy(
         Sample the fitted gates are added for (required with ``values``).
     random_state : int
         Seed of every fit.
+    overrides : mapping, optional
+        Gate name → a reviewer's ``set`` fields for this sample (data units,
+        :func:`cikflow.review.apply_set`): the gate is fitted as usual (kept in
+        :attr:`GateInfo.fitted`), then replaced by the set coordinates as the
+        sample's custom gate; a quadrant's divider not set is fitted within them.
 
     Returns
     -------
@@ -404,8 +419,6 @@ def build_strategy(
         One per gate (quadrants: the quadrant gate, then one per quadrant), in
         template order, with the geometry and fit actually used.
     """
-    from cikflow.gating.fit import fit_gate
-
     if values is not None and sample_id is None:
         msg = "build_strategy: fitting data-driven gates needs a sample_id"
         raise ValueError(msg)
@@ -420,26 +433,36 @@ def build_strategy(
         fk_gates, gate = scales.make_gate(spec_gate, paths)
         for fk_gate in fk_gates:
             strategy.add_gate(fk_gate, gate_path)
-        fit: dict[str, Any] = {}
+        override = (overrides or {}).get(name)
+        placed = _Placed(fk_gates, gate)
+        if memberships is not None and gate.method != "static":
+            placed = _fitted(
+                spec_gate,
+                fitting={
+                    "values": values,
+                    "mask": memberships.parent(parent),
+                    "scale": scales.scale,
+                    "unscale": scales.unscale,
+                    "random_state": random_state,
+                },
+                scales=scales,
+                paths=paths,
+            )
+        if override is not None:
+            placed = _overridden(spec_gate, placed, override=override, scales=scales, paths=paths)
+        if placed.custom:  # this sample's own gate (fitted or set by a reviewer)
+            for fk_gate in placed.fk_gates:
+                strategy.add_gate(fk_gate, gate_path, sample_id=sample_id)
+        fk_gates, gate = placed.fk_gates, placed.gate
         if memberships is not None:
-            if gate.method != "static":
-                fitted, fit = fit_gate(
-                    spec_gate,
-                    values=values,
-                    mask=memberships.parent(parent),
-                    scale=scales.scale,
-                    unscale=scales.unscale,
-                    random_state=random_state,
-                )
-                fk_gates, gate = scales.make_gate(fitted, paths)
-                gate = replace(gate, method=spec_gate.get("method", "static"))
-                for fk_gate in fk_gates:
-                    strategy.add_gate(fk_gate, gate_path, sample_id=sample_id)
             memberships.apply(fk_gates, gate)
         paths[name] = gate_path
         detectors = tuple(channel_map[d] for d in gate.dims)
         info = GateInfo(name, parent, gate.kind, gate_path, gate.dims, detectors, gate, gate.method)
-        infos.append(replace(info, fit=fit))
+        override_copy = copy.deepcopy(dict(override)) if override is not None else None
+        infos.append(
+            replace(info, fit=placed.fit or {}, fitted=placed.replaced, override=override_copy)
+        )
         for pop, kind in gate.populations():
             if pop == name:
                 continue
@@ -448,6 +471,123 @@ def build_strategy(
                 GateInfo(pop, name, kind, paths[pop], gate.dims, detectors, gate, gate.method)
             )
     return strategy, infos
+
+
+def settable_fields(gate: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields a reviewer's override may set on a template gate (:attr:`Gate.settable`).
+
+    >>> q = {"name": "q", "parent": "root", "type": "quadrant", "quadrants": {"A": "++"},
+    ...      "x": {"dimension": "CD3", "at": 1}, "y": {"dimension": "CD56", "at": 1}}
+    >>> r = {"name": "r", "parent": "root", "type": "range", "dimensions": {"CD3": {}}}
+    >>> settable_fields(q), settable_fields(r)
+    (('x', 'y'), ('dimensions',))
+    """
+    return from_spec(gate, scale=identity_scale).settable
+
+
+def apply_set(gate: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A template gate with an override's ``set`` fields applied: a static gate.
+
+    Parameters
+    ----------
+    gate : mapping
+        The template gate, or its fitted form (data units).
+    values : mapping
+        The override's ``set`` fields.
+
+    Returns
+    -------
+    dict
+        The gate with those coordinates, ``method: static`` and no ``params``.
+
+    Examples
+    --------
+    >>> g = {"name": "v", "parent": "root", "type": "range", "method": "valley",
+    ...      "params": {}, "dimensions": {"Viability": {"min": None, "max": 3000}}}
+    >>> apply_set(g, {"dimensions": {"Viability": {"max": 2500}}})["dimensions"]
+    {'Viability': {'min': None, 'max': 2500}}
+    >>> q = {"name": "q", "parent": "root", "type": "quadrant",
+    ...      "x": {"dimension": "CD3", "at": 1500, "search": [300, 5000]},
+    ...      "y": {"dimension": "CD56", "at": {"-": 600, "+": 700}, "per_side": True}}
+    >>> apply_set(q, {"x": {"at": 2000}})["x"]
+    {'dimension': 'CD3', 'at': 2000}
+    """
+    spec = copy.deepcopy(dict(gate))
+    spec["method"] = "static"
+    spec.pop("params", None)
+    for key, value in values.items():
+        if key == "dimensions":
+            spec["dimensions"] = {
+                dim: {**spec["dimensions"][dim], **dict(value.get(dim, {}))}
+                for dim in spec["dimensions"]
+            }
+        elif key in ("x", "y"):
+            kept = {"dimension": spec[key]["dimension"], "at": value["at"]}
+            if spec[key].get("per_side"):
+                kept["per_side"] = True
+            spec[key] = kept
+        else:
+            spec[key] = copy.deepcopy(value)
+    return spec
+
+
+class _Placed(NamedTuple):
+    """A gate as placed for one sample: its flowkit gates, model, fit record."""
+
+    fk_gates: list[Any]
+    gate: Gate
+    fit: dict[str, Any] | None = None  # what was fitted (None: nothing)
+    custom: bool = False  # the sample's own gate, not the template's
+    fitting: Mapping[str, Any] | None = None  # what it was fitted with
+    spec: Mapping[str, Any] | None = None  # its fitted coordinates (data units)
+    replaced: Gate | None = None  # the gate a reviewer's override replaced
+
+
+def _fitted(
+    spec_gate: Mapping[str, Any],
+    *,
+    fitting: Mapping[str, Any],
+    scales: _Scales,
+    paths: Mapping[str, tuple[str, ...]],
+) -> _Placed:
+    """A data-driven gate fitted on its parent's events (:func:`cikflow.gating.fit.fit_gate`)."""
+    from cikflow.gating.fit import fit_gate
+
+    fitted, fit = fit_gate(spec_gate, **fitting)
+    fk_gates, gate = scales.make_gate(fitted, paths)
+    gate = replace(gate, method=spec_gate.get("method", "static"))
+    return _Placed(fk_gates, gate, fit, custom=True, fitting=fitting, spec=fitted)
+
+
+def _overridden(
+    spec_gate: Mapping[str, Any],
+    placed: _Placed,
+    *,
+    override: Mapping[str, Any],
+    scales: _Scales,
+    paths: Mapping[str, tuple[str, ...]],
+) -> _Placed:
+    """A gate a reviewer set for this sample, replacing ``placed`` (fitted or template).
+
+    A fitted quadrant is refitted with the set dividers fixed (a y fitted per side
+    is fitted within the sides of the set x); any other gate takes the set fields
+    over its fitted (or template) coordinates. The record keeps the fit it replaced
+    under ``replaced`` (its flags no longer raised: the fitted gate is not applied).
+    """
+    from cikflow.gating.fit import fit_gate
+
+    record: dict[str, Any] = {"gate": spec_gate["name"], "method": "override", "fits": []}
+    if placed.fitting is not None and placed.gate.refits_unset:
+        refitted, record = fit_gate(spec_gate, **placed.fitting, fixed=override)
+        record["method"] = "override"
+        applied = apply_set(refitted, override)
+    else:
+        applied = apply_set(placed.spec or spec_gate, override)
+    record.setdefault("flags", [])
+    record["replaced"] = placed.fit or {}
+    fk_gates, gate = scales.make_gate(applied, paths)
+    gate = replace(gate, method=spec_gate.get("method", "static"))
+    return _Placed(fk_gates, gate, record, custom=True, replaced=placed.gate)
 
 
 class _Scales:

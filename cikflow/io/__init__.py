@@ -8,6 +8,7 @@ from cikflow.io.fcs import FcsData, file_sha256, read_fcs, select_events, write_
 from cikflow.io.flowjo import read_flowjo_counts, read_flowjo_template
 from cikflow.io.gatingml import read_gatingml
 from cikflow.io.h5ad import require_anndata, write_h5ad
+from cikflow.io.overrides import read_overrides
 from cikflow.io.status import SampleStatus, read_status, write_status
 from cikflow.io.tables import (
     read_json,
@@ -34,6 +35,7 @@ __all__ = [
     "read_flowjo_template",
     "read_gatingml",
     "read_json",
+    "read_overrides",
     "read_status",
     "read_table",
     "read_template",

@@ -65,6 +65,9 @@ class SampleStatus:
         held no event.
     base : str, optional
         The template's base population (percent of base is relative to it).
+    review : list of dict, optional
+        The reviewer's entries for this sample (:meth:`cikflow.review.Override.as_record`):
+        gates set and flags accepted, with reason and author.
     provenance : dict, optional
         The step's provenance record.
     """
@@ -99,6 +102,7 @@ class SampleStatus:
     clustering: dict[str, Any] | None = None
     emptied: str | None = None
     base: str | None = None
+    review: list[dict[str, Any]] | None = None
     provenance: dict[str, Any] | None = None
 
     @property

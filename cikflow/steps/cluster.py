@@ -179,6 +179,25 @@ def with_clusters(
     )
 
 
+def accepted(flags: pd.DataFrame, *, status: SampleStatus) -> pd.DataFrame:
+    """The sample's flag rows, those its reviewer accepted marked (:mod:`cikflow.review`)."""
+    from cikflow.review import Override, mark_accepted
+
+    entries = [Override.from_record(r) for r in status.review or ()]
+    return mark_accepted(flags, entries)
+
+
+def status_flags(flags: pd.DataFrame) -> list[dict[str, Any]]:
+    """Flag rows as ``status.json`` keeps them: gate, flag, reason, and who accepted them."""
+    records = []
+    for row in flags.to_dict("records"):
+        record = {k: row[k] for k in ("gate", "flag", "reason")}
+        if row.get("accepted_by"):
+            record.update(accepted_by=row["accepted_by"], accepted_reason=row["accepted_reason"])
+        records.append(record)
+    return records
+
+
 def write_base_events(
     base: BaseEvents | Skipped | None, path: str | Path, *, status: SampleStatus
 ) -> None:
@@ -336,6 +355,7 @@ def cluster_gated_sample(
     """
     from cikflow.io import read_table, read_template, write_json, write_table
     from cikflow.io.status import read_status
+    from cikflow.review import needs_review
 
     config = dict(config or {})
     status = read_status(files.status)
@@ -349,6 +369,9 @@ def cluster_gated_sample(
     populations, flags = with_clusters(
         read_table(files.gate_populations), gate_flags, clustered=clustered, status=status
     )
+    flags = accepted(flags, status=status)
+    if status.ok:  # a cluster flag the reviewer did not accept asks for review
+        populations["review_required"] = needs_review(flags)
     prov = provenance(
         step="cluster_sample",
         config=config,
@@ -365,12 +388,12 @@ def cluster_gated_sample(
     write_table(populations, files.populations, provenance=prov)
     write_table(flags, files.flags)
     write_clusters(clustered, files=files, status=status)
-    added = flags.iloc[len(gate_flags) :][["gate", "flag", "reason"]]
+    added = flags.iloc[len(gate_flags) :]
     write_json(
         {
             "sample": status.sample,
             "clustering": status.clustering,
-            "flags": added.to_dict("records"),
+            "flags": status_flags(added),
             **cluster_plot(clustered),
         },
         files.clustering,

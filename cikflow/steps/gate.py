@@ -18,11 +18,14 @@ import pandas as pd
 from cikflow.exceptions import CikflowError, EmptyBaseError
 from cikflow.gating.apply import GATE_TABLE_COLUMNS
 from cikflow.io.status import SampleStatus
+from cikflow.review import needs_review
 from cikflow.steps.cluster import (
     Skipped,
+    accepted,
     cluster_events,
     cluster_plot,
     gate_base_events,
+    status_flags,
     with_clusters,
     write_base_events,
     write_clusters,
@@ -38,7 +41,7 @@ from cikflow.summary import (
 from cikflow.uncertainty import population_intervals
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from cikflow.acquisition import QcOutcome
     from cikflow.clustering import BaseEvents, GatedClusters
@@ -71,6 +74,7 @@ def gate_file(
     row: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
     events_table: bool = False,
+    review: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Gate one FCS file and write its tables, plot data and status.
 
@@ -104,6 +108,9 @@ def gate_file(
     events_table : bool
         With ``out_dir``, also write ``events.tsv.gz``: ``qc_removed``, then one 0/1
         column per gate (empty for events acquisition QC removed).
+    review : sequence of mapping, optional
+        A reviewer's entries for this sample (:meth:`cikflow.review.Override.as_record`,
+        validated): gates set for it, flags accepted. Recorded in ``status.json``.
 
     Returns
     -------
@@ -121,6 +128,7 @@ def gate_file(
         files = SampleFiles.in_folder(out_dir, events=events_table)
     Path(files.status).parent.mkdir(parents=True, exist_ok=True)
     status = _initial_status(fcs_path, row)
+    status.review = [dict(r) for r in review] if review else None
     template_info: dict[str, Any] = {"path": str(template_path)}
     gated = _Gated()
     try:
@@ -137,7 +145,12 @@ def gate_file(
         config=config,
         inputs={"fcs": str(fcs_path), "template": str(template_path)},
         template=template_info,
-        parameters={"sample": status.sample, "batch": status.batch, "day": status.day},
+        parameters={
+            "sample": status.sample,
+            "batch": status.batch,
+            "day": status.day,
+            **({"review": status.review} if status.review else {}),
+        },
     )
     _write_outputs(gated, status=status, files=files, provenance=prov)
     return status.to_json()
@@ -183,7 +196,7 @@ def _gate_sample(
     fcs, qc = _read_with_qc(fcs_path, status=status, config=config, gated=gated)
     bins = int(config.get("report", {}).get("bins", 96))
     try:
-        outcome = _run_gating(fcs, template=template, config=config)
+        outcome = _run_gating(fcs, template=template, config=config, review=status.review)
     except EmptyBaseError as exc:  # the report shows the gates up to the one that emptied
         partial = exc.outcome
         _note_gating(status, outcome=partial, template=template)
@@ -239,7 +252,13 @@ def _read_with_qc(
     return kept, replace(qc, fcs=None)
 
 
-def _run_gating(fcs: FcsData, *, template: Any, config: Mapping[str, Any]) -> Any:
+def _run_gating(
+    fcs: FcsData,
+    *,
+    template: Any,
+    config: Mapping[str, Any],
+    review: Sequence[Mapping[str, Any]] | None = None,
+) -> Any:
     """Compensate and gate the file (:func:`cikflow.gating.apply.gate_fcs`) as configured."""
     from cikflow.gating.apply import gate_fcs
 
@@ -260,6 +279,7 @@ def _run_gating(fcs: FcsData, *, template: Any, config: Mapping[str, Any]) -> An
         min_events=int(gating_cfg.get("min_events", 100)),
         fit_max_events=int(gating_cfg.get("fit_max_events", 50_000)),
         random_state=int(gating_cfg.get("random_state", 0)),
+        gate_overrides={r["gate"]: r["set"] for r in review or () if r.get("set")},
     )
 
 
@@ -288,14 +308,14 @@ def _tabulate(
     """The sample's gate-based population and flag rows."""
     ids = {"batch": status.batch, "sample": status.sample, "day": status.day}
     pop_map = template.populations or {g: g for g in gated.gates["gate"]}
+    gated.flags = accepted(flag_table([*qc.flags, *outcome.flags], ids=ids), status=status)
     gated.populations = population_table(
         gated.gates,
         populations=pop_map,
         ids=ids,
-        review=bool(outcome.flags or qc.flags),
+        review=needs_review(gated.flags),
         intervals=intervals,
     )
-    gated.flags = flag_table([*qc.flags, *outcome.flags], ids=ids)
 
 
 def _write_events(outcome: Any, *, keep: np.ndarray, path: Path) -> None:
@@ -325,11 +345,14 @@ def _write_outputs(
     populations, flags = with_clusters(
         gated.populations, gated.flags, clustered=clustered, status=status
     )
+    flags = accepted(flags, status=status)
+    if not populations.empty:  # a cluster flag the reviewer did not accept asks for review
+        populations["review_required"] = needs_review(flags)
     if files.populations is not None:
         write_table(populations, files.populations, provenance=provenance)
     if files.flags is not None:
         write_table(flags, files.flags)
-    status.flags = flags[["gate", "flag", "reason"]].to_dict("records")
+    status.flags = status_flags(flags)
     write_json(
         {
             "sample": status.sample,
