@@ -20,8 +20,12 @@ Kinds and their own fields:
   inputs of the last audited run; the run after compares its own with that.
 - ``signature``: ``meaning`` (:data:`MEANINGS`), ``batch`` (or ``all``),
   ``release_sha256`` and ``report_sha256`` (:func:`report_digest`) of what was signed.
-- ``override_added``, ``override_changed``, ``override_removed`` (reserved for
-  per-sample gate overrides): ``sample``, ``gate``, ``old``, ``new``.
+- ``override_added``, ``override_changed``, ``override_removed``: a reviewer's entry
+  (:mod:`cikflow.review`) the run applied first, changed or no longer applies:
+  ``sample``, ``gate``, ``old`` and ``new`` (the entry: ``set``, ``accept_flags``,
+  ``reason``, ``by``; null where there is none); ``by`` and ``reason`` are the
+  entry's (a removal: who ran the workflow, no reason). Replaying them
+  (:func:`replay_overrides`) gives the entries of the last audited run.
 """
 
 from __future__ import annotations
@@ -53,8 +57,10 @@ __all__ = [
     "input_changes",
     "input_state",
     "line_sha256",
+    "override_changes",
     "parse_trail",
     "replay",
+    "replay_overrides",
     "report_digest",
     "signature_record",
     "utc_stamp",
@@ -313,6 +319,101 @@ def input_changes(
                     "new": None if after is None else after.get("sha256"),
                 }
             )
+    return out
+
+
+def _override_key(entry: Mapping[str, Any]) -> str:
+    return f"{entry['sample']}/{entry['gate']}"
+
+
+def _override_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """What an override record keeps of an entry (not its derived ``covers``)."""
+    return {k: entry.get(k) for k in ("set", "accept_flags", "reason", "by")}
+
+
+def replay_overrides(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The reviewer entries of the last audited run: the override records replayed.
+
+    Returns
+    -------
+    dict
+        ``sample/gate`` → ``{"sample", "gate", "set", "accept_flags", "reason", "by"}``.
+    """
+    state: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.get("what") not in OVERRIDE_KINDS:
+            continue
+        key = _override_key(record)
+        if record["what"] == "override_removed":
+            state.pop(key, None)
+        else:
+            state[key] = {"sample": record["sample"], "gate": record["gate"], **record["new"]}
+    return state
+
+
+def override_changes(
+    old: Mapping[str, Mapping[str, Any]],
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    runner: str,
+) -> list[dict[str, Any]]:
+    """The override records that take a trail's entries ``old`` to a run's ``entries``.
+
+    Parameters
+    ----------
+    old : mapping
+        :func:`replay_overrides` of the trail.
+    entries : sequence of mapping
+        The entries the run applied (:meth:`cikflow.review.Override.as_record`).
+    runner : str
+        Who ran the workflow: ``by`` of a removal.
+
+    Returns
+    -------
+    list of dict
+        ``what``, ``by``, ``sample``, ``gate``, ``old``, ``new``, ``reason`` (sorted by
+        sample and gate); no ``time`` or ``prev`` yet. Empty when nothing changed.
+
+    Examples
+    --------
+    >>> e = {"sample": "B01_d14", "gate": "cd3_cd56", "set": {"x": {"at": 2000}},
+    ...      "accept_flags": [], "reason": "shallow", "by": "AB", "covers": []}
+    >>> [(r["what"], r["by"], r["old"]) for r in override_changes({}, [e], runner="ops")]
+    [('override_added', 'AB', None)]
+    >>> state = replay_overrides([{**r, "what": r["what"]}
+    ...                           for r in override_changes({}, [e], runner="ops")])
+    >>> override_changes(state, [e], runner="ops")
+    []
+    >>> [(r["what"], r["by"], r["new"]) for r in override_changes(state, [], runner="ops")]
+    [('override_removed', 'ops', None)]
+    """
+    new = {_override_key(e): e for e in entries}
+    out = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        was = _override_fields(before) if before is not None else None
+        now = _override_fields(after) if after is not None else None
+        if was == now:
+            continue
+        what = (
+            "override_added"
+            if was is None
+            else "override_removed"
+            if now is None
+            else "override_changed"
+        )
+        entry = after if after is not None else before
+        out.append(
+            {
+                "what": what,
+                "by": str(now["by"]) if now is not None else runner,
+                "sample": entry["sample"],
+                "gate": entry["gate"],
+                "old": was,
+                "new": now,
+                "reason": str(now["reason"]) if now is not None else "",
+            }
+        )
     return out
 
 

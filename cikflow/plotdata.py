@@ -71,9 +71,11 @@ def gate_plot_data(
         ``parent_events``, ``percent_parent``, ``kind`` (``"2d"``/``"1d"``),
         ``x``/``y`` axis dicts (``dim``, ``detector``, ``transform``, ``range``,
         ``ticks``), ``counts`` (int lists; 2-D as rows over y), ``outline``
-        (:meth:`cikflow.gating.model.Outline.as_dict`, transformed units) and
-        ``populations`` (``name``, ``events``, ``percent_parent`` of each
-        population the gate defines: one per quadrant of a quadrant gate).
+        (:meth:`cikflow.gating.model.Outline.as_dict`, transformed units),
+        ``replaced_outline`` where a reviewer's override replaced the fitted gate
+        (the fitted one's outline, drawn dashed) and ``populations`` (``name``,
+        ``events``, ``percent_parent`` of each population the gate defines: one per
+        quadrant of a quadrant gate).
     """
     if template.kind != "yaml":
         return _strategy_plot_data(fcs, outcome, bins=bins)
@@ -85,6 +87,8 @@ def gate_plot_data(
         entry = _entry(info.gate, parent=info.path[-1], mask=mask, counts_by_gate=counts)
         entry.update(axes.histogram(info.gate.dims, mask))
         _add_outline(entry, info.gate)
+        if info.fitted is not None:  # a reviewer's override replaced this gate as fitted
+            entry["replaced_outline"] = info.fitted.outline(_extent(entry)).as_dict()
         out.append(entry)
     return _merge_dividers(out)
 
@@ -130,9 +134,12 @@ def _entry(
     }
 
 
+def _extent(entry: Mapping[str, Any]) -> list[Any]:
+    return [entry["x"]["range"]] + ([entry["y"]["range"]] if entry["y"] else [])
+
+
 def _add_outline(entry: dict[str, Any], gate: Any) -> None:
-    extent = [entry["x"]["range"]] + ([entry["y"]["range"]] if entry["y"] else [])
-    entry["outline"] = gate.outline(extent).as_dict()
+    entry["outline"] = gate.outline(_extent(entry)).as_dict()
 
 
 def _strategy_plot_data(fcs: FcsData, outcome: GatingOutcome, *, bins: int) -> list[dict[str, Any]]:

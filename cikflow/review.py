@@ -55,6 +55,7 @@ __all__ = [
     "mark_accepted",
     "needs_review",
     "override_problems",
+    "set_text",
     "settable_fields",
     "with_covers",
 ]
@@ -123,6 +124,31 @@ class Override:
             entry=entry,
             covers=tuple(str(c) for c in record.get("covers") or ()),
         )
+
+
+def set_text(values: Mapping[str, Any], *, axes: Sequence[str] = ()) -> str:
+    """An entry's ``set`` fields as text; ``axes``: the gate's x and y dimensions.
+
+    >>> set_text({"x": {"at": 2000}, "dimensions": {"CD16": {"min": 900}}})
+    'x at 2000; CD16 min 900'
+    >>> set_text({"y": {"at": {"-": 500, "+": 900}}}, axes=["CD3", "CD56"])
+    'CD56 at {-: 500, +: 900}'
+    """
+    names = dict(zip(("x", "y"), axes, strict=False))
+    parts = []
+    for key, value in values.items():
+        if key in ("x", "y"):
+            at = value["at"]
+            if isinstance(at, dict):
+                at = "{" + ", ".join(f"{side}: {v}" for side, v in at.items()) + "}"
+            parts.append(f"{names.get(key, key)} at {at}")
+        elif key == "dimensions":
+            parts.extend(
+                f"{dim} {bound} {v}" for dim, bounds in value.items() for bound, v in bounds.items()
+            )
+        else:
+            parts.append(f"{key} {value}")
+    return "; ".join(parts)
 
 
 def for_sample(overrides: Iterable[Override], sample: str) -> list[Override]:

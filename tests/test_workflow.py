@@ -318,3 +318,71 @@ def test_a_changed_fcs_file_reruns_its_own_chain_and_the_batch_outputs(
     )
     assert {p: p.stat().st_mtime_ns for p in mates} == mates  # B01_d00's report stays
     assert (work / "results" / "samples" / "B01_d21" / "clustering.json").is_file()
+
+
+def test_an_override_reruns_its_sample_and_the_batch_outputs_with_one_audit_record(
+    repo_dir, scenario, tmp_path, job_stats
+):
+    root = tmp_path / "overridden"
+    shutil.copytree(scenario.parent, root, symlinks=True)
+    work = root / "scenario"
+    results = work / "results"
+    before = read_table(results / "summary.tsv")
+    trail = (results / "audit.jsonl").read_text().splitlines()
+    (work / "overrides.yaml").write_text(
+        "- sample: B01_d21\n  gate: cd3_cd56\n  set: {x: {at: 2000}}\n"
+        "  reason: CD3 set at the dim shoulder\n  by: AB\n"
+    )
+    args = ("--config", "overrides=overrides.yaml")
+    plan = _run(repo_dir, work, "--dry-run", *args)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    expected = _with_pdf(
+        {**BATCH_JOBS, "gate": 1, "sample_report": 1, "cluster_batch": 1, "export_workspace": 1}
+    )
+    assert job_stats(plan.stdout + plan.stderr) == expected
+
+    result = _run(repo_dir, work, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = read_table(results / "summary.tsv")
+    key = ["sample", "population", "method"]
+    changed = before.merge(after, on=key, suffixes=("_was", "_now"))
+    moved = changed[changed["percent_of_base_was"] != changed["percent_of_base_now"]]
+    assert set(moved["sample"]) == {"B01_d21"}  # that sample's rows alone
+    assert set(moved["population"]) >= {"T", "CIK"}
+    # the gate as applied, and the fitted one it replaced, in the sample's record
+    status = json.loads((results / "samples" / "B01_d21" / "status.json").read_text())
+    (fit,) = [f for f in status["fits"] if f["gate"] == "cd3_cd56"]
+    assert fit["set"] == "CD3 at 2000"
+    assert fit["method"].startswith("set by reviewer")
+    # exactly one new audit record: the override, by its author, with its reason
+    lines = (results / "audit.jsonl").read_text().splitlines()
+    assert lines[: len(trail)] == trail
+    (record,) = [json.loads(x) for x in lines[len(trail) :]]
+    assert (record["what"], record["by"], record["sample"], record["gate"]) == (
+        "override_added",
+        "AB",
+        "B01_d21",
+        "cd3_cd56",
+    )
+    assert record["reason"] == "CD3 set at the dim shoulder"
+    assert record["new"]["set"] == {"x": {"at": 2000}}
+
+
+def test_a_bad_override_stops_before_any_job_naming_the_entry(repo_dir, scenario, tmp_path):
+    work = tmp_path / "bad_override"
+    shutil.copytree(scenario / "config", work / "config")
+    for shared in ("gating", "release"):  # the scenario's ../config
+        shutil.copytree(scenario.parent / "config" / shared, tmp_path / "config" / shared)
+    (work / "overrides.yaml").write_text(
+        "- {sample: B01_d21, gate: cd3_cd65, set: {x: {at: 2000}}, reason: '', by: AB}\n"
+    )
+    result = _run(repo_dir, work, "--config", "overrides=overrides.yaml")
+    assert result.returncode != 0
+    assert "cikflow OverrideError: overrides.yaml:" in result.stderr
+    assert (
+        "entry 1 (sample 'B01_d21', gate 'cd3_cd65'): unknown gate 'cd3_cd65' "
+        "(did you mean 'cd3_cd56'?)" in result.stderr
+    )
+    assert "entry 1 (sample 'B01_d21', gate 'cd3_cd65'): reason is empty" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (work / "results").exists()

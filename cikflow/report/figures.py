@@ -32,6 +32,7 @@ __all__ = [
 
 _COLORSCALE = "Viridis"
 _GATE_COLOR = "#d62728"
+_REPLACED_COLOR = "#555555"  # the fitted gate a reviewer's override replaced (dashed)
 #: shading of a 1-D gate's inside; the second colour marks the other side of a shared divider
 _SIDE_COLORS = (_GATE_COLOR, "#1f77b4")
 
@@ -97,6 +98,20 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} %"
 
 
+def _draw_outline(
+    fig: go.Figure, outline: dict[str, Any], *, line: dict[str, Any], name: str
+) -> None:
+    """A gate outline's paths (2-D) and divider marks (1-D) in one line style."""
+    for path in outline.get("paths", []):
+        fig.add_trace(
+            go.Scatter(
+                x=path["x"], y=path["y"], mode="lines", line=line, name=name, hoverinfo="skip"
+            )
+        )
+    for v in outline.get("marks", []):
+        fig.add_vline(x=v, line=line)
+
+
 def gate_figure(entry: dict[str, Any]) -> go.Figure:
     """One gate over its parent's binned density.
 
@@ -126,6 +141,10 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
         )
     outline = entry.get("outline") or {}
     line = {"color": _GATE_COLOR, "width": 2}
+    replaced = entry.get("replaced_outline") or {}  # the fitted gate a reviewer replaced
+    dashed = {"color": _REPLACED_COLOR, "width": 2, "dash": "dash"}
+    if replaced:
+        title += " <i>(gate set by reviewer; fitted gate dashed)</i>"
     if entry["kind"] == "2d":
         x_edges = np.linspace(*xa["range"], counts.shape[1] + 1)
         y_edges = np.linspace(*ya["range"], counts.shape[0] + 1)
@@ -140,12 +159,6 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
                 hovertemplate="log10 events: %{z:.2f}<extra></extra>",
             )
         )
-        for path in outline.get("paths", []):
-            fig.add_trace(
-                go.Scatter(
-                    x=path["x"], y=path["y"], mode="lines", line=line, name=name, hoverinfo="skip"
-                )
-            )
         fig.update_yaxes(**_axis_layout(ya))
     else:
         edges = np.linspace(*xa["range"], counts.shape[0] + 1)
@@ -161,9 +174,9 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
         for k, (lo, hi) in enumerate(outline.get("spans", [])):
             fill = _SIDE_COLORS[k % len(_SIDE_COLORS)]  # two sides of one divider differ
             fig.add_vrect(x0=lo, x1=hi, fillcolor=fill, opacity=0.08, line_width=0)
-        for v in outline.get("marks", []):
-            fig.add_vline(x=v, line=line)
         fig.update_yaxes(title={"text": "events"})
+    _draw_outline(fig, replaced, line=dashed, name="fitted")  # under the applied gate
+    _draw_outline(fig, outline, line=line, name=name)
     pops = {p["name"]: p for p in entry.get("populations", [])}
     for label in outline.get("labels", []):
         pop = pops.get(label["name"])

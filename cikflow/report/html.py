@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cikflow.counts import BATCH_METRICS, POPULATION_METRICS
 from cikflow.release import SYMBOLS
+from cikflow.report.corrections import correction_rows, open_flags, review_context, set_gates
 from cikflow.report.figures import (
     absolute_counts_figure,
     cluster_map_figure,
@@ -178,6 +179,10 @@ def write_sample_report(
             review_text=REVIEW_TEXT,
             concordance=_concordance_rows(concordance),
             panels=panel_blocks,
+            open_flags=open_flags(status["flags"] or []),
+            accepted_flags=[f for f in status["flags"] or [] if f.get("accepted_by")],
+            corrections=correction_rows([status]),
+            set_gates=set_gates(status),
         )
     )
     out = Path(out_path)
@@ -300,7 +305,7 @@ def write_batch_report(
     template = _env().get_template("index.html.j2")
     html = template.render(
         batches=batches,
-        flags=flags.to_dict("records"),
+        **review_context(flags, statuses=statuses),
         failed=failed.to_dict("records"),
         notes=list(notes),
         sample_href=sample_href,

@@ -18,8 +18,10 @@ from cikflow.audit import (
     check_signatures,
     input_changes,
     input_state,
+    override_changes,
     parse_trail,
     replay,
+    replay_overrides,
     report_digest,
     signature_record,
     utc_stamp,
@@ -62,7 +64,9 @@ def audit_run(
 
     The run's inputs are those its provenance records list (``summary.tsv`` and
     ``release.tsv`` sidecars: sheet, template, release spec, every FCS file); the
-    trail's are its input records replayed (:func:`cikflow.audit.replay`).
+    trail's are its input records replayed (:func:`cikflow.audit.replay`). Then one
+    record per reviewer entry added, changed or removed since the trail's last
+    (the ``summary.tsv`` sidecar's ``review``; :func:`cikflow.audit.override_changes`).
 
     Parameters
     ----------
@@ -100,6 +104,11 @@ def audit_run(
     stamp = utc_stamp(now or dt.datetime.now(dt.UTC))
     author = by or default_author()
     new = [{"time": stamp, "by": author, **c, "reason": ""} for c in changes]
+    entries = read_json(summary).get("review") or []
+    new += [
+        {"time": stamp, **c}
+        for c in override_changes(replay_overrides(records), entries, runner=author)
+    ]
     append_lines(results / AUDIT_NAME, chain_lines(new, last_line=lines[-1] if lines else None))
     return new
 

@@ -18,7 +18,7 @@ import pandas as pd
 from cikflow.exceptions import CikflowError, EmptyBaseError
 from cikflow.gating.apply import GATE_TABLE_COLUMNS
 from cikflow.io.status import SampleStatus
-from cikflow.review import needs_review
+from cikflow.review import needs_review, set_text
 from cikflow.steps.cluster import (
     Skipped,
     accepted,
@@ -387,25 +387,43 @@ def _write_gatingml(outcome: Any, path: Path) -> str:
 
 
 def _fit_summary(info: Any) -> dict[str, Any]:
-    """What a data-driven gate fitted, for the report: method, values (data units), flags."""
+    """What a data-driven gate fitted, for the report: method, values (data units), flags.
+
+    A gate a reviewer set also gives ``set`` (its set fields, data units) and
+    ``replaced`` (what the fit it replaced gave; empty for a static gate).
+    """
+    summary = {
+        "gate": info.name,
+        "method": info.method,
+        "values": _fit_values(info.fit),
+        "flags": [f["flag"] for f in info.fit.get("flags", [])],
+    }
+    if info.override is not None:
+        summary["method"] = f"set by reviewer (template: {info.method})"
+        summary["set"] = set_text(info.override, axes=info.dims)
+        summary["replaced"] = _fit_values(info.fit.get("replaced") or {})
+    return summary
+
+
+def _fit_values(fit: Mapping[str, Any]) -> str:
+    """A fit record's values, in data units: ``CD3 626.2; CD56 within CD3- 957.9``."""
     values = []
-    for fit in info.fit.get("fits", []):
-        if "threshold" in fit:
-            within = f" within {fit['within']}" if fit.get("within") else ""
-            values.append(f"{fit['dimension']}{within} {fit['threshold']:.4g}")
-            if fit.get("intermediate_share"):
-                values.append(f"intermediate staining {fit['intermediate_share']:.1%}")
-        elif "thresholds" in fit:
+    for one in fit.get("fits", []):
+        if "threshold" in one:
+            within = f" within {one['within']}" if one.get("within") else ""
+            values.append(f"{one['dimension']}{within} {one['threshold']:.4g}")
+            if one.get("intermediate_share"):
+                values.append(f"intermediate staining {one['intermediate_share']:.1%}")
+        elif "thresholds" in one:
             values.extend(
-                f"{d} {t:.4g}" for d, t in zip(fit["dimensions"], fit["thresholds"], strict=True)
+                f"{d} {t:.4g}" for d, t in zip(one["dimensions"], one["thresholds"], strict=True)
             )
-        elif "vertices" in fit:
-            values.append(f"{' x '.join(fit['dimensions'])}: {len(fit['vertices'])}-vertex polygon")
-    if info.fit.get("band"):
-        lo, hi = info.fit["band"]
+        elif "vertices" in one:
+            values.append(f"{' x '.join(one['dimensions'])}: {len(one['vertices'])}-vertex polygon")
+    if fit.get("band"):
+        lo, hi = fit["band"]
         values.append(f"height/area ratio {lo:.3f} to {hi:.3f}")
-    flags = [f["flag"] for f in info.fit.get("flags", [])]
-    return {"gate": info.name, "method": info.method, "values": "; ".join(values), "flags": flags}
+    return "; ".join(values)
 
 
 def _transform_of(template: Any, dim: str) -> str | None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cikflow.review import Override, mark_accepted
 from cikflow.steps.files import SampleFiles, _out_path, sample_files
 from cikflow.steps.provenance import provenance
 from cikflow.summary import (
@@ -70,10 +71,11 @@ def summarize(
     from cikflow.io.status import read_status
 
     files = sample_files(samples)
-    summaries, flags, failed, inputs = [], [], [], {}
+    summaries, flags, failed, inputs, review = [], [], [], {}, []
     for f in files:
         status = read_status(f.status)
         inputs[status.sample] = {"fcs": status.fcs, "sha256": status.sha256}
+        review.extend(status.review or [])
         if not status.ok:
             failed.append({k: getattr(status, k) for k in FAILED_COLUMNS})
             continue
@@ -90,9 +92,10 @@ def summarize(
         flags.append(count_flags)
     jumps = _jumps(summary, template_path=template_path, config=config)
     if not jumps.empty:
+        jumps = mark_accepted(jumps, [Override.from_record(r) for r in review])
         flags.append(jumps)
-        flagged = summary["sample"].isin(set(jumps["sample"]))
-        summary.loc[flagged, "review_required"] = True
+        asking = jumps.loc[jumps["accepted_by"] == "", "sample"]
+        summary.loc[summary["sample"].isin(set(asking)), "review_required"] = True
     flag_df = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=FLAG_COLUMNS)
     prov = provenance(
         step="summarize",
@@ -105,6 +108,7 @@ def summarize(
         parameters={"samples": len(files), "failed": len(failed), "counts": counts_cfg},
     )
     prov["fcs_inputs"] = inputs
+    prov["review"] = review  # the reviewer entries applied (the audit trail records changes)
     write_table(summary, _out_path(summary_path, out_dir, "summary.tsv"), provenance=prov)
     write_table(flag_df, _out_path(flags_path, out_dir, "flags.tsv"), provenance=prov)
     write_table(

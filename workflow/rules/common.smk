@@ -12,10 +12,12 @@ from cikflow.exceptions import CikflowError
 from cikflow.io import read_template
 from cikflow.io.config import check_config
 from cikflow.io.release import read_release_spec
+from cikflow.io.overrides import read_overrides
 from cikflow.io.samplesheet import read_sample_sheet
 from cikflow.io.terminal import show_stages
 from cikflow.release import spec_problems
 from cikflow.report.pdf import pdf_plan
+from cikflow.review import for_sample, override_problems, with_covers
 
 min_version("9.0")
 
@@ -61,6 +63,21 @@ if workflow.is_main_process:
         )
     for problem in CHECK:
         logger.warning(f"cikflow: {problem}")
+try:  # the reviewer's corrections against the sheet and the template
+    OVERRIDES = with_covers(
+        read_overrides(config["overrides"]) if config["overrides"] else [],
+        template=TEMPLATE,
+    )
+    OVERRIDE_PROBLEMS = override_problems(
+        OVERRIDES, samples=list(SHEET.index), template=TEMPLATE
+    )
+except CikflowError as exc:
+    raise WorkflowError(f"cikflow {type(exc).__name__}: {exc}") from None
+if OVERRIDE_PROBLEMS:
+    raise WorkflowError(
+        f"cikflow OverrideError: {config['overrides']}:\n  "
+        + "\n  ".join(OVERRIDE_PROBLEMS)
+    )
 try:  # the cluster second opinion's markers against the template (after a marker typo's hint)
     check_clustering_markers(
         config["clustering"], template=TEMPLATE, label=config["template"]
@@ -97,6 +114,11 @@ def get_row(wildcards):
     """The sample-sheet row, JSON-safe (NaN -> None)."""
     row = SHEET.loc[wildcards.sample].to_dict()
     return {k: (None if v != v else v) for k, v in row.items()}
+
+
+def get_review(wildcards):
+    """The sample's reviewer entries (empty for most samples: no rerun of theirs)."""
+    return [o.as_record() for o in for_sample(OVERRIDES, wildcards.sample)]
 
 
 def get_settings(wildcards):

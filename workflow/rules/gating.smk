@@ -24,6 +24,7 @@ rule gate:
     params:
         row=get_row,
         settings=get_settings,
+        review=get_review,  # this sample's reviewer entries: a change reruns it alone
     script:
         "../scripts/gate.py"
 

@@ -9,4 +9,5 @@ gate_file(
     files=SampleFiles(**dict(snakemake.output.items())),
     row=snakemake.params.row,
     config=snakemake.params.settings,
+    review=snakemake.params.review,
 )
