@@ -13,63 +13,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from steps_run import run_steps
 
 from cikflow import __version__
-from cikflow.io import read_json, write_table
-from cikflow.io.simulated import write_simulated
+from cikflow.io import read_json
 from cikflow.report.pdf import ChromiumNotFoundError, PdfError, find_chromium, print_pdf
-from cikflow.simulate import simulate_batches
-from cikflow.steps import (
-    batch_kinetics,
-    batch_report,
-    gate_file,
-    release_verdicts,
-    sample_report,
-    summarize,
-)
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.is_file(), reason=f"Chromium not installed at {CHROMIUM}"
 )
-CONFIG = {"panel": {"aliases": {"Viability": ["7-AAD"]}}}
 
 
 @pytest.fixture(scope="module")
 def index_html(tmp_path_factory: pytest.TempPathFactory, repo_dir: Path) -> Path:
-    root = tmp_path_factory.mktemp("pdf_report")
-    data, results = root / "data", root / "results"
-    template = repo_dir / "config" / "gating" / "cik_default.yaml"
-    batches = simulate_batches(n_batches=1, days=(0, 21), n_events=3000, seed=3)
-    write_simulated(batches, data)
-    rows = [{**s.sheet, "fcs": str(data / str(s.sheet["fcs"]))} for s in batches[0].samples]
-    sheet = data / "samples.tsv"
-    write_table(pd.DataFrame(rows), sheet)
-    sample_dirs = []
-    for row in rows:
-        out = results / "samples" / row["sample"]
-        gate_file(row["fcs"], template_path=template, out_dir=out, row=row, config=CONFIG)
-        sample_report(out, out_path=results / "report" / "samples" / f"{row['sample']}.html")
-        sample_dirs.append(out)
-    summarize(sample_dirs, out_dir=results, sheet_path=sheet, template_path=template, config=CONFIG)
-    batch_dir = results / "batch" / "B01"
-    batch_kinetics(results / "summary.tsv", batch="B01", out_dir=batch_dir, sheet_path=sheet)
-    release_verdicts(
-        [batch_dir / "harvest.tsv"],
-        spec_path=repo_dir / "config" / "release" / "default.yaml",
-        out_path=results / "release.tsv",
-    )
-    index = results / "report" / "index.html"
-    batch_report(
-        results,
-        sample_dirs=sample_dirs,
-        out_path=index,
-        release_path=results / "release.tsv",
-        batch_dirs=[batch_dir],
-    )
-    return index
+    return run_steps(tmp_path_factory.mktemp("pdf_report"), repo_dir=repo_dir, seed=3).index
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,15 @@ on log axes. Reuses the launcher of ``test_report_browser`` (skips the same way)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import pytest
-from test_report_browser import CHROMIUM, LAUNCH_ARGS, _assert_clean, open_page, sync_api
+from steps_run import run_steps
+from test_report_browser import _assert_clean, browser, open_page
 
-from cikflow.io import write_table
-from cikflow.io.simulated import write_simulated
-from cikflow.simulate import simulate_batches
-from cikflow.steps import batch_kinetics, batch_report, gate_file, release_verdicts, summarize
+__all__ = ["browser"]  # test_report_browser's launcher, a fixture of this module too
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-CONFIG = {"panel": {"aliases": {"Viability": ["7-AAD"]}}}
 #: per plot: its id, y-axis type and trace count
 _AXES = """() => [...document.querySelectorAll('.plotly-graph-div')].map(d => ({
     id: d.id,
@@ -39,47 +33,7 @@ _AXES = """() => [...document.querySelectorAll('.plotly-graph-div')].map(d => ({
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory, repo_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("release_report")
-    data, results = root / "data", root / "results"
-    template = repo_dir / "config" / "gating" / "cik_default.yaml"
-    batches = simulate_batches(n_batches=1, days=(0, 21), n_events=3000, seed=7)
-    write_simulated(batches, data)
-    rows: list[dict[str, Any]] = [
-        {**s.sheet, "fcs": str(data / str(s.sheet["fcs"]))} for s in batches[0].samples
-    ]
-    sheet = data / "sheet.tsv"
-    write_table(pd.DataFrame(rows), sheet)
-    dirs = []
-    for row in rows:
-        out = results / "samples" / row["sample"]
-        gate_file(row["fcs"], template_path=template, out_dir=out, row=row, config=CONFIG)
-        dirs.append(out)
-    summarize(dirs, out_dir=results, sheet_path=sheet, template_path=template, config=CONFIG)
-    batch_dir = results / "batch" / "B01"
-    batch_kinetics(results / "summary.tsv", batch="B01", out_dir=batch_dir, sheet_path=sheet)
-    release_verdicts(
-        [batch_dir / "harvest.tsv"],
-        spec_path=repo_dir / "config" / "release" / "default.yaml",
-        out_path=results / "release.tsv",
-    )
-    page = results / "report" / "index.html"
-    batch_report(
-        results,
-        sample_dirs=dirs,
-        out_path=page,
-        release_path=results / "release.tsv",
-        batch_dirs=[batch_dir],
-    )
-    return page
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    return run_steps(root, repo_dir=repo_dir, seed=7, sample_reports=False).index
 
 
 def test_certificate_first_and_count_figures_on_log_axes(browser: Any, index: Path) -> None:

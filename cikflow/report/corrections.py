@@ -53,8 +53,21 @@ def correction_rows(statuses: Sequence[Mapping[str, Any]]) -> list[dict[str, str
 
 
 def set_gates(status: Mapping[str, Any]) -> dict[str, str]:
-    """Gate → who set it, for the gates a reviewer set on this sample."""
-    return {str(e["gate"]): str(e["by"]) for e in status.get("review") or () if e.get("set")}
+    """Gate or population → who set it, for the gates a reviewer set on this sample.
+
+    A quadrant's populations are marked with it (the gate table lists them, not the
+    quadrant).
+
+    >>> set_gates({"review": [{"gate": "q", "set": {"x": {"at": 1}}, "by": "AB",
+    ...                        "covers": ["q", "T", "CIK"]}]})
+    {'q': 'AB', 'T': 'AB', 'CIK': 'AB'}
+    """
+    return {
+        str(name): str(e["by"])
+        for e in status.get("review") or ()
+        if e.get("set")
+        for name in (e.get("covers") or [e["gate"]])
+    }
 
 
 def flag_rows(flags: pd.DataFrame) -> list[dict[str, Any]]:
