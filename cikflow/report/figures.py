@@ -144,7 +144,7 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
     replaced = entry.get("replaced_outline") or {}  # the fitted gate a reviewer replaced
     dashed = {"color": _REPLACED_COLOR, "width": 2, "dash": "dash"}
     if replaced:
-        title += " <i>(gate set by reviewer; fitted gate dashed)</i>"
+        title += "<br><i>gate set by reviewer; fitted gate dashed</i>"  # a line of its own
     if entry["kind"] == "2d":
         x_edges = np.linspace(*xa["range"], counts.shape[1] + 1)
         y_edges = np.linspace(*ya["range"], counts.shape[0] + 1)
@@ -203,7 +203,7 @@ def gate_figure(entry: dict[str, Any]) -> go.Figure:
         title={"text": title, "font": {"size": 13}},
         width=420,
         height=400,
-        margin={"l": 60, "r": 10, "t": 50, "b": 50},
+        margin={"l": 60, "r": 10, "t": 65 if replaced else 50, "b": 50},
         showlegend=False,
         plot_bgcolor="white",
     )
