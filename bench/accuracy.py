@@ -14,14 +14,17 @@ For each preset (``clean``, ``realistic``, ``hard``) and each seed, simulates
   CD56 threshold, on the same compensated, transformed axes) could reach on the true
   viable lymphocytes — what a perfect threshold finder would get;
 - **silent** tubes: off by more than 2 pp (T, CIK or NK) or 5 pp (viability) without
-  "review required" — confidently wrong.
+  "review required" — confidently wrong;
+- **false flags**: the share of tubes within 1 pp of the truth for T, CIK and NK that
+  are review-required anyway (``false_flag_pct``, %).
 
 Then the real file ``../shared/data/flowsom-68983`` (expert FlowJo labels, GPL, used
 in place): F1 of the NK (CD3−) and NK T (CD3+) gates of
 ``config/gating/flowsom_68983.yaml`` against the expert, skipped when absent.
 
 Last lines, one per preset, machine-readable:
-``preset=<p> tubes=<n> failed=<n> max_pp=… median_pp=… min_f1=… ceiling_f1=… silent=…``.
+``preset=<p> tubes=<n> failed=<n> max_pp=… median_pp=… min_f1=… ceiling_f1=… silent=…
+review=… false_flag_pct=…``.
 
 Usage: python bench/accuracy.py [--presets clean realistic hard] [--seeds 3] [--batches 3]
 [--template config/gating/cik_default.yaml]
@@ -221,14 +224,19 @@ def main() -> None:
         errs = ok[[f"err_{p}" for p in POPULATIONS]].to_numpy()
         f1s = ok[[f"f1_{p}" for p in POPULATIONS]].to_numpy()
         ceil = df[[f"ceiling_{p}" for p in POPULATIONS]].to_numpy()
+        review = int(df["review"].sum())
+        near = (ok[[f"err_{p}" for p in POPULATIONS]] <= 1.0).all(axis=1).to_numpy()
+        false_pct = 100.0 * (near & ok["review"].to_numpy(bool)).sum() / max(near.sum(), 1)
         print(
             f"tubes review required: {int(ok['review'].sum())}/{len(ok)}; "
-            f"off (any): {int(off_any.sum())}; silent: {silent}"
+            f"off (any): {int(off_any.sum())}; silent: {silent}; "
+            f"within 1 pp: {int(near.sum())}, of which review required {false_pct:.1f} %"
         )
         summary.append(
             f"preset={preset} tubes={len(df)} failed={int(df['failed'].sum())} "
             f"max_pp={errs.max():.2f} median_pp={np.median(errs):.2f} min_f1={f1s.min():.3f} "
-            f"ceiling_f1={ceil.min():.3f} silent={silent}"
+            f"ceiling_f1={ceil.min():.3f} silent={silent} review={review} "
+            f"false_flag_pct={false_pct:.1f}"
         )
     print()
     for line in real_file_f1():
