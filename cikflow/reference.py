@@ -15,6 +15,7 @@ import pandas as pd
 
 from cikflow.clustering import (
     DRIFT_COLUMNS,
+    LEVEL_DRIFT_DEFAULTS,
     ClusterModel,
     balanced_pool,
     drift_table,
@@ -85,6 +86,7 @@ def batch_reference(
     template: Any,
     settings: Mapping[str, Any],
     batch: str,
+    levels: Mapping[str, Any] | None = None,
 ) -> BatchReference:
     """Fit a batch's reference clusters on all its days and measure each day's drift.
 
@@ -101,9 +103,13 @@ def batch_reference(
         The gating template (population tree, transforms).
     settings : mapping
         The ``clustering`` settings, defaults filled in (``markers``,
-        ``n_clusters``, ``subsample`` in events, ``random_state``, ``drift_limit``).
+        ``n_clusters``, ``subsample`` in events, ``random_state``, ``drift_limit``,
+        ``scatter_drift_limit``, ``gain_drift_limit``, ``drift_min_level``).
     batch : str
         The batch.
+    levels : mapping, optional
+        Per sample, its base levels (:func:`cikflow.clustering.base_levels`,
+        data units), for the scatter and all-channel gain drift.
 
     Returns
     -------
@@ -144,6 +150,8 @@ def batch_reference(
         batch=batch,
         drift_limit=float(settings["drift_limit"]),
         pool_events=int(settings["subsample"]),
+        levels=levels,
+        level_limits={k: settings[k] for k in LEVEL_DRIFT_DEFAULTS if k in settings},
     )
     populations = _reference_populations(
         model, values, named=named, template=template, days=days, batch=batch

@@ -20,6 +20,7 @@ __all__ = [
     "FLAG_COLUMNS",
     "SUMMARY_COLUMNS",
     "cluster_rows",
+    "drift_flags",
     "flag_table",
     "gate_rows",
     "merge_cluster_rows",
@@ -233,6 +234,54 @@ def merge_cluster_rows(summary: pd.DataFrame, clusters: pd.DataFrame) -> pd.Data
     return pd.concat([summary, clusters], ignore_index=True).sort_values(
         ["batch", "day", "sample"], kind="stable", ignore_index=True
     )
+
+
+def drift_flags(drift: pd.DataFrame, *, gate: str) -> pd.DataFrame:
+    """``drift`` flags: a culture day that drifted from its batch's other days.
+
+    One flag per drifted row of the batches' ``drift.tsv``
+    (:func:`cikflow.clustering.drift_table`): the clusters' drift ratio, the
+    scatter or the gain of all fluorescence channels together beyond its limit,
+    named in the reason. A drifted day asks for review: its gates may sit where
+    the other days' would not.
+
+    Parameters
+    ----------
+    drift : pandas.DataFrame
+        Drift rows (``batch``, ``sample``, ``day``, ``drifted``, ``reason``).
+    gate : str
+        The gate the flag names (the template's base: the events measured).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FLAG_COLUMNS` (accepted columns empty).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"batch": "B", "sample": ["d0", "d7"], "day": [0, 7],
+    ...     "drifted": [False, True], "reason": ["", "scatter 2.50-fold (limit 2.2)"]})
+    >>> drift_flags(d, gate="lymphocytes")[["sample", "gate", "flag"]].values.tolist()
+    [['d7', 'lymphocytes', 'drift']]
+    """
+    if drift.empty:
+        return pd.DataFrame(columns=FLAG_COLUMNS)
+    rows = drift[drift["drifted"].astype(str).str.lower() == "true"]
+    out = pd.DataFrame(
+        {
+            "batch": rows["batch"],
+            "sample": rows["sample"],
+            "day": rows["day"],
+            "gate": gate,
+            "flag": "drift",
+            "reason": "drifted from the batch's other days: "
+            + rows["reason"].fillna("").astype(str),
+            "accepted_by": "",
+            "accepted_reason": "",
+        },
+        columns=FLAG_COLUMNS,
+    )
+    return out.reset_index(drop=True)
 
 
 def jump_flags(

@@ -148,7 +148,8 @@ def test_simulated_batch_clusters_match_truth(culture, repo_dir):
             "NK_CD56dim",
             "other",
         }
-        assert set(clustered.result.dividers["source"]) == {"gate fit"}
+        # every threshold placed by the clusters themselves, none lent by a gate's fit
+        assert set(clustered.result.dividers["source"]) == {"cluster medians"}
 
 
 def test_a_misplaced_gate_is_discordant(culture, repo_dir, tmp_path):
@@ -166,9 +167,9 @@ def test_a_misplaced_gate_is_discordant(culture, repo_dir, tmp_path):
         _, outcome, clustered = _clustered(folder / f"{tube.sample}.fcs", misplaced)
         flagged = {f["gate"] for f in clustered.flags if f["flag"] == "gate_cluster_discordant"}
         assert {"T", "CIK"} <= flagged, (tube.sample, clustered.flags)
-        # the clustering fitted its own CD56 threshold, in the valley below the CIK cells
+        # the clustering placed its own CD56 threshold, in the valley below the CIK cells
         cd56 = clustered.result.dividers.set_index(["gate", "dimension"]).loc[("cd3_cd56", "CD56")]
-        assert cd56["source"] == "cluster fit"
+        assert cd56["source"] == "cluster medians"
         assert 300 < cd56["value"] < 1500
         truth = _labels(folder, tube.sample)
         cik = _on_all_events(outcome, misplaced, clustered.result.members["CIK"])

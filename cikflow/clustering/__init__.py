@@ -16,12 +16,11 @@ Method
    events (they are means of the same distributions), at a fraction of the cost.
 2. **Phenotype labels.** The template's gates below the base are applied to each
    cluster's *median* marker vector (transformed units), parents first, with the
-   sample's own thresholds (:func:`resolve_dividers`): the fitted threshold of a
-   data-driven gate; for a static gate, a threshold the clustering fits itself on
-   the cluster-derived parent (iterative two-class mean split, Ridler & Calvard
-   1978, refined to the density valley between the two class means), because a
-   static coordinate is what the check should be able to contradict; the static
-   coordinate only where the parent shows no valley. A cluster's phenotype is the
+   clusters' own thresholds, never a gate's: per marker, the weighted two-class
+   split of the parent clusters' medians (:func:`median_divider`, Otsu 1979 on
+   cluster medians weighted by their events), within each subset where the
+   template splits per subset (CD56 within CD3+ and within CD3−), so that a
+   wrong valley of a gate is contradicted, not copied. A cluster's phenotype is the
    deepest reported population whose gate holds its median (``other`` if none).
 3. **Cluster-based populations.** A population's cluster-based members are the
    events of the clusters its gate holds. :func:`concordance` compares them with
@@ -46,9 +45,12 @@ from __future__ import annotations
 
 from cikflow.clustering.batch import (
     DRIFT_COLUMNS,
+    LEVEL_DRIFT_DEFAULTS,
     balanced_pool,
+    base_levels,
     cluster_map,
     drift_table,
+    level_drift,
     median_dividers,
 )
 from cikflow.clustering.labelling import (
@@ -56,6 +58,7 @@ from cikflow.clustering.labelling import (
     ClusterLabels,
     Divider,
     label_clusters,
+    median_divider,
     resolve_dividers,
     tree_populations,
 )
@@ -83,6 +86,7 @@ __all__ = [
     "CONCORDANCE_COLUMNS",
     "DIVIDER_COLUMNS",
     "DRIFT_COLUMNS",
+    "LEVEL_DRIFT_DEFAULTS",
     "BaseEvents",
     "ClusterLabels",
     "ClusterModel",
@@ -91,6 +95,7 @@ __all__ = [
     "SampleClusters",
     "balanced_pool",
     "base_events",
+    "base_levels",
     "cluster_base",
     "cluster_map",
     "cluster_outcome",
@@ -98,7 +103,9 @@ __all__ = [
     "concordance",
     "drift_table",
     "label_clusters",
+    "level_drift",
     "marker_values",
+    "median_divider",
     "median_dividers",
     "resolve_dividers",
     "tree_populations",

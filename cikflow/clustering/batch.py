@@ -15,9 +15,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DRIFT_COLUMNS",
+    "LEVEL_DRIFT_DEFAULTS",
     "balanced_pool",
+    "base_levels",
     "cluster_map",
     "drift_table",
+    "level_drift",
     "median_dividers",
 ]
 
@@ -30,8 +33,20 @@ DRIFT_COLUMNS = [
     "mean_distance",
     "drift_ratio",
     "drift_limit",
+    "scatter_fold",
+    "scatter_limit",
+    "gain_fold",
+    "gain_limit",
     "drifted",
+    "reason",
 ]
+
+#: defaults of the scatter and all-channel gain drift limits (``clustering`` config)
+LEVEL_DRIFT_DEFAULTS: dict[str, float] = {
+    "scatter_drift_limit": 2.2,
+    "gain_drift_limit": 1.2,
+    "drift_min_level": 1000.0,
+}
 
 
 def median_dividers(tables: Sequence[pd.DataFrame]) -> dict[tuple[str, str], float]:
@@ -93,6 +108,162 @@ def balanced_pool(
     return np.vstack(parts)
 
 
+def base_levels(values: np.ndarray, *, channel_map: Mapping[str, str]) -> dict[str, dict]:
+    """Median of every dimension of a sample's base events, scatter apart from fluorescence.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Base events (n_events × n_dims), compensated data units, one column per
+        dimension of ``channel_map`` in its order.
+    channel_map : mapping of str to str
+        Dimension → detector; detectors named ``FSC…``/``SSC…`` are scatter,
+        ``Time`` is left out, every other is fluorescence.
+
+    Returns
+    -------
+    dict
+        ``{"scatter": {dim: median}, "fluorescence": {dim: median}}`` (data
+        units; NaN without events).
+
+    Examples
+    --------
+    >>> v = np.array([[100.0, 10.0], [300.0, 30.0], [200.0, 20.0]])
+    >>> base_levels(v, channel_map={"FSC-A": "FSC-A", "CD3": "FITC-A"})
+    {'scatter': {'FSC-A': 200.0}, 'fluorescence': {'CD3': 20.0}}
+    """
+    x = np.asarray(values, dtype=float)
+    out: dict[str, dict] = {"scatter": {}, "fluorescence": {}}
+    for j, (dim, detector) in enumerate(channel_map.items()):
+        kind = str(detector).upper()
+        if kind == "TIME":
+            continue
+        level = float(np.median(x[:, j])) if len(x) else float("nan")
+        out["scatter" if kind.startswith(("FSC", "SSC")) else "fluorescence"][dim] = level
+    return out
+
+
+def _fold(level: float, others: Sequence[float]) -> float:
+    """``level`` ÷ the median of ``others`` (NaN where either is not positive)."""
+    ref = float(np.median(others)) if len(others) else float("nan")
+    return level / ref if level > 0 and ref > 0 else float("nan")
+
+
+def level_drift(
+    levels: Mapping[str, Mapping[str, Mapping[str, float]]],
+    *,
+    scatter_limit: float = 2.2,
+    gain_limit: float = 1.2,
+    min_level: float = 1000.0,
+) -> pd.DataFrame:
+    """Scatter drift and all-channel gain drift of each day against the batch's other days.
+
+    Per sample and dimension, the fold = its base median ÷ the median of the
+    other samples' base medians. ``scatter_fold`` is the scatter dimension's fold
+    farthest from 1 (on a log scale); ``gain_fold`` is the median of the
+    fluorescence folds over channels whose level is at least ``min_level`` on
+    the day and on the other days (a gain change of every detector moves them
+    together; a population's change moves one). A fold beyond a limit, or
+    below its reciprocal, is drifted.
+
+    Parameters
+    ----------
+    levels : mapping
+        Sample → :func:`base_levels`.
+    scatter_limit, gain_limit : float
+        Allowed folds (> 1).
+    min_level : float
+        Fluorescence levels below this (data units) are too near zero to give a
+        fold.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``sample``, ``scatter_fold``, ``gain_fold`` (NaN where not measurable),
+        ``scatter_drifted``, ``gain_drifted``, ``reason``.
+
+    Examples
+    --------
+    >>> day = {"scatter": {"FSC-A": 100.0}, "fluorescence": {"CD45": 5000.0, "CD3": 4000.0}}
+    >>> gain = {"scatter": {"FSC-A": 100.0}, "fluorescence": {"CD45": 8000.0, "CD3": 6400.0}}
+    >>> t = level_drift({"a": day, "b": day, "c": day, "d": gain}, gain_limit=1.2)
+    >>> t[["sample", "gain_fold", "gain_drifted"]].values.tolist()
+    [['a', 1.0, False], ['b', 1.0, False], ['c', 1.0, False], ['d', 1.6, True]]
+    """
+    rows = []
+    for sample, own in levels.items():
+        others = [v for k, v in levels.items() if k != sample]
+        folds = {
+            kind: {
+                dim: _fold(level, [o[kind][dim] for o in others if dim in o.get(kind, {})])
+                for dim, level in own.get(kind, {}).items()
+            }
+            for kind in ("scatter", "fluorescence")
+        }
+        scatter = [f for f in folds["scatter"].values() if np.isfinite(f)]
+        scatter_fold = max(scatter, key=lambda f: abs(np.log(f))) if scatter else np.nan
+        bright = [
+            f
+            for dim, f in folds["fluorescence"].items()
+            if np.isfinite(f)
+            and own["fluorescence"][dim] >= min_level
+            and own["fluorescence"][dim] / f >= min_level
+        ]
+        gain_fold = float(np.median(bright)) if bright else np.nan
+        s_out = bool(
+            np.isfinite(scatter_fold) and abs(np.log(scatter_fold)) > np.log(scatter_limit)
+        )
+        g_out = bool(np.isfinite(gain_fold) and abs(np.log(gain_fold)) > np.log(gain_limit))
+        reason = []
+        if s_out:
+            reason.append(
+                f"scatter {scatter_fold:.2f}-fold the other days' (limit {scatter_limit:g})"
+            )
+        if g_out:
+            reason.append(
+                f"all-channel gain {gain_fold:.2f}-fold the other days' (limit {gain_limit:g})"
+            )
+        rows.append(
+            {
+                "sample": sample,
+                "scatter_fold": round(float(scatter_fold), 6),
+                "gain_fold": round(float(gain_fold), 6),
+                "scatter_drifted": s_out,
+                "gain_drifted": g_out,
+                "reason": "; ".join(reason),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "sample",
+            "scatter_fold",
+            "gain_fold",
+            "scatter_drifted",
+            "gain_drifted",
+            "reason",
+        ],
+    )
+
+
+def _left_out_ratio(
+    reference: ClusterModel, x: np.ndarray, *, others: Mapping[str, np.ndarray], pool_events: int
+) -> float:
+    """A day's mean distance to the reference refitted on ``others`` ÷ theirs (NaN: none)."""
+    if not others or not len(x):
+        return np.nan
+    pool = balanced_pool(others, max_events=pool_events, random_state=reference.random_state)
+    loo = ClusterModel(
+        n_clusters=reference.n_clusters,
+        max_events=len(pool),
+        n_init=reference.n_init,
+        random_state=reference.random_state,
+    ).fit(pool)
+    if loo.mean_distance_ <= 0:
+        return np.nan
+    return float(loo.distance(x).mean() / loo.mean_distance_)
+
+
 def drift_table(
     reference: ClusterModel,
     samples: Mapping[str, np.ndarray],
@@ -101,8 +272,10 @@ def drift_table(
     batch: str = "",
     drift_limit: float = 1.5,
     pool_events: int = 50_000,
+    levels: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    level_limits: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
-    """How far each day's events sit from a batch's reference centroids.
+    """How far each day's events sit from a batch's reference centroids, and level drift.
 
     A reference fitted on every day partly fits each day's own events, and
     k-means spends clusters on a shifted day, hiding the shift. So the drift
@@ -111,7 +284,9 @@ def drift_table(
     ``drift_ratio`` = the day's mean distance to those centroids ÷ the other
     days' own mean distance to them (1 = as close as the days it was fitted
     on). ``mean_distance`` is the day's mean distance to the all-days
-    ``reference``.
+    ``reference``. With ``levels``, a day is also drifted when its scatter or
+    the gain of all its fluorescence channels together left the other days'
+    (:func:`level_drift`); ``reason`` says what drifted.
 
     Parameters
     ----------
@@ -127,30 +302,38 @@ def drift_table(
         A ``drift_ratio`` above this is ``drifted``.
     pool_events : int
         Size of each leave-one-day-out pool.
+    levels : mapping, optional
+        Sample → :func:`base_levels` (data units).
+    level_limits : mapping, optional
+        ``scatter_drift_limit``, ``gain_drift_limit`` (folds) and
+        ``drift_min_level`` (data units); :data:`LEVEL_DRIFT_DEFAULTS` fill gaps.
 
     Returns
     -------
     pandas.DataFrame
-        :data:`DRIFT_COLUMNS`, one row per sample; ``drift_ratio`` is NaN (and
-        nothing drifted) for a batch of one sample.
+        :data:`DRIFT_COLUMNS`, one row per sample; ``drift_ratio`` and the folds
+        are NaN (and nothing drifted) for a batch of one sample.
     """
+    lim = {**LEVEL_DRIFT_DEFAULTS, **dict(level_limits or {})}
+    lv = level_drift(
+        {k: v for k, v in (levels or {}).items() if k in samples},
+        scatter_limit=float(lim["scatter_drift_limit"]),
+        gain_limit=float(lim["gain_drift_limit"]),
+        min_level=float(lim["drift_min_level"]),
+    ).set_index("sample")
     rows = []
     for sample, x in samples.items():
         dist = reference.distance(x)
-        ratio = np.nan
         others = {k: v for k, v in samples.items() if k != sample}
-        if others and len(x):
-            pool = balanced_pool(
-                others, max_events=pool_events, random_state=reference.random_state
-            )
-            loo = ClusterModel(
-                n_clusters=reference.n_clusters,
-                max_events=len(pool),
-                n_init=reference.n_init,
-                random_state=reference.random_state,
-            ).fit(pool)
-            if loo.mean_distance_ > 0:
-                ratio = float(loo.distance(x).mean() / loo.mean_distance_)
+        ratio = _left_out_ratio(reference, x, others=others, pool_events=pool_events)
+        level = lv.loc[sample] if sample in lv.index else None
+        reason = (
+            [f"cluster drift ratio {ratio:.2f} (limit {drift_limit:g})"]
+            if ratio > drift_limit
+            else []
+        )
+        if level is not None and level["reason"]:
+            reason.append(str(level["reason"]))
         rows.append(
             {
                 "batch": batch,
@@ -160,7 +343,12 @@ def drift_table(
                 "mean_distance": float(dist.mean()) if len(dist) else np.nan,
                 "drift_ratio": ratio,
                 "drift_limit": float(drift_limit),
-                "drifted": bool(ratio > drift_limit) if ratio == ratio else False,
+                "scatter_fold": level["scatter_fold"] if level is not None else np.nan,
+                "scatter_limit": float(lim["scatter_drift_limit"]),
+                "gain_fold": level["gain_fold"] if level is not None else np.nan,
+                "gain_limit": float(lim["gain_drift_limit"]),
+                "drifted": bool(reason),
+                "reason": "; ".join(reason),
             }
         )
     out = pd.DataFrame(rows, columns=DRIFT_COLUMNS)

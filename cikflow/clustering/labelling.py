@@ -1,8 +1,10 @@
 """Phenotype labels of clusters: the template's gates applied to cluster medians.
 
-Thresholds are the sample's own (:func:`resolve_dividers`): a data-driven gate's
-fitted threshold, else one fitted on the cluster-derived parent, else the static
-coordinate.
+The thresholds are the clusters' own: per marker, the weighted two-class split
+of the parent clusters' medians (:func:`median_divider`), within each subset
+where the template splits per subset; never a gate's fitted threshold, so that
+the clusters are a second opinion independent of the gates. A batch's median
+thresholds may be given instead (:func:`resolve_dividers`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from cikflow.gating.template import make_transform, transform_name
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from cikflow.gating.apply import GatingOutcome
     from cikflow.gating.template import Template
 
 __all__ = [
@@ -28,15 +29,13 @@ __all__ = [
     "ClusterLabels",
     "Divider",
     "label_clusters",
+    "median_divider",
     "resolve_dividers",
     "tree_populations",
 ]
 
 #: thresholds the cluster labels used (``dividers`` in ``clusters.json``)
 DIVIDER_COLUMNS = ["gate", "dimension", "value", "transformed", "source"]
-
-
-_MIN_SPLIT_EVENTS = 20
 
 
 @dataclass(frozen=True)
@@ -54,9 +53,9 @@ class Divider:
     value : float
         The same threshold in data units.
     source : str
-        ``gate fit`` (the sample's data-driven gate), ``cluster fit`` (fitted by
-        the clustering for a static gate), ``template`` (the static coordinate)
-        or ``batch median`` (median over a batch's samples).
+        ``cluster medians`` (placed on the cluster medians, :func:`median_divider`),
+        ``template`` (the template's coordinate, where the clusters could not be
+        split) or ``batch median`` (median over a batch's samples).
     """
 
     gate: str
@@ -127,60 +126,166 @@ def _transformer(template: Template, dim: str) -> tuple[Any, Any]:
     return fwd, inv
 
 
-def _split_threshold(x: np.ndarray, *, start: float, random_state: int) -> tuple[float | None, str]:
-    """Two-class split of 1-D values near ``start``: Ridler–Calvard, then the valley.
+#: transformed units added to every cluster's spread in the density of :func:`median_divider`
+_MIN_SPREAD = 0.02
+#: a side of a divider holds at least this share of the parent's events
+_MIN_SIDE_SHARE = 0.01
+#: a valley whose density exceeds this share of its lower flanking peak is no valley
+_NO_VALLEY = 0.9
+#: width of the bins of the events' density (transformed units)
+_BIN = 0.005
 
-    Returns the threshold (transformed units) or None when the values show no
-    valley between the two class means, with a reason.
+
+def _event_density(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Events per transformed unit at ``at``: binned Gaussian kernel density of ``values``.
+
+    Bandwidth by Silverman's rule (0.9 · min(SD, IQR/1.34) · n^−1/5, at least one bin).
     """
-    from cikflow.gating.methods import ValleyThreshold
+    x = values[np.isfinite(values)]
+    if len(x) < 2:
+        return np.zeros(len(at))
+    q1, q3 = np.quantile(x, [0.25, 0.75])
+    h = max(0.9 * min(float(x.std()), float(q3 - q1) / 1.34) * len(x) ** -0.2, _BIN)
+    lo, hi = float(min(x.min(), at.min())) - 4 * h, float(max(x.max(), at.max())) + 4 * h
+    edges = np.arange(lo, hi + _BIN, _BIN)
+    counts, _ = np.histogram(x, bins=edges)
+    offsets = np.arange(-int(4 * h / _BIN) - 1, int(4 * h / _BIN) + 2) * _BIN
+    kernel = np.exp(-(offsets**2) / (2 * h * h))
+    smooth = np.convolve(counts, kernel / (kernel.sum() * _BIN), mode="same")
+    return np.interp(at, (edges[:-1] + edges[1:]) / 2, smooth)
 
-    x = x[np.isfinite(x)]
-    if len(x) < 2 * _MIN_SPLIT_EVENTS:
-        return None, f"{len(x)} events"
-    t = float(start)
-    lo_mean = hi_mean = t
-    for _ in range(100):
-        lo, hi = x[x < t], x[x >= t]
-        if len(lo) < _MIN_SPLIT_EVENTS or len(hi) < _MIN_SPLIT_EVENTS:
-            # the start lies beyond the data: begin again from the median
-            if t != float(np.median(x)):
-                t = float(np.median(x))
-                continue
-            return None, "one class empty"
-        lo_mean, hi_mean = float(lo.mean()), float(hi.mean())
-        new = (lo_mean + hi_mean) / 2
-        if abs(new - t) < 1e-6:
-            break
-        t = new
-    est = ValleyThreshold(
-        search=(lo_mean, hi_mean), fallback="lower", random_state=random_state
-    ).fit(x)
-    if {f.flag for f in est.flags_} & {"no_valley", "low_events"}:
-        return None, "no valley between the two class means"
-    return float(est.threshold_), ""
+
+def _cluster_density(m: np.ndarray, w: np.ndarray, var: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Events per transformed unit at ``at``: every cluster a Gaussian of its events."""
+    z = (at[None, :] - m[:, None]) ** 2 / (2 * var[:, None])
+    return (w[:, None] / np.sqrt(2 * np.pi * var[:, None]) * np.exp(-z)).sum(axis=0)
+
+
+def _minimum_error(m: np.ndarray, w: np.ndarray, sd: np.ndarray, splits: list[int]) -> int:
+    """The split of lowest Kittler–Illingworth criterion (``P0 ln σ0 + P1 ln σ1 − Σ P ln P``)."""
+    best, k_best = np.inf, splits[0]
+    for k in splits:
+        crit = 0.0
+        for side in (slice(0, k), slice(k, None)):
+            ws, ms, ss = w[side], m[side], sd[side]
+            p = ws.sum() / w.sum()
+            mu = float((ws * ms).sum() / ws.sum())
+            var = float((ws * (ss**2 + (ms - mu) ** 2)).sum() / ws.sum())
+            crit += p * 0.5 * np.log(max(var, 1e-12)) - p * np.log(p)
+        if crit < best:
+            best, k_best = crit, k
+    return k_best
+
+
+def median_divider(
+    medians: np.ndarray,
+    *,
+    weights: np.ndarray,
+    spreads: np.ndarray | None = None,
+    search: tuple[float, float] | None = None,
+    values: np.ndarray | None = None,
+) -> float | None:
+    """Divider between two classes of clusters, from their medians, sizes and spreads.
+
+    The density of the parent's events (``values``; without them, each cluster
+    pictured as a Gaussian of its events around its median with its spread, at
+    least 0.02 transformed units) is read at the gaps between the clusters.
+    Each gap between adjacent sorted medians that leaves at least 1 % of the
+    events on either side, and whose midpoint lies in ``search`` (the
+    template's allowed range, when any gap does), is a candidate; the divider
+    is the midpoint of the gap whose density is lowest relative to the lower of
+    the density's peaks on its two sides (the deepest valley). Where no gap
+    dips below 0.9 of that peak (a smear, no valley), the gap of lowest
+    minimum-error criterion is taken instead (Kittler & Illingworth, Pattern
+    Recognit. 19:41, 1986: ``J = Σ P ln σ − Σ P ln P`` over the two sides, ``P``
+    a side's share of events and ``σ²`` its variance). No gate threshold is
+    used, and no random start: the same clusters give the same divider.
+
+    Parameters
+    ----------
+    medians : numpy.ndarray
+        One marker's cluster medians (transformed units); NaN is left out.
+    weights : numpy.ndarray
+        Events per cluster (same length).
+    spreads : numpy.ndarray, optional
+        Each cluster's standard deviation in the marker (transformed units);
+        0 when not given.
+    search : tuple of float, optional
+        The range a divider may take (transformed units; the template's
+        ``search``), used when a candidate gap lies in it.
+    values : numpy.ndarray, optional
+        The parent clusters' events in the marker (transformed units): the
+        density is then theirs (binned Gaussian kernel, Silverman's bandwidth)
+        instead of the clusters' Gaussians.
+
+    Returns
+    -------
+    float or None
+        The divider (transformed units), or None without a candidate gap.
+
+    Examples
+    --------
+    Two classes, the divider midway across the gap between them:
+
+    >>> m, w = np.array([0.7, 0.1, 0.2, 0.6]), np.array([10, 10, 10, 10])
+    >>> median_divider(m, weights=w, spreads=np.full(4, 0.05))
+    0.4
+    """
+    m = np.asarray(medians, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    sd = np.zeros_like(m) if spreads is None else np.asarray(spreads, dtype=float)
+    keep = np.isfinite(m) & (w > 0)
+    m, w, sd = m[keep], w[keep], np.nan_to_num(sd[keep])
+    order = np.argsort(m, kind="stable")
+    m, w, sd = m[order], w[order], sd[order]
+    share = np.cumsum(w) / w.sum() if len(w) else w
+    splits = [
+        k
+        for k in range(1, len(m))
+        if m[k] > m[k - 1] and _MIN_SIDE_SHARE <= share[k - 1] <= 1 - _MIN_SIDE_SHARE
+    ]
+    if search is not None:
+        lo, hi = min(search), max(search)
+        inside = [k for k in splits if lo <= (m[k - 1] + m[k]) / 2 <= hi]
+        splits = inside or splits
+    if not splits:
+        return None
+    grid = np.linspace(m[0], m[-1], 401)
+    mids = np.array([(m[k - 1] + m[k]) / 2 for k in splits])
+    if values is not None and len(values):
+        density, at_mids = _event_density(np.asarray(values, dtype=float), np.r_[grid, mids]), None
+        density, at_mids = density[: len(grid)], density[len(grid) :]
+    else:
+        var = sd**2 + _MIN_SPREAD**2
+        density = _cluster_density(m, w, var, grid)
+        at_mids = _cluster_density(m, w, var, mids)
+    best, k_best = np.inf, -1
+    for k, mid, at in zip(splits, mids, at_mids, strict=True):
+        peaks = (density[grid <= mid].max(initial=0.0), density[grid >= mid].max(initial=0.0))
+        ratio = at / min(peaks) if min(peaks) > 0 else np.inf
+        if ratio < best:
+            best, k_best = ratio, k
+    if best > _NO_VALLEY:
+        k_best = _minimum_error(m, w, sd, splits)
+    return round(float((m[k_best - 1] + m[k_best]) / 2), 12)
 
 
 def resolve_dividers(
     template: Template,
     *,
-    outcome: GatingOutcome | None = None,
     overrides: Mapping[tuple[str, str], float] | None = None,
 ) -> dict[tuple[str, str], Divider]:
-    """Thresholds of the gates below the base that need no data of the clustering.
+    """Thresholds of the gates below the base given from outside the clustering.
 
-    Data-driven gates take the sample's fitted thresholds (from ``outcome``)
-    unless the fit flagged that dimension (``no_valley``, ``at_bound`` …);
-    ``overrides`` (transformed units) replace any threshold; every other
-    threshold is left out, to be fitted by :func:`label_clusters` (static gates)
-    or to fall back to the template's coordinate.
+    Only ``overrides`` (transformed units, e.g. a batch's median thresholds)
+    are given; a gate's fitted threshold never is, so that the cluster labels
+    stay independent of the gates. Every other threshold is left out, to be
+    placed by :func:`label_clusters` on the cluster medians.
 
     Parameters
     ----------
     template : Template
         The YAML template.
-    outcome : GatingOutcome, optional
-        The sample's gating, whose infos hold the fitted geometry.
     overrides : mapping, optional
         ``(gate, dimension) → threshold`` in transformed units (e.g. a batch's
         median thresholds, :func:`median_dividers`).
@@ -188,29 +293,16 @@ def resolve_dividers(
     Returns
     -------
     dict
-        ``(gate, dimension) → Divider``.
+        ``(gate, dimension) → Divider`` (source ``batch median``).
     """
-    infos = {i.name: i for i in (outcome.infos if outcome is not None else [])}
     out: dict[tuple[str, str], Divider] = {}
     for gate in _descendants(template):
-        name = gate.name
-        info = infos.get(name)
-        fitted = info is not None and info.method != "static" and bool(info.fit)
-        applied = {t.key: t.value for t in info.gate.thresholds()} if fitted else {}
         for threshold in gate.thresholds():
-            label = threshold.key  # the dimension, or "CD56 within CD3+" for a subset's own
-            key = (name, label)
-            transformed = applied.get(label)
-            _, inv = _transformer(template, threshold.dimension)
-            # a fit that says it is unsure (no valley, at its bound …) lends no threshold
-            unsure = fitted and any(
-                str(f.get("reason", "")).startswith(f"{label}: ") for f in info.fit.get("flags", [])
-            )
+            key = (gate.name, threshold.key)  # "CD56 within CD3+" for a subset's own
             if overrides and key in overrides:
+                _, inv = _transformer(template, threshold.dimension)
                 t = float(overrides[key])
-                out[key] = Divider(name, label, t, inv(t), "batch median")
-            elif fitted and transformed is not None and not unsure:
-                out[key] = Divider(name, label, transformed, inv(transformed), "gate fit")
+                out[key] = Divider(gate.name, threshold.key, t, inv(t), "batch median")
     return out
 
 
@@ -246,11 +338,11 @@ def label_clusters(
     """Name every cluster by its median marker vector and the template's gates.
 
     Gates below the template's base are applied to the clusters' medians,
-    parents first. A threshold missing from ``dividers`` (a static gate) is
-    fitted on the cluster-derived parent's events: the iterative two-class
-    mean split started at the static coordinate (Ridler & Calvard, IEEE SMC
-    8:630, 1978), moved to the density valley between the two class means; the
-    static coordinate is kept when there is no valley.
+    parents first. A threshold missing from ``dividers`` is placed by
+    :func:`median_divider` on the medians of the cluster-derived parent's
+    clusters (for a subset's own divider, of that subset's clusters), weighted
+    by their events; the template's coordinate is kept when the parent's
+    clusters cannot be split. No gate's fitted threshold is used.
 
     Parameters
     ----------
@@ -266,7 +358,7 @@ def label_clusters(
     dividers : mapping, optional
         Known thresholds (:func:`resolve_dividers`).
     random_state : int
-        Seed of the valley fits' subsamples.
+        Kept for callers; the dividers are deterministic.
 
     Returns
     -------
@@ -282,6 +374,8 @@ def label_clusters(
     n_clusters = int(labels.max()) + 1 if len(labels) else 0
     col = {m: j for j, m in enumerate(markers)}
     medians = _cluster_medians(x, labels, n_clusters)
+    sizes = np.bincount(labels, minlength=n_clusters) if len(labels) else np.zeros(0, int)
+    spreads = _cluster_spreads(x, labels, n_clusters)
     known = dict(dividers or {})
     used: list[Divider] = []
     member: dict[str, np.ndarray] = {}
@@ -312,10 +406,12 @@ def label_clusters(
                     template=template,
                     static=float(static[label]),
                     start=float(threshold.value),
+                    medians=medians[:, col[dim]],
+                    weights=sizes,
+                    spreads=spreads[:, col[dim]],
+                    parent=within,
                     x=x[:, col[dim]],
                     labels=labels,
-                    parent=within,
-                    random_state=random_state,
                 )
                 known[key] = replace(known[key], dimension=label)
             used.append(known[key])
@@ -363,18 +459,61 @@ def _fit_divider(
     template: Template,
     static: float,
     start: float,
+    medians: np.ndarray,
+    weights: np.ndarray,
+    spreads: np.ndarray,
+    parent: np.ndarray,
     x: np.ndarray,
     labels: np.ndarray,
-    parent: np.ndarray,
-    random_state: int,
 ) -> Divider:
-    """Fit a static gate's threshold on the clusters' parent (``start``: its transformed value)."""
+    """A threshold from the parent clusters' medians and events (:func:`median_divider`).
+
+    ``static``/``start``: the template's coordinate (data / transformed units),
+    kept when the parent's clusters cannot be split; ``x``: the marker's values
+    of every event, ``labels`` their clusters.
+    """
     _, inv = _transformer(template, dim)
-    events = x[parent[labels]] if len(labels) else x[:0]
-    fitted, _ = _split_threshold(events, start=start, random_state=random_state)
+    fitted = median_divider(
+        medians[parent],
+        weights=weights[parent],
+        spreads=spreads[parent],
+        search=_search_range(template, gate=gate, dim=dim),
+        values=x[parent[labels]] if len(labels) else x[:0],
+    )
     if fitted is None:
         return Divider(gate, dim, start, static, "template")
-    return Divider(gate, dim, fitted, inv(fitted), "cluster fit")
+    return Divider(gate, dim, fitted, inv(fitted), "cluster medians")
+
+
+def _search_range(template: Template, *, gate: str, dim: str) -> tuple[float, float] | None:
+    """The template's ``search`` range of a gate's divider on ``dim`` (transformed units)."""
+    spec = next((g for g in template.spec["gates"] if g["name"] == gate), {})
+    found = (spec.get("params") or {}).get("search")
+    for axis in ("x", "y"):
+        part = spec.get(axis)
+        if isinstance(part, dict) and part.get("dimension") == dim and part.get("search"):
+            found = part["search"]
+    if not isinstance(found, (list, tuple)) or len(found) != 2:
+        return None
+    if any(v is None or isinstance(v, (dict, list)) for v in found):
+        return None
+    fwd, _ = _transformer(template, dim)
+    return fwd(float(found[0])), fwd(float(found[1]))
+
+
+def _cluster_spreads(x: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Standard deviation of every column per cluster (0 for an empty cluster)."""
+    out = np.zeros((n_clusters, x.shape[1]))
+    if len(labels) == 0:
+        return out
+    counts = np.bincount(labels, minlength=n_clusters).astype(float)
+    for j in range(x.shape[1]):
+        total = np.bincount(labels, weights=x[:, j], minlength=n_clusters)
+        square = np.bincount(labels, weights=x[:, j] ** 2, minlength=n_clusters)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = total / counts
+            out[:, j] = np.sqrt(np.clip(square / counts - mean**2, 0.0, None))
+    return np.nan_to_num(out)
 
 
 def _cluster_medians(x: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:

@@ -32,6 +32,9 @@ CLUSTERING_DEFAULTS: dict[str, Any] = {
     "random_state": 0,
     "margin_pp": 2.0,
     "drift_limit": 1.5,
+    "scatter_drift_limit": 2.2,
+    "gain_drift_limit": 1.2,
+    "drift_min_level": 1000.0,
 }
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cikflow.clustering.batch import cluster_map
+from cikflow.clustering.batch import base_levels, cluster_map
 from cikflow.clustering.labelling import (
     DIVIDER_COLUMNS,
     Divider,
@@ -109,7 +109,6 @@ def cluster_sample(
     *,
     template: Template,
     markers: Sequence[str],
-    outcome: GatingOutcome | None = None,
     overrides: Mapping[tuple[str, str], float] | None = None,
     dividers: Mapping[tuple[str, str], Divider] | None = None,
     n_clusters: int = 25,
@@ -128,13 +127,11 @@ def cluster_sample(
         The YAML template (base, gates, populations, transforms).
     markers : sequence of str
         The columns of ``values``.
-    outcome : GatingOutcome, optional
-        The sample's gating: data-driven gates lend their fitted thresholds.
     overrides : mapping, optional
         ``(gate, dimension) → threshold`` (transformed units) used instead.
     dividers : mapping, optional
-        The thresholds :func:`resolve_dividers` gave for the sample's gating
-        (``(gate, dimension) → Divider``), instead of ``outcome`` and ``overrides``.
+        Known thresholds (``(gate, dimension) → Divider``), instead of
+        ``overrides``; any other is placed on the cluster medians.
     n_clusters, max_events, random_state : int
         :class:`ClusterModel` settings.
     sample : str
@@ -156,7 +153,7 @@ def cluster_sample(
         dividers=(
             dict(dividers)
             if dividers is not None
-            else resolve_dividers(template, outcome=outcome, overrides=overrides)
+            else resolve_dividers(template, overrides=overrides)
         ),
         random_state=random_state,
     )
@@ -275,6 +272,9 @@ class GatedClusters:
         per marker), for the batch's reference model.
     map : dict
         :func:`cluster_map` of the first two-marker gate below the base.
+    levels : dict
+        :func:`base_levels` of the base events (data units), for the batch's
+        scatter and gain drift.
     """
 
     markers: list[str]
@@ -284,6 +284,7 @@ class GatedClusters:
     flags: list[dict[str, Any]]
     pool: pd.DataFrame
     map: dict[str, Any]
+    levels: dict[str, dict] = field(default_factory=dict)
 
 
 _DECADE_TICKS = (-1000.0, 0.0, 100.0, 1000.0, 10000.0, 100000.0)
@@ -333,8 +334,9 @@ class BaseEvents:
     membership : dict of str to numpy.ndarray
         Gate → boolean over the base events (parents applied).
     dividers : dict
-        ``(gate, dimension) → Divider``: the thresholds the sample's data-driven
-        gates lend the cluster labels (:func:`resolve_dividers`).
+        ``(gate, dimension) → Divider`` given to the cluster labels: empty
+        from :func:`base_events` (the clusters place their own thresholds,
+        independent of the gates' fits).
     """
 
     sample: str
@@ -390,7 +392,7 @@ def base_events(
         membership={
             gate: np.asarray(m[base], dtype=bool) for gate, m in outcome.membership.items()
         },
-        dividers=resolve_dividers(template, outcome=outcome),
+        dividers={},  # the clusters place their own: independent of the gates' fits
     )
 
 
@@ -516,6 +518,7 @@ def cluster_base(
         flags=_discordance_flags(table),
         pool=pool,
         map=cmap,
+        levels=base_levels(events.values, channel_map=events.channel_map),
     )
 
 

@@ -322,6 +322,7 @@ def write_clusters(
         "fit_events": result.model.n_fit_events_,
         "events": len(result.labels),
         "dividers": result.dividers.to_dict("records"),
+        "levels": clustered.levels,
     }
     write_table(result.clusters, files.clusters)
     write_table(
@@ -439,13 +440,14 @@ class _Subsamples:
     days: dict[str, Any]
     dividers: list[pd.DataFrame]
     inputs: dict[str, str]
+    levels: dict[str, Any]
 
 
 def _read_subsamples(samples: Sequence[SampleFiles], *, markers: list[str]) -> _Subsamples:
     """Each clustered sample's ``markers.tsv.gz``; failed or unclustered ones are left out."""
     from cikflow.io import read_table
 
-    found = _Subsamples(values={}, days={}, dividers=[], inputs={})
+    found = _Subsamples(values={}, days={}, dividers=[], inputs={}, levels={})
     for files in samples:
         status, _ = clustering_record(files)
         info = status.clustering or {}
@@ -458,6 +460,8 @@ def _read_subsamples(samples: Sequence[SampleFiles], *, markers: list[str]) -> _
         found.values[status.sample] = values
         found.days[status.sample] = status.day
         found.dividers.append(pd.DataFrame(info.get("dividers") or []))
+        if info.get("levels"):
+            found.levels[status.sample] = info["levels"]
         found.inputs[f"markers_{status.sample}"] = str(files.markers)
     return found
 
@@ -526,11 +530,12 @@ def cluster_batch(
         template=read_template(template_path) if found.values else None,
         settings=cfg,
         batch=batch,
+        levels=found.levels,
     )
     drift = tables.drift
     if found.values:
         for r in drift[drift["drifted"]].to_dict("records"):
-            log.warning("%s drifted from the reference: ratio %.2f", r["sample"], r["drift_ratio"])
+            log.warning("%s drifted: %s", r["sample"], r["reason"])
     prov = provenance(
         step="cluster_batch",
         config=config,

@@ -36,6 +36,7 @@ def summarize(
     failed_path: str | Path | None = None,
     sheet_path: str | Path | None = None,
     template_path: str | Path | None = None,
+    drift_paths: Sequence[str | Path] = (),
     config: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Collect per-sample results into the batch tables.
@@ -44,7 +45,10 @@ def summarize(
     ``flags.tsv`` and ``failed.tsv``, each with a provenance sidecar listing
     every input's SHA-256. With a sample sheet, the summary gains absolute
     counts (:data:`cikflow.counts.COUNT_COLUMNS`, settings from
-    ``config["counts"]``) and ``flags.tsv`` the count flags.
+    ``config["counts"]``) and ``flags.tsv`` the count flags. A day that jumps
+    against its batch's other days (``implausible_jump``) or drifted from them
+    (``drift``, from the batches' ``drift.tsv``) asks for review on every row
+    of its sample, unless a reviewer accepted the flag.
 
     Parameters
     ----------
@@ -58,7 +62,10 @@ def summarize(
     sheet_path : str or pathlib.Path, optional
         The sample sheet (counting beads, volumes) for absolute counts.
     template_path : str or pathlib.Path, optional
-        The template (recorded in the provenance).
+        The template (recorded in the provenance; its base is the gate a
+        ``drift`` flag names).
+    drift_paths : sequence of str or pathlib.Path
+        Every batch's ``drift.tsv`` (:func:`cikflow.steps.cluster_batch`).
     config : mapping, optional
         Workflow configuration; its ``counts`` section (defaults apply).
 
@@ -90,20 +97,21 @@ def summarize(
     )
     if not count_flags.empty:
         flags.append(count_flags)
-    jumps = _jumps(summary, template_path=template_path, config=config)
-    if not jumps.empty:
-        jumps = mark_accepted(jumps, [Override.from_record(r) for r in review])
-        flags.append(jumps)
-        asking = jumps.loc[jumps["accepted_by"] == "", "sample"]
-        summary.loc[summary["sample"].isin(set(asking)), "review_required"] = True
+    summary, batch_flags = _batch_flags(
+        summary, review=review, drift_paths=drift_paths, template_path=template_path, config=config
+    )
+    flags.extend(batch_flags)
     flag_df = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=FLAG_COLUMNS)
     prov = provenance(
         step="summarize",
         config=config,
         inputs={
-            k: str(v)
-            for k, v in {"sample_sheet": sheet_path, "template": template_path}.items()
-            if v
+            **{
+                k: str(v)
+                for k, v in {"sample_sheet": sheet_path, "template": template_path}.items()
+                if v
+            },
+            **{f"drift_{Path(p).parent.name}": str(p) for p in drift_paths},
         },
         parameters={"samples": len(files), "failed": len(failed), "counts": counts_cfg},
     )
@@ -117,6 +125,35 @@ def summarize(
         provenance=prov,
     )
     return summary
+
+
+def _batch_flags(
+    summary: pd.DataFrame,
+    *,
+    review: Sequence[Mapping[str, Any]],
+    drift_paths: Sequence[str | Path],
+    template_path: str | Path | None,
+    config: Mapping[str, Any] | None,
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The batch-level flags (``implausible_jump``, ``drift``), reviewers' acceptances marked.
+
+    Returns the summary with ``review_required`` set on every row of a sample
+    with a flag nobody accepted, and the flag tables.
+    """
+    entries = [Override.from_record(r) for r in review]
+    summary = summary.copy()
+    out = []
+    for table in (
+        _jumps(summary, template_path=template_path, config=config),
+        _drifts(drift_paths, template_path=template_path),
+    ):
+        if table.empty:
+            continue
+        table = mark_accepted(table, entries)
+        out.append(table)
+        asking = table.loc[table["accepted_by"] == "", "sample"]
+        summary.loc[summary["sample"].isin(set(asking)), "review_required"] = True
+    return summary, out
 
 
 def _jumps(
@@ -134,6 +171,19 @@ def _jumps(
         return pd.DataFrame(columns=FLAG_COLUMNS)
     populations = read_template(template_path).below_base
     return jump_flags(summary, populations=populations, max_jump_pp=float(limit))
+
+
+def _drifts(drift_paths: Sequence[str | Path], *, template_path: str | Path | None) -> pd.DataFrame:
+    """``drift`` flags of the drifted days in the batches' ``drift.tsv``."""
+    from cikflow.io import read_table, read_template
+    from cikflow.summary import drift_flags
+
+    tables = [read_table(p) for p in drift_paths]
+    tables = [t for t in tables if not t.empty]
+    if not tables:
+        return pd.DataFrame(columns=FLAG_COLUMNS)
+    base = read_template(template_path).base if template_path else None
+    return drift_flags(pd.concat(tables, ignore_index=True), gate=str(base or "base"))
 
 
 def _summary_with_counts(

@@ -36,6 +36,7 @@ rule summarize:
         flags=sample_files("flags.tsv"),
         sheet=config["samples"],
         template=config["template"],
+        drift=batch_files("drift.tsv"),
     output:
         summary=report(
             "results/summary.tsv",

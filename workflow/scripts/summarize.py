@@ -11,6 +11,7 @@ summarize(
     failed_path=o.failed,
     sheet_path=i.sheet,
     template_path=i.template,
+    drift_paths=i.drift,
     config={
         **snakemake.params.settings,
         "counts": snakemake.params.counts,
