@@ -18,6 +18,10 @@ For each preset (``clean``, ``realistic``, ``hard``) and each seed, simulates
 - **false flags**: the share of tubes within 1 pp of the truth for T, CIK and NK that
   are review-required anyway (``false_flag_pct``, %).
 
+A tube is review-required when its per-sample step raised a flag, or when the batch
+step (``cikflow.steps.cluster_batch``, its ``drift.tsv``) flags its day ``drift``, as
+``summarize`` does in the workflow.
+
 Then the real file ``../shared/data/flowsom-68983`` (expert FlowJo labels, GPL, used
 in place): F1 of the NK (CD3−) and NK T (CD3+) gates of
 ``config/gating/flowsom_68983.yaml`` against the expert, skipped when absent.
@@ -48,7 +52,7 @@ from cikflow.io import read_yaml
 from cikflow.io.simulated import write_simulated
 from cikflow.realism import DEFAULT_LOGICLE
 from cikflow.simulate import LABELS, POPULATION_MEMBERS, PRESETS, simulate_batches
-from cikflow.steps import gate_file
+from cikflow.steps import cluster_batch, gate_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -112,6 +116,7 @@ def run_preset(
         with tempfile.TemporaryDirectory() as tmp:
             sheet = write_simulated(batches, tmp)
             for batch in batches:
+                scored = []
                 for tube in batch.samples:
                     row = sheet[sheet["sample"] == tube.sample].iloc[0].to_dict()
                     out = Path(tmp) / "out" / tube.sample
@@ -123,8 +128,26 @@ def run_preset(
                         config=config,
                         events_table=True,
                     )
-                    rows.append(_score(tube, status, out, seed=seed))
+                    scored.append(_score(tube, status, out, seed=seed))
+                rows.extend(_with_drift(scored, folder=Path(tmp), template=template, config=config))
     return pd.DataFrame(rows)
+
+
+def _with_drift(scored: list[dict], *, folder: Path, template: Path, config: dict) -> list[dict]:
+    """The batch's tubes, review required where the batch step flags the day ``drift``."""
+    dirs = [folder / "out" / r["sample"] for r in scored if not r["failed"]]
+    if not dirs:
+        return scored
+    batch = scored[0]["sample"].split("_")[0]
+    drift = cluster_batch(
+        dirs, template_path=template, out_dir=folder / "batch" / batch, batch=batch, config=config
+    )
+    drifted = set(drift.loc[drift["drifted"].astype(bool), "sample"])
+    for r in scored:
+        if r["sample"] in drifted:
+            r["review"] = True
+            r["flags"] = ",".join(sorted({*filter(None, r.get("flags", "").split(",")), "drift"}))
+    return scored
 
 
 def _score(tube, status: dict, out: Path, *, seed: int) -> dict:
