@@ -30,5 +30,14 @@ rule all:
         get_workspaces,
 
 
+onstart:
+    start_worker()
+
+
 onsuccess:
+    stop_worker()
     end_of_run()
+
+
+onerror:
+    stop_worker()

@@ -132,6 +132,25 @@ def get_settings(wildcards):
     }
 
 
+WORKER = None  # the run's warm worker process (cikflow.worker), local execution only
+
+
+def start_worker():
+    """Start the process that runs the jobs' scripts with cikflow already imported."""
+    from cikflow.worker import start_server
+
+    global WORKER
+    if workflow.local_exec and not workflow.dryrun and not workflow.touch:
+        WORKER = start_server()
+
+
+def stop_worker():
+    """End the run's worker (the jobs are done)."""
+    from cikflow.worker import stop_server
+
+    stop_server(WORKER)
+
+
 def end_of_run():
     """The run's summary line and audit records; ``strict: true``: exit 1 on a failed sample."""
     from cikflow.steps import run_summary  # only at the end of a run

@@ -1,3 +1,7 @@
+from cikflow.worker import hand_over
+
+hand_over(snakemake, script=__file__)  # in the run's warm worker, when there is one
+
 import logging
 
 from cikflow.steps import sample_files, summarize
