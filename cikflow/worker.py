@@ -41,10 +41,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV", "hand_over", "serve", "start_server", "stop_server"]
+__all__ = ["ENV", "RECORD_ENV", "hand_over", "replay", "serve", "start_server", "stop_server"]
 
 #: environment variable naming the server's socket (``off``: never hand over)
 ENV = "CIKFLOW_WORKER"
+#: a folder where each job's request is also written (``bench/batch.py`` replays them)
+RECORD_ENV = "CIKFLOW_RECORD_JOBS"
 #: what the server imports once (each job's child inherits them)
 WARM = (
     "numpy",
@@ -79,7 +81,21 @@ def hand_over(snakemake: Any, *, script: str) -> None:
         The script file (``__file__``).
     """
     path = os.environ.get(ENV, "")
-    if _IN_JOB or not path or path == "off" or not Path(path).exists():
+    serving = bool(path) and path != "off" and Path(path).exists()
+    if _IN_JOB or not (serving or os.environ.get(RECORD_ENV)):
+        return
+    request = {
+        "script": str(Path(script).resolve()),
+        "cwd": str(Path.cwd()),
+        "env": dict(os.environ),
+        "argv": sys.argv,
+        "snakemake": snakemake,
+    }
+    body = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+    if os.environ.get(RECORD_ENV):
+        record = Path(os.environ[RECORD_ENV]) / f"{time.time_ns()}-{os.getpid()}.pickle"
+        record.write_bytes(body)
+    if not serving:
         return
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -87,14 +103,6 @@ def hand_over(snakemake: Any, *, script: str) -> None:
     except OSError:  # the server is gone: run here
         return
     with conn:
-        request = {
-            "script": str(Path(script).resolve()),
-            "cwd": str(Path.cwd()),
-            "env": dict(os.environ),
-            "argv": sys.argv,
-            "snakemake": snakemake,
-        }
-        body = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         sys.stdout.flush()
         sys.stderr.flush()
         socket.send_fds(conn, [struct.pack("!Q", len(body))], [0, 1, 2])
@@ -138,6 +146,20 @@ def _read_exactly(conn: socket.socket, n: int) -> bytes:
             raise ValueError("connection closed mid-message")
         data += chunk
     return data
+
+
+def replay(request: dict[str, Any], *, cwd: str | Path) -> None:
+    """Run a recorded job (:data:`RECORD_ENV`) in this process, in the folder ``cwd``.
+
+    For ``bench/batch.py``: the same scripts with the same ``snakemake`` objects, in
+    long-lived processes, without Snakemake. Raises what the script raises.
+    """
+    global _IN_JOB
+    _IN_JOB = True
+    os.chdir(cwd)
+    runpy.run_path(
+        request["script"], init_globals={"snakemake": request["snakemake"]}, run_name="__main__"
+    )
 
 
 def _run_job(request: dict[str, Any], fds: list[int]) -> int:
