@@ -91,3 +91,21 @@ def run_steps(
         batch_dirs=[batch_dir],
     )
     return StepsRun(results=results, index=index, samples=samples)
+
+
+def gated_days(root: Path, *, repo_dir: Path, config: Mapping[str, Any]) -> list[Path]:
+    """One simulated culture on days 0/7/14/21 (3,000 events), each tube gated.
+
+    Returns the sample folders (``root/results/<sample>``), in day order.
+    """
+    from cikflow.steps.demo import simulate_demo
+
+    sheet = simulate_demo(root / "data", n_batches=1, days=(0, 7, 14, 21), n_events=3000)
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    dirs = []
+    for row in sheet.to_dict("records"):
+        folder = root / "results" / row["sample"]
+        fcs = root / "data" / f"{row['sample']}.fcs"
+        gate_file(fcs, template_path=template, out_dir=folder, row=row, config=config)
+        dirs.append(folder)
+    return dirs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from steps_run import gated_days
 
 from cikflow.clustering import (
     ClusterModel,
@@ -16,8 +17,7 @@ from cikflow.clustering import (
 from cikflow.io import read_table, write_table
 from cikflow.io.status import read_status, write_status
 from cikflow.review import Override, mark_accepted
-from cikflow.steps import gate_file, summarize
-from cikflow.steps.demo import simulate_demo
+from cikflow.steps import summarize
 from cikflow.summary import drift_flags
 
 CONFIG = {"panel": {"aliases": {"Viability": ["7-AAD"]}}, "gating": {"min_events": 50}}
@@ -130,14 +130,8 @@ def test_a_drift_flag_is_accepted_like_any_other():
 
 
 def test_summarize_makes_a_drifted_day_review_required(tmp_path, repo_dir):
-    sheet = simulate_demo(tmp_path / "data", n_batches=1, days=(0, 7, 14, 21), n_events=3000)
     template = repo_dir / "config" / "gating" / "cik_default.yaml"
-    dirs = []
-    for row in sheet.to_dict("records"):
-        folder = tmp_path / "results" / row["sample"]
-        fcs = tmp_path / "data" / f"{row['sample']}.fcs"
-        gate_file(fcs, template_path=template, out_dir=folder, row=row, config=CONFIG)
-        dirs.append(folder)
+    dirs = gated_days(tmp_path, repo_dir=repo_dir, config=CONFIG)
     before = summarize(dirs, out_dir=tmp_path / "before", template_path=template, config=CONFIG)
     drift = pd.DataFrame(
         {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from steps_run import gated_days
 
 from cikflow.io import read_table, write_table
-from cikflow.steps import gate_file, summarize
-from cikflow.steps.demo import simulate_demo
+from cikflow.steps import summarize
 from cikflow.summary import jump_flags
 
 CONFIG = {"panel": {"aliases": {"Viability": ["7-AAD"]}}, "gating": {"min_events": 50}}
@@ -44,14 +44,8 @@ def test_one_day_off_its_batch_is_flagged_and_only_that_day(values, flagged):
 
 
 def test_summarize_flags_the_day_and_makes_it_review_required(tmp_path, repo_dir):
-    sheet = simulate_demo(tmp_path / "data", n_batches=1, days=(0, 7, 14, 21), n_events=3000)
     template = repo_dir / "config" / "gating" / "cik_default.yaml"
-    dirs = []
-    for row in sheet.to_dict("records"):
-        folder = tmp_path / "results" / row["sample"]
-        fcs = tmp_path / "data" / f"{row['sample']}.fcs"
-        gate_file(fcs, template_path=template, out_dir=folder, row=row, config=CONFIG)
-        dirs.append(folder)
+    dirs = gated_days(tmp_path, repo_dir=repo_dir, config=CONFIG)
     # a gating fault on day 14: its CIK gate held almost nothing
     populations = read_table(dirs[2] / "populations.tsv")
     cik = (populations["population"] == "CIK") & (populations["method"] == "gate")

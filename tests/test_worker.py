@@ -107,27 +107,26 @@ def _gone(pid: int, *, within: float) -> bool:
     return False
 
 
-def test_a_killed_job_takes_its_fork_with_it(server, tmp_path):
+def _sleeping_job(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """A job that sleeps in its fork, once it has started: the job and the fork's pid."""
     job = _job(tmp_path, "sleep")
     out = tmp_path / "sleep"
     deadline = time.monotonic() + 120
     while not out.exists() or not out.read_text():
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    child = int(out.read_text().split()[0])
+    return job, int(out.read_text().split()[0])
+
+
+def test_a_killed_job_takes_its_fork_with_it(server, tmp_path):
+    job, child = _sleeping_job(tmp_path)
     job.send_signal(signal.SIGKILL)  # as Snakemake may end a job
     job.communicate(timeout=30)
     assert _gone(child, within=10)
 
 
 def test_a_terminated_job_passes_the_signal_on(server, tmp_path):
-    job = _job(tmp_path, "sleep")
-    out = tmp_path / "sleep"
-    deadline = time.monotonic() + 120
-    while not out.exists() or not out.read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    child = int(out.read_text().split()[0])
+    job, child = _sleeping_job(tmp_path)
     job.terminate()
     job.communicate(timeout=30)
     assert job.returncode == 128 + signal.SIGTERM  # the fork's end, as the shell reports it
