@@ -255,6 +255,10 @@ def main() -> None:
             f"off (any): {int(off_any.sum())}; silent: {silent}; "
             f"within 1 pp: {int(near.sum())}, of which review required {false_pct:.1f} %"
         )
+        cols = ["seed", "sample", *(f"err_{p}" for p in (*POPULATIONS, "viability"))]
+        for _, tube in ok.loc[off_any & ~ok["review"].to_numpy(bool), cols].iterrows():
+            errors = ", ".join(f"{c[4:]} {tube[c]:.2f}" for c in cols[2:])
+            print(f"  silent: seed {tube['seed']} {tube['sample']}: {errors} pp")
         summary.append(
             f"preset={preset} tubes={len(df)} failed={int(df['failed'].sum())} "
             f"max_pp={errs.max():.2f} median_pp={np.median(errs):.2f} min_f1={f1s.min():.3f} "

@@ -46,6 +46,34 @@ def test_valley_outside_search_is_at_bound():
     assert "at_bound" in {f.flag for f in est.flags_}
 
 
+def test_negative_edge_counts_a_smear_with_the_positives():
+    """A positive population smearing down into the valley (CD3-dim T cells).
+
+    Negatives N(0.2, 0.03); positives N(0.8, 0.04) plus 2,000 smeared uniformly over
+    0.35-0.60. The deepest dip is between the smear (8,000 per unit) and the bright
+    peak, ≈ 0.64: the plain valley fit drops the whole smear. The negatives' mirrored
+    density falls under half the observed density at ≈ 0.33 (the kernel widens the
+    smear's edge), where the smear begins.
+    """
+    rng = np.random.default_rng(1)
+    smear = rng.uniform(0.35, 0.60, 2000)
+    values = np.concatenate([NEG, smear, rng.normal(0.8, 0.04, 10000)])
+    plain = ValleyThreshold(search=(0.25, 0.7)).fit(values)
+    edge = ValleyThreshold(search=(0.25, 0.7), negative_edge=True).fit(values)
+    assert plain.threshold_ > 0.4
+    assert 0.3 <= edge.threshold_ <= 0.36
+    assert edge.flags_ == []
+    # nearly all the smear and no more than 1 % of the negatives above it
+    assert (smear >= edge.threshold_).mean() > 0.98
+    assert np.mean(edge.threshold_ <= NEG) < 0.01
+    # two clean modes: the edge sits in the empty gap, counting exactly as the valley
+    both = np.concatenate([NEG, POS])
+    gap = ValleyThreshold(search=(0.3, 0.6), negative_edge=True).fit(both)
+    valley = ValleyThreshold(search=(0.3, 0.6)).fit(both)
+    assert gap.threshold_ <= valley.threshold_
+    assert (both >= gap.threshold_).sum() - (both >= valley.threshold_).sum() <= 5
+
+
 def test_low_events():
     est = ValleyThreshold(search=(0.3, 0.6)).fit(NEG[:5])
     assert [f.flag for f in est.flags_] == ["low_events"]

@@ -200,8 +200,10 @@ class ValleyThreshold(_Threshold):
         intermediate_max_share: float = 0.03,
         max_events: int = 100_000,
         random_state: int = 0,
+        negative_edge: bool = False,
     ) -> None:
         self.search = search
+        self.negative_edge = negative_edge
         self.bandwidth = bandwidth
         self.max_depth_ratio = max_depth_ratio
         self.fallback = fallback
@@ -269,6 +271,35 @@ class ValleyThreshold(_Threshold):
                 )
             )
 
+    @staticmethod
+    def _negative_edge(density: np.ndarray, valley: int, start: int) -> int:
+        """Where the positives begin to outnumber the negatives, below ``valley``.
+
+        The negative population is the lowest clear mode below the valley; its upper
+        half is taken as the mirror image of its lower half (positives do not reach
+        below it). The edge is the first grid point above that mode where the
+        density is at least twice the mirrored negative density there: half or more
+        of the events are positives. A positive population smearing down into the
+        valley (CD3-dim activated T cells, CD56 rising out of the T cells on CIK)
+        makes the valley a flat stretch whose minimum says little; its lower edge
+        counts the smear with the positives. Not below ``start`` (the search range),
+        nor where the density is under 1 % of the mode's (a lone tail).
+        """
+        below = density[: valley + 1]
+        # the lowest clear mode: a local maximum over ±5 grid points at least half as
+        # high as the highest point below the valley (a positive smear may be higher)
+        peaks = [
+            i
+            for i in range(valley + 1)
+            if below[i] == below[max(0, i - 5) : i + 6].max() and below[i] >= 0.5 * below.max()
+        ]
+        mode = peaks[0] if peaks else int(np.argmax(below))
+        for i in range(max(mode + 1, start), valley):
+            mirrored = density[2 * mode - i] if 2 * mode - i >= 0 else 0.0
+            if density[i] >= 2.0 * mirrored and density[i] >= 0.01 * density[mode]:
+                return i
+        return valley
+
     def fit(self, values: np.ndarray) -> ValleyThreshold:
         """Find the valley in ``values`` (1-D, transformed units)."""
         self.method_ = "valley"
@@ -298,6 +329,11 @@ class ValleyThreshold(_Threshold):
         self._intermediate(sample, x, density, (first, deepest, best))
         if best is None:
             self.threshold_ = self._fallback(sample, lo, hi)
+            if self.negative_edge:  # a smear without a valley: no higher than its edge
+                at = min(int(np.searchsorted(x, self.threshold_)), len(x) - 1)
+                self.threshold_ = min(
+                    self.threshold_, float(x[self._negative_edge(density, at, inside[0])])
+                )
             numeric = isinstance(self.fallback, int | float)
             fallback = "{2}" if numeric else _named(self.fallback)
             values = (lo, hi, *((float(self.fallback),) if numeric else ()), self.threshold_)
@@ -318,6 +354,8 @@ class ValleyThreshold(_Threshold):
             while hi_i + 1 <= inside[-1] and density[hi_i + 1] <= floor:
                 hi_i += 1
             best = (lo_i + hi_i) // 2
+            if self.negative_edge:
+                best = min(best, self._negative_edge(density, best, inside[0]))
             self.threshold_ = float(x[best])
             self.depth_ratio_ = float(
                 density[best] / min(density[: best + 1].max(), density[best:].max())
@@ -440,6 +478,7 @@ def make_threshold(params: dict[str, Any], *, random_state: int = 0) -> Any:
             pick=params.get("pick", "deepest"),
             intermediate_flag=params.get("intermediate_flag"),
             intermediate_max_share=params.get("intermediate_max_share", 0.03),
+            negative_edge=bool(params.get("negative_edge", False)),
             random_state=random_state,
         )
     if method == "quantile":
