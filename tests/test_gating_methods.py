@@ -8,6 +8,7 @@ from cikflow.evaluate import f1_score
 from cikflow.gating import gate_fcs
 from cikflow.gating.methods import (
     BlobGate,
+    MixtureThreshold,
     QuantileThreshold,
     SingletGate,
     TailThreshold,
@@ -72,6 +73,25 @@ def test_negative_edge_counts_a_smear_with_the_positives():
     valley = ValleyThreshold(search=(0.3, 0.6)).fit(both)
     assert gap.threshold_ <= valley.threshold_
     assert (both >= gap.threshold_).sum() - (both >= valley.threshold_).sum() <= 5
+
+
+def test_mixture_splits_a_shoulder_where_no_valley_is():
+    """CD56-bright NK as a shoulder: 15 % at 0.75 beside 85 % at 0.61 (sd 0.04 each).
+
+    Ashman's D = √2 × 0.14 / √(2 × 0.04²) = 3.5; the mixture's posteriors cross where
+    0.15 N(x; 0.75) = 0.85 N(x; 0.61): x = 0.68 + 0.04² ln(0.85/0.15) / 0.14 ≈ 0.700.
+    """
+    rng = np.random.default_rng(2)
+    dim, bright = rng.normal(0.61, 0.04, 8500), rng.normal(0.75, 0.04, 1500)
+    values = np.concatenate([dim, bright])
+    assert ValleyThreshold(search=(0.62, 0.8)).fit(values).flags_[0].flag == "no_valley"
+    est = MixtureThreshold(search=(0.62, 0.8)).fit(values)
+    assert est.threshold_ == pytest.approx(0.700, abs=0.01)
+    assert est.separation_ == pytest.approx(3.5, abs=0.3)
+    assert est.flags_ == []
+    # one population only: the components overlap, the crossing is kept but flagged
+    one = MixtureThreshold(search=(0.5, 0.8)).fit(dim)
+    assert [f.flag for f in one.flags_][:1] == ["not_separated"]
 
 
 def test_low_events():

@@ -17,6 +17,7 @@ standard fast approximation and changes the valley position by less than a bin.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "BeadGate",
     "BlobGate",
     "Flag",
+    "MixtureThreshold",
     "QuantileThreshold",
     "SingletGate",
     "TailThreshold",
@@ -148,6 +150,32 @@ class _Threshold:
             return None
         return values
 
+    fallback: str | float = "quantile"
+    fallback_quantile: float = 0.5
+
+    def _fallback(self, values: np.ndarray | None, lo: float, hi: float) -> float:
+        """The threshold without a fit: ``fallback`` within ``[lo, hi]``."""
+        if isinstance(self.fallback, int | float):
+            return float(self.fallback)
+        if self.fallback == "lower":
+            return lo
+        if self.fallback == "upper":
+            return hi
+        if values is None or len(values) == 0:
+            return (lo + hi) / 2
+        return float(np.clip(np.quantile(values, self.fallback_quantile), lo, hi))
+
+    def _at_bound(self, lo: float, hi: float) -> None:
+        """Flag ``at_bound`` when the threshold is within 1 % of the range's width of a bound."""
+        if min(self.threshold_ - lo, hi - self.threshold_) <= 0.01 * (hi - lo):
+            self.flags_.append(
+                Flag(
+                    "at_bound",
+                    "threshold {0} at the search range [{1}, {2}]",
+                    (self.threshold_, lo, hi),
+                )
+            )
+
 
 def _named(fallback: str | float) -> str:
     """A fallback as a message names it: ``'quantile'``, or a number to 3 digits."""
@@ -214,17 +242,6 @@ class ValleyThreshold(_Threshold):
         self.max_events = max_events
         self.random_state = random_state
 
-    def _fallback(self, values: np.ndarray | None, lo: float, hi: float) -> float:
-        if isinstance(self.fallback, int | float):
-            return float(self.fallback)
-        if self.fallback == "lower":
-            return lo
-        if self.fallback == "upper":
-            return hi
-        if values is None or len(values) == 0:
-            return (lo + hi) / 2
-        return float(np.clip(np.quantile(values, self.fallback_quantile), lo, hi))
-
     def _intermediate(
         self,
         sample: np.ndarray,
@@ -280,9 +297,8 @@ class ValleyThreshold(_Threshold):
         below it). The edge is the first grid point above that mode where the
         density is at least twice the mirrored negative density there: half or more
         of the events are positives. A positive population smearing down into the
-        valley (CD3-dim activated T cells, CD56 rising out of the T cells on CIK)
-        makes the valley a flat stretch whose minimum says little; its lower edge
-        counts the smear with the positives. Not below ``start`` (the search range),
+        valley (CD3-dim activated T cells) makes it a flat stretch whose minimum says
+        little. Not below ``start`` (the search range),
         nor where the density is under 1 % of the mode's (a lone tail).
         """
         below = density[: valley + 1]
@@ -360,14 +376,87 @@ class ValleyThreshold(_Threshold):
             self.depth_ratio_ = float(
                 density[best] / min(density[: best + 1].max(), density[best:].max())
             )
-        if min(self.threshold_ - lo, hi - self.threshold_) <= 0.01 * span:
-            self.flags_.append(
-                Flag(
-                    "at_bound",
-                    "threshold {0} at the search range [{1}, {2}]",
-                    (self.threshold_, lo, hi),
-                )
-            )
+        self._at_bound(lo, hi)
+        return self
+
+
+class MixtureThreshold(_Threshold):
+    """Threshold where a two-component Gaussian mixture's posteriors cross.
+
+    For a population that is a shoulder of another rather than a separate mode
+    (CD56-bright NK cells beside the CD56-dim ones: a minor component a few
+    spreads away makes no density valley), a valley search finds nothing; a
+    mixture (:class:`sklearn.mixture.GaussianMixture`, seeded) still places the
+    boundary between the two components. ``not_separated`` is raised (the
+    crossing is kept, as the best guess there is) when the components overlap
+    (Ashman's D = √2·|μ₁ − μ₂| / √(σ₁² + σ₂²) below ``min_separation``) or the
+    smaller holds less than ``min_weight`` of the events; ``at_bound`` as for the
+    valley. The default 1.5 accepts a shoulder (two equal Gaussians are bimodal only
+    from D = 2): on ``realistic`` NK cells D ran 2.9-3.6, on ``hard`` 0.9-4.2.
+
+    Parameters
+    ----------
+    search : tuple of float
+        ``(low, high)`` range the threshold may take (transformed units).
+    min_separation : float
+        Least Ashman's D of the two components.
+    min_weight : float
+        Least share of events in the smaller component.
+    fallback, fallback_quantile
+        As for :class:`ValleyThreshold`, used with too few events to fit.
+    max_events, random_state : int
+        Fit on a subsample of at most this many events; seed of it and the mixture.
+    """
+
+    def __init__(
+        self,
+        *,
+        search: tuple[float, float],
+        min_separation: float = 1.5,
+        min_weight: float = 0.02,
+        fallback: str | float = "quantile",
+        fallback_quantile: float = 0.5,
+        max_events: int = 20_000,
+        random_state: int = 0,
+    ) -> None:
+        self.search, self.min_separation, self.min_weight = search, min_separation, min_weight
+        self.fallback, self.fallback_quantile = fallback, fallback_quantile
+        self.max_events, self.random_state = max_events, random_state
+
+    def fit(self, values: np.ndarray) -> MixtureThreshold:
+        """Fit the mixture on ``values`` (1-D, transformed units)."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.mixture import GaussianMixture
+
+        self.method_ = "mixture"
+        lo, hi = (float(v) for v in self.search)
+        checked = self._check(values)
+        if checked is None:
+            self.threshold_ = self._fallback(None, lo, hi)
+            return self
+        sample = _subsample(checked, self.max_events, self.random_state)
+        # EM stops early on a shoulder at the default tolerance; in 1-D a tight one is cheap
+        gmm = GaussianMixture(2, tol=1e-7, max_iter=1000, random_state=self.random_state)
+        with warnings.catch_warnings():  # not converging is flagged below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gmm.fit(sample[:, None])
+        order = np.argsort(gmm.means_[:, 0])
+        mu, weight = gmm.means_[order, 0], gmm.weights_[order]
+        sd = np.sqrt(gmm.covariances_.reshape(2, -1)[order, 0])
+        self.separation_ = float(np.sqrt(2) * (mu[1] - mu[0]) / np.hypot(sd[0], sd[1]))
+        self.weights_ = (float(weight[0]), float(weight[1]))
+        grid = np.linspace(mu[0], mu[1], 512)
+        upper = gmm.predict_proba(grid[:, None])[:, order[1]]
+        crossing = grid[np.argmax(upper >= 0.5)] if (upper >= 0.5).any() else mu[1]
+        self.threshold_ = float(np.clip(crossing, lo, hi))
+        split = self.separation_ >= self.min_separation and weight.min() >= self.min_weight
+        if not (split and gmm.converged_):
+            why = f"two-component mixture{'' if gmm.converged_ else ' (not converged)'}: "
+            why += f"separation (Ashman's D) {self.separation_:.2f} (least "
+            why += f"{self.min_separation:g}), smaller component {weight.min():.1%} (least "
+            why += f"{self.min_weight:.0%}); the components' crossing {{0}} is a guess"
+            self.flags_.append(Flag("not_separated", why, (self.threshold_,)))
+        self._at_bound(lo, hi)
         return self
 
 
@@ -485,6 +574,15 @@ def make_threshold(params: dict[str, Any], *, random_state: int = 0) -> Any:
         return QuantileThreshold(quantile=params["quantile"], bounds=params.get("search"))
     if method == "tail":
         return TailThreshold(search=tuple(params["search"]), k=params.get("k", 4.0))
+    if method == "mixture":
+        return MixtureThreshold(
+            search=tuple(params["search"]),
+            min_separation=params.get("min_separation", 1.5),
+            min_weight=params.get("min_weight", 0.02),
+            fallback=params.get("fallback", "quantile"),
+            fallback_quantile=params.get("fallback_quantile", 0.5),
+            random_state=random_state,
+        )
     msg = f"unknown threshold method {method!r}"
     raise ValueError(msg)
 

@@ -90,6 +90,7 @@ METHODS: dict[str, Method] = {
                 "pick": "deepest",
                 "intermediate_flag": None,
                 "intermediate_max_share": 0.03,
+                "negative_edge": False,
             },
             divider=True,
             imported=True,
@@ -110,6 +111,20 @@ METHODS: dict[str, Method] = {
             divider=True,
             imported=True,
             description="mode of the negative population + k robust SD",
+        ),
+        Method(
+            "mixture",
+            _THRESHOLD_KINDS,
+            {
+                "search": REQUIRED,
+                "min_separation": 1.5,
+                "min_weight": 0.02,
+                "fallback": "quantile",
+                "fallback_quantile": 0.5,
+            },
+            divider=True,
+            imported=True,
+            description="where a two-component Gaussian mixture's posteriors cross (a shoulder)",
         ),
         Method("quadrant", ("quadrant",), description="each divider by its own method"),
         Method(
