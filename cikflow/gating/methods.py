@@ -165,6 +165,16 @@ class _Threshold:
             return (lo + hi) / 2
         return float(np.clip(np.quantile(values, self.fallback_quantile), lo, hi))
 
+    def _prepare(self, values: np.ndarray, *, method: str) -> tuple[float, float, Any]:
+        """The search bounds and a seeded subsample to fit on (None: fallback taken)."""
+        self.method_ = method
+        lo, hi = (float(v) for v in self.search)
+        checked = self._check(values)
+        if checked is None:
+            self.threshold_ = self._fallback(None, lo, hi)
+            return lo, hi, None
+        return lo, hi, _subsample(checked, self.max_events, self.random_state)
+
     def _at_bound(self, lo: float, hi: float) -> None:
         """Flag ``at_bound`` when the threshold is within 1 % of the range's width of a bound."""
         if min(self.threshold_ - lo, hi - self.threshold_) <= 0.01 * (hi - lo):
@@ -318,13 +328,9 @@ class ValleyThreshold(_Threshold):
 
     def fit(self, values: np.ndarray) -> ValleyThreshold:
         """Find the valley in ``values`` (1-D, transformed units)."""
-        self.method_ = "valley"
-        lo, hi = (float(v) for v in self.search)
-        checked = self._check(values)
-        if checked is None:
-            self.threshold_ = self._fallback(None, lo, hi)
+        lo, hi, sample = self._prepare(values, method="valley")
+        if sample is None:
             return self
-        sample = _subsample(checked, self.max_events, self.random_state)
         span = hi - lo
         grid_lo = min(lo - span, float(np.quantile(sample, 0.001)))
         grid_hi = max(hi + span, float(np.quantile(sample, 0.999)))
@@ -428,13 +434,9 @@ class MixtureThreshold(_Threshold):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture
 
-        self.method_ = "mixture"
-        lo, hi = (float(v) for v in self.search)
-        checked = self._check(values)
-        if checked is None:
-            self.threshold_ = self._fallback(None, lo, hi)
+        lo, hi, sample = self._prepare(values, method="mixture")
+        if sample is None:
             return self
-        sample = _subsample(checked, self.max_events, self.random_state)
         # EM stops early on a shoulder at the default tolerance; in 1-D a tight one is cheap
         gmm = GaussianMixture(2, tol=1e-7, max_iter=1000, random_state=self.random_state)
         with warnings.catch_warnings():  # not converging is flagged below
