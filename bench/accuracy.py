@@ -96,8 +96,9 @@ def oracle_ceiling(cd3: np.ndarray, cd56: np.ndarray, truth: dict[str, np.ndarra
 
 
 def _events_table(path: Path) -> pd.DataFrame:
+    """Per-event membership; events acquisition QC removed (empty cells) are in no gate."""
     with gzip.open(path, "rt") as fh:
-        return pd.read_csv(fh, sep="\t")
+        return pd.read_csv(fh, sep="\t").fillna(0)
 
 
 def run_preset(

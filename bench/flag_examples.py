@@ -1,0 +1,153 @@
+"""One sample report per review flag: simulated tubes that raise each, run through the workflow.
+
+Writes a workflow folder (``--out``, default ``.flag_examples``) with its own
+``config/``, simulated FCS files, and a sample sheet, then runs the whole workflow
+there (``snakemake --cores 2``) and prints, for every flag of
+:data:`EXPECTED`, the samples that raised it, the gate it names, its reason and
+the sample report to open. The tubes:
+
+- ``B01``-``B03``: three ``realistic`` cultures (seed 1), days 0/7/14/21 — shallow
+  and missing valleys, dividers in a flat stretch (``threshold_sensitive``), a
+  CD56-bright NK shoulder the mixture cannot separate (``not_separated``), dying
+  cells, cluster discordance, drift between days;
+- ``C01``: a ``realistic`` culture whose file's ``$SPILLOVER`` under-states the
+  FITC (CD3) → PE (CD56) spillover by 35 % (``compensation_suspect``);
+- ``S01``: a culture of 500-event tubes (``imprecise``);
+- ``J01``: a culture whose day-14 tube holds another culture's day-0 cells, a
+  mislabelled tube (``implausible_jump``);
+- ``H01``: a ``hard`` culture (±30 % gain drift between days, 2,000 events).
+
+Exit status 1 when a flag of :data:`EXPECTED` was raised by no sample.
+
+Usage: python bench/flag_examples.py [--out .flag_examples] [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from cikflow.io.simulated import write_simulated
+from cikflow.simulate import FLUOROCHROMES, SPILLOVER, simulate_batches
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+#: flag → the tubes meant to raise it (any sample raising it counts)
+EXPECTED = {
+    "threshold_sensitive": "B",
+    "no_valley": "B",
+    "at_bound": "B",
+    "not_separated": "B",
+    "dying_cells": "B",
+    "gate_cluster_discordant": "B",
+    "drift": "B/H",
+    "compensation_suspect": "C01",
+    "imprecise": "S01",
+    "implausible_jump": "J01",
+}
+
+
+def _renamed(batch, prefix: str):
+    """The batch with its name and its samples' names starting with ``prefix``."""
+    samples = []
+    for s in batch.samples:
+        name = prefix + s.sample[3:]
+        truth = [{**row, "sample": name, "batch": prefix} for row in s.truth]
+        sheet = {**s.sheet, "sample": name, "batch": prefix, "fcs": f"{name}.fcs"}
+        samples.append(replace(s, sample=name, batch=prefix, sheet=sheet, truth=truth))
+    return replace(batch, batch=prefix, samples=samples)
+
+
+def _spill_keyword(spill: np.ndarray) -> str:
+    values = ",".join(f"{v:.6g}" for v in spill.ravel())
+    return f"{len(FLUOROCHROMES)},{','.join(FLUOROCHROMES)},{values}"
+
+
+def simulate_examples() -> list:
+    """The example cultures (see the module's notes)."""
+    natural = simulate_batches(n_batches=3, seed=1, preset="realistic")
+    (comp,) = simulate_batches(n_batches=1, seed=2, preset="realistic")
+    written = SPILLOVER.copy()
+    written[0, 1] *= 0.65  # FITC → PE under-stated: CD3+ cells rise in CD56
+    comp = _renamed(comp, "C01")
+    comp = replace(
+        comp,
+        samples=[
+            replace(s, keywords={**s.keywords, "$SPILLOVER": _spill_keyword(written)})
+            for s in comp.samples
+        ],
+    )
+    (small,) = simulate_batches(n_batches=1, seed=3, n_events=500, preset="realistic")
+    jump, other = simulate_batches(n_batches=2, seed=4, preset="realistic")
+    jump = _renamed(jump, "J01")
+    swapped = [
+        replace(s, events=other.samples[0].events, labels=other.samples[0].labels)
+        if s.day == 14
+        else s
+        for s in jump.samples
+    ]
+    (hard,) = simulate_batches(n_batches=1, seed=1, preset="hard")
+    return [
+        *natural,
+        comp,
+        _renamed(small, "S01"),
+        replace(jump, samples=swapped),
+        _renamed(hard, "H01"),
+    ]
+
+
+def write_run_dir(out: Path) -> None:
+    """The workflow folder: config, templates, release spec, FCS files, sample sheet."""
+    if out.exists():
+        shutil.rmtree(out)
+    for sub in ("gating", "release"):
+        shutil.copytree(REPO / "config" / sub, out / "config" / sub)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(samples="config/samples.tsv")
+    (out / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    sheet = write_simulated(simulate_examples(), out / "data", fcs_prefix="data/")
+    sheet.to_csv(out / "config" / "samples.tsv", sep="\t", index=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / ".flag_examples")
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    out = args.out.resolve()
+    print(f"writing the example cultures to {out}", flush=True)
+    write_run_dir(out)
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(out)]
+    print("running the workflow:", " ".join([*cmd, "--cores", str(args.cores)]), flush=True)
+    subprocess.run([*cmd, "--cores", str(args.cores), "--quiet"], check=True)
+    flags = pd.read_csv(out / "results" / "flags.tsv", sep="\t", dtype=str).fillna("")
+    missing = []
+    print(f"\n{'flag':<24} {'meant for':<9} {'samples':<40} gate / first reason")
+    for flag, meant in EXPECTED.items():
+        rows = flags[flags["flag"] == flag]
+        if rows.empty:
+            missing.append(flag)
+            print(f"{flag:<24} {meant:<9} {'(none)':<40}")
+            continue
+        samples = ",".join(sorted(set(rows["sample"])))
+        meant_rows = rows[rows["sample"].str.startswith(tuple(meant.split("/")))]
+        first = (meant_rows if not meant_rows.empty else rows).iloc[0]
+        print(f"{flag:<24} {meant:<9} {samples[:40]:<40} {first.get('gate', '')}")
+        print(f"    {first['sample']}: {first['reason'][:160]}")
+        report = out / "results" / "report" / "samples" / f"{first['sample']}.html"
+        print(f"    report: {report if report.exists() else '(no sample report)'}")
+    print(f"\nflags_raised={len(EXPECTED) - len(missing)} of {len(EXPECTED)}", end="")
+    print(f" missing={','.join(missing) or '-'}")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
