@@ -52,9 +52,10 @@ def test_negative_edge_counts_a_smear_with_the_positives():
 
     Negatives N(0.2, 0.03); positives N(0.8, 0.04) plus 2,000 smeared uniformly over
     0.35-0.60. The deepest dip is between the smear (8,000 per unit) and the bright
-    peak, ≈ 0.64: the plain valley fit drops the whole smear. The negatives' mirrored
-    density falls under half the observed density at ≈ 0.33 (the kernel widens the
-    smear's edge), where the smear begins.
+    peak, ≈ 0.64: the plain valley fit drops the whole smear. The count-balanced edge
+    sits where the smear begins: 0.35 less the kernel's widening of its edge, and
+    where the negatives' tail above it (0.3 is 3.3 of their SDs up: 0.04 %, 9 events)
+    is about as many as the smear's events below it.
     """
     rng = np.random.default_rng(1)
     smear = rng.uniform(0.35, 0.60, 2000)

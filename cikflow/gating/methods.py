@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cikflow.gating.edges import balanced_edge
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -40,6 +42,8 @@ __all__ = [
 ]
 
 _MIN_FIT_EVENTS = 20
+#: least events on each side of a valley (fewer make a bump, not a mode)
+_MIN_MODE_EVENTS = 10
 
 
 @dataclass(frozen=True)
@@ -219,10 +223,20 @@ class ValleyThreshold(_Threshold):
         Which valley when there are several: the deepest, or the first above the
         highest mode (a viability dye: the valley right above the live cells, not
         the one between dying and dead cells).
+    intermediate_flag : str, optional
+        Flag raised when intermediate staining is counted low (see ``_intermediate``).
+    intermediate_max_share : float
+        Share of the events above which it is raised.
     max_events : int
         Fit on a seeded subsample of at most this many events.
     random_state : int
         Seed of the subsample.
+    negative_edge : bool
+        No higher than the count-balanced edge
+        (:func:`cikflow.gating.edges.balanced_edge`): a positive population smearing
+        down into the valley is counted, not cut at a flat stretch's middle.
+
+    A valley needs at least ten events on each side: fewer make a bump, not a mode.
     """
 
     def __init__(
@@ -298,34 +312,6 @@ class ValleyThreshold(_Threshold):
                 )
             )
 
-    @staticmethod
-    def _negative_edge(density: np.ndarray, valley: int, start: int) -> int:
-        """Where the positives begin to outnumber the negatives, below ``valley``.
-
-        The negative population is the lowest clear mode below the valley; its upper
-        half is taken as the mirror image of its lower half (positives do not reach
-        below it). The edge is the first grid point above that mode where the
-        density is at least twice the mirrored negative density there: half or more
-        of the events are positives. A positive population smearing down into the
-        valley (CD3-dim activated T cells) makes it a flat stretch whose minimum says
-        little. Not below ``start`` (the search range),
-        nor where the density is under 1 % of the mode's (a lone tail).
-        """
-        below = density[: valley + 1]
-        # the lowest clear mode: a local maximum over ±5 grid points at least half as
-        # high as the highest point below the valley (a positive smear may be higher)
-        peaks = [
-            i
-            for i in range(valley + 1)
-            if below[i] == below[max(0, i - 5) : i + 6].max() and below[i] >= 0.5 * below.max()
-        ]
-        mode = peaks[0] if peaks else int(np.argmax(below))
-        for i in range(max(mode + 1, start), valley):
-            mirrored = density[2 * mode - i] if 2 * mode - i >= 0 else 0.0
-            if density[i] >= 2.0 * mirrored and density[i] >= 0.01 * density[mode]:
-                return i
-        return valley
-
     def fit(self, values: np.ndarray) -> ValleyThreshold:
         """Find the valley in ``values`` (1-D, transformed units)."""
         lo, hi, sample = self._prepare(values, method="valley")
@@ -337,9 +323,13 @@ class ValleyThreshold(_Threshold):
         x, density = smoothed_density(sample, lo=grid_lo, hi=grid_hi, bandwidth=self.bandwidth)
         inside = np.flatnonzero((x >= lo) & (x <= hi))
         candidates = []  # local minima clearly lower than the smaller neighbouring peak
+        ordered = np.sort(sample)
         for i in inside:
             if not (density[i] <= density[i - 1] and density[i] <= density[i + 1]):
                 continue
+            below_n = int(np.searchsorted(ordered, x[i]))
+            if min(below_n, len(ordered) - below_n) < _MIN_MODE_EVENTS:
+                continue  # a handful of stray events is no population of its own
             left, right = density[: i + 1].max(), density[i:].max()
             if min(left, right) > 0 and density[i] / min(left, right) < self.max_depth_ratio:
                 candidates.append(int(i))
@@ -353,9 +343,8 @@ class ValleyThreshold(_Threshold):
             self.threshold_ = self._fallback(sample, lo, hi)
             if self.negative_edge:  # a smear without a valley: no higher than its edge
                 at = min(int(np.searchsorted(x, self.threshold_)), len(x) - 1)
-                self.threshold_ = min(
-                    self.threshold_, float(x[self._negative_edge(density, at, inside[0])])
-                )
+                edge = balanced_edge(x, density, valley=at, start=int(inside[0]))
+                self.threshold_ = min(self.threshold_, float(x[edge]))
             numeric = isinstance(self.fallback, int | float)
             fallback = "{2}" if numeric else _named(self.fallback)
             values = (lo, hi, *((float(self.fallback),) if numeric else ()), self.threshold_)
@@ -377,7 +366,7 @@ class ValleyThreshold(_Threshold):
                 hi_i += 1
             best = (lo_i + hi_i) // 2
             if self.negative_edge:
-                best = min(best, self._negative_edge(density, best, inside[0]))
+                best = min(best, balanced_edge(x, density, valley=best, start=int(inside[0])))
             self.threshold_ = float(x[best])
             self.depth_ratio_ = float(
                 density[best] / min(density[: best + 1].max(), density[best:].max())
