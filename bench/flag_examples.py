@@ -9,7 +9,8 @@ the sample report to open. The tubes:
 - ``B01``-``B03``: three ``realistic`` cultures (seed 1), days 0/7/14/21 — shallow
   and missing valleys, dividers in a flat stretch (``threshold_sensitive``), a
   CD56-bright NK shoulder the mixture cannot separate (``not_separated``), dying
-  cells, cluster discordance, drift between days;
+  cells, cluster discordance, drift between days, monocytes inside the lymphocyte
+  scatter gate on day 7 (``scatter_impurity``);
 - ``C01``: a ``realistic`` culture whose file's ``$SPILLOVER`` under-states the
   FITC (CD3) → PE (CD56) spillover by 35 % (``compensation_suspect``);
 - ``S01``: a culture of 500-event tubes (``imprecise``);
@@ -47,6 +48,7 @@ EXPECTED = {
     "at_bound": "B",
     "not_separated": "B",
     "dying_cells": "B",
+    "scatter_impurity": "B",
     "gate_cluster_discordant": "B",
     "drift": "B/H",
     "compensation_suspect": "C01",

@@ -9,6 +9,8 @@ import pytest
 
 from cikflow.gating.confidence import (
     COMPENSATION_SHIFT,
+    IMPURITY_FOLD,
+    IMPURITY_PCT,
     SENSITIVITY_STEP,
     confidence_flags,
     wilson_halfwidth,
@@ -122,3 +124,39 @@ def test_too_few_events_for_the_fractions_precision():
     assert wilson_halfwidth(48, 300) == pytest.approx(4.14, abs=0.01)
     # 30,000 base events: ±0.4 points, no flag
     assert wilson_halfwidth(4800, 30000) < 1.0
+
+
+def test_a_scatter_base_holding_large_cells_is_flagged():
+    # 1000 base events: 960 at SSC 100 and 40 at 300 (monocyte-like, 3×): the median is
+    # 100, and 40 / 1000 = 4.0 % lie above 2 × 100, more than the 2.5 % limit
+    ssc = np.concatenate([np.full(960, 100.0), np.full(40, 300.0)])
+    columns = {"SSC-A": ssc}
+
+    def flags_for(side, *, method="blob", dims=("FSC-A", "SSC-A")):
+        gate = RangeGate("lymph", "root", method=method, bounds=tuple((d, 0.0, None) for d in dims))
+        info = GateInfo("lymph", "root", "range", ("root",), dims, dims, gate, method)
+        found = confidence_flags(
+            [info],
+            membership={"lymph": np.ones(len(side), bool)},
+            values=lambda dim, rows: side[rows],
+            band=lambda dim, lo, hi: (side >= lo) & (side < hi),
+            base="lymph",
+            reported={},
+            raw=lambda dim, rows: side[rows],
+        )
+        return [f for f in found if f["flag"] == "scatter_impurity"]
+
+    (flag,) = flags_for(columns["SSC-A"])
+    assert flag["gate"] == "lymph"
+    assert flag["reason"].startswith(
+        "4.0 % of the lymph events have SSC-A above 2× their median (100"
+    )
+    assert IMPURITY_FOLD == 2.0
+    assert IMPURITY_PCT == 2.5
+    # 20 large events: 2.0 %, within the limit
+    assert flags_for(np.concatenate([np.full(980, 100.0), np.full(20, 300.0)])) == []
+    # a static base (drawn by hand) is not judged
+    assert flags_for(columns["SSC-A"], method="static") == []
+    # a side-scatter width or a gate without forward scatter (a singlet gate) is not judged
+    assert flags_for(columns["SSC-A"], dims=("SSC-W", "SSC-H")) == []
+    assert flags_for(columns["SSC-A"], dims=("SSC-A",)) == []

@@ -412,6 +412,7 @@ def _confidence(
         band=band,
         base=template.base,
         reported=template.populations,
+        raw=lambda dim, rows: np.asarray(column(dim)[rows], dtype=float),
     )
 
 
