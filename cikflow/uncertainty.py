@@ -310,7 +310,13 @@ def population_intervals(
     settings = {**UNCERTAINTY_DEFAULTS, **dict(settings or {})}
     confidence = float(settings["confidence"])
     gates = outcome.gates.set_index("gate")
-    paths = {i.name: set(i.path) | {i.name} for i in outcome.infos}
+    # a quadrant's populations lie under its gate (T under cd3_cd56), and so do theirs:
+    # the quadrant's dividers place them too
+    owner = {i.name: i.gate.name for i in outcome.infos if i.gate is not None}
+    paths = {
+        i.name: {owner.get(p, p) for p in (*i.path, i.name)} | set(i.path) | {i.name}
+        for i in outcome.infos
+    }
     base_gate = template.spec.get("base") if template.kind == "yaml" else None
     base_mask = outcome.membership.get(base_gate) if base_gate else None
     base_path = paths.get(base_gate, set())

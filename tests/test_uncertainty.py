@@ -74,3 +74,36 @@ def test_valley_band_holds_few_events_in_a_deep_valley_many_in_a_shallow_one():
     assert _in_band(deep, 0.5) == 0
     # separated by 2.7 sd (depth ratio ~0.85): a wide share of the events is ambiguous
     assert _in_band(shallow, 0.5) > 4000
+
+
+def test_a_quadrant_population_carries_the_placement_of_the_quadrants_dividers(tmp_path):
+    """T, CIK and NK lie under the CD3 × CD56 quadrant gate.
+
+    Its fitted dividers widen their intervals beyond counting alone, by the events in
+    each divider's placement band.
+    """
+    from pathlib import Path
+
+    from cikflow.gating.apply import gate_fcs
+    from cikflow.io import read_fcs, read_template, read_yaml
+    from cikflow.io.simulated import write_simulated
+    from cikflow.simulate import simulate_batches
+    from cikflow.uncertainty import population_intervals
+
+    repo = Path(__file__).resolve().parents[1]
+    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
+    aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
+    batches = simulate_batches(n_batches=1, days=(14,), n_events=20_000, seed=1, preset="realistic")
+    write_simulated(batches, tmp_path)
+    sample = batches[0].samples[0].sample
+    outcome = gate_fcs(read_fcs(tmp_path / f"{sample}.fcs"), template, aliases=aliases)
+    rows = population_intervals(outcome, template=template).set_index("gate")
+    gates = outcome.gates.set_index("gate")
+    n = int(gates.loc["lymphocytes", "events"])
+    for pop in ("T", "CIK", "NK"):
+        k = int(gates.loc[pop, "events"])
+        low, high = rows.loc[pop, ["percent_of_base_low", "percent_of_base_high"]]
+        c_low, c_high = count_interval(k, n, relation="nested")
+        assert low < c_low - 0.1
+        assert high > c_high + 0.1
+        assert low <= 100 * k / n <= high
