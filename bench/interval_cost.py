@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
+
+from run import best  # bench/run.py: least wall time of repeated calls, and the last result
 
 from cikflow.gating import gate_fcs
 from cikflow.io import read_fcs, read_template
@@ -25,16 +26,6 @@ from cikflow.uncertainty import population_intervals
 
 REPO = Path(__file__).resolve().parents[1]
 ALIASES = {"Viability": ["7-AAD"]}
-
-
-def best_time(call, repeat: int) -> tuple[float, object]:
-    """Least wall time of ``repeat`` calls, and the last call's result."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:
@@ -52,8 +43,8 @@ def main() -> None:
         )
         fcs = read_fcs(Path(tmp) / "B01_d14.fcs")
     gate_fcs(fcs, template, aliases=ALIASES)  # warm-up: imports, caches
-    t_gate, outcome = best_time(lambda: gate_fcs(fcs, template, aliases=ALIASES), args.repeat)
-    t_int, rows = best_time(lambda: population_intervals(outcome, template=template), args.repeat)
+    t_gate, outcome = best(lambda: gate_fcs(fcs, template, aliases=ALIASES), args.repeat)
+    t_int, rows = best(lambda: population_intervals(outcome, template=template), args.repeat)
     print(f"events                     {fcs.n_events:>12,}")
     print(f"populations with intervals {len(rows):>12}")
     print(f"gating (baseline)          {t_gate:>10.3f} s")

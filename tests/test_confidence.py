@@ -130,7 +130,6 @@ def test_a_scatter_base_holding_large_cells_is_flagged():
     # 1000 base events: 960 at SSC 100 and 40 at 300 (monocyte-like, 3×): the median is
     # 100, and 40 / 1000 = 4.0 % lie above 2 × 100, more than the 2.5 % limit
     ssc = np.concatenate([np.full(960, 100.0), np.full(40, 300.0)])
-    columns = {"SSC-A": ssc}
 
     def flags_for(side, *, method="blob", dims=("FSC-A", "SSC-A")):
         gate = RangeGate("lymph", "root", method=method, bounds=tuple((d, 0.0, None) for d in dims))
@@ -146,7 +145,7 @@ def test_a_scatter_base_holding_large_cells_is_flagged():
         )
         return [f for f in found if f["flag"] == "scatter_impurity"]
 
-    (flag,) = flags_for(columns["SSC-A"])
+    (flag,) = flags_for(ssc)
     assert flag["gate"] == "lymph"
     assert flag["reason"].startswith(
         "4.0 % of the lymph events have SSC-A above 2× their median (100"
@@ -156,7 +155,7 @@ def test_a_scatter_base_holding_large_cells_is_flagged():
     # 20 large events: 2.0 %, within the limit
     assert flags_for(np.concatenate([np.full(980, 100.0), np.full(20, 300.0)])) == []
     # a static base (drawn by hand) is not judged
-    assert flags_for(columns["SSC-A"], method="static") == []
+    assert flags_for(ssc, method="static") == []
     # a side-scatter width or a gate without forward scatter (a singlet gate) is not judged
-    assert flags_for(columns["SSC-A"], dims=("SSC-W", "SSC-H")) == []
-    assert flags_for(columns["SSC-A"], dims=("SSC-A",)) == []
+    assert flags_for(ssc, dims=("SSC-W", "SSC-H")) == []
+    assert flags_for(ssc, dims=("SSC-A",)) == []
