@@ -10,7 +10,8 @@ the sample report to open. The tubes:
   and missing valleys, dividers in a flat stretch (``threshold_sensitive``), a
   CD56-bright NK shoulder the mixture cannot separate (``not_separated``), dying
   cells, cluster discordance, drift between days, monocytes inside the lymphocyte
-  scatter gate on day 7 (``scatter_impurity``);
+  scatter gate on day 7 (``scatter_impurity``), CD56 on CIK cells smearing below its
+  divider on day 14 (``hidden_tail``);
 - ``C01``: a ``realistic`` culture whose file's ``$SPILLOVER`` under-states the
   FITC (CD3) → PE (CD56) spillover by 35 % (``compensation_suspect``);
 - ``S01``: a culture of 500-event tubes (``imprecise``);
@@ -49,6 +50,7 @@ EXPECTED = {
     "not_separated": "B",
     "dying_cells": "B",
     "scatter_impurity": "B",
+    "hidden_tail": "B",
     "gate_cluster_discordant": "B",
     "drift": "B/H",
     "compensation_suspect": "C01",

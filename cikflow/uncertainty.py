@@ -19,6 +19,17 @@ A population's percentage of the base gate is uncertain for two reasons:
 
 The two parts, in percentage points, are added in quadrature per side, and the
 dividers of one population likewise (independent placements).
+
+A third part is systematic, not random: a positive population that smears down
+into its negatives (CD56 on CIK cells) has a tail *below* any divider in the
+valley, so the count above it is low even when the divider sits in the right
+place. :func:`cikflow.gating.tails.hidden_below` estimates that tail from the positives above the
+divider (a Gaussian in the transformed scale, fitted to them as a truncated
+sample), never more than the valley floor's density can hold down to the
+negatives' mode. The population above the divider may own those events (its
+interval reaches up by them) and the one below may hold them (its interval
+reaches down); they are added, not combined in quadrature, because the tail is
+a bias every tube of a smearing population shares.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from cikflow.gating.methods import smoothed_density
+from cikflow.gating.tails import hidden_below
 from cikflow.gating.template import make_transform, transform_name
 
 if TYPE_CHECKING:
@@ -215,11 +227,12 @@ def valley_halfwidths(
 
 @dataclass(frozen=True)
 class _Divider:
-    """One fitted threshold: its gate, and its parent events just below and above it."""
+    """One fitted threshold: its gate, its parent events just below and above it, its tail."""
 
     gate: str
     below: np.ndarray  # boolean over events: parent events in [t − δ_below, t)
     above: np.ndarray  # boolean over events: parent events in [t, t + δ_above)
+    hidden: float = 0.0  # events of the upper side estimated below t (hidden_below)
 
 
 def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> list[_Divider]:
@@ -254,11 +267,13 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
                 bandwidth=float(settings["placement_bandwidth"]),
             )
             edges = _to_data(xform, np.array([t - below, t, t + above]))
+            hidden = hidden_below(values, t, bandwidth=float(settings["placement_bandwidth"]))
             out.append(
                 _Divider(
                     gate=info.name,
                     below=parent & (column >= edges[0]) & (column < edges[1]),
                     above=parent & (column >= edges[1]) & (column < edges[2]),
+                    hidden=hidden * np.count_nonzero(parent) / max(rows.size, 1),
                 )
             )
     return out
@@ -275,15 +290,24 @@ def _to_data(xform: Any, transformed: Any) -> Any:
     return out if np.ndim(transformed) else float(out[0])
 
 
-def _placement(pop_mask: np.ndarray, divider: _Divider) -> tuple[int, float]:
-    """Events the population loses and gains when the divider moves across its band."""
+def _placement(pop_mask: np.ndarray, divider: _Divider) -> tuple[int, float, float, float]:
+    """Events the population loses and gains when the divider moves across its band.
+
+    Also its share of the divider's hidden tail (:func:`cikflow.gating.tails.hidden_below`):
+    events it may own below the divider (population above it, in proportion to its
+    share of the band above) and events it may hold that are not its own (population
+    below).
+    Returns ``(lose, gain, tail_lose, tail_gain)``.
+    """
     n_below = int(np.count_nonzero(pop_mask & divider.below))
     n_above = int(np.count_nonzero(pop_mask & divider.above))
     parent_below = int(np.count_nonzero(divider.below))
     parent_above = int(np.count_nonzero(divider.above))
     if n_above >= n_below:  # the population lies above the threshold
-        return n_above, n_above * parent_below / max(parent_above, 1)
-    return n_below, n_below * parent_above / max(parent_below, 1)
+        share = n_above / max(parent_above, 1)
+        return n_above, n_above * parent_below / max(parent_above, 1), 0.0, divider.hidden * share
+    share = n_below / max(parent_below, 1)
+    return n_below, n_below * parent_above / max(parent_below, 1), divider.hidden * share, 0.0
 
 
 def population_intervals(
@@ -335,14 +359,16 @@ def population_intervals(
         else:
             n, relation = n_base, _relation(mask, base_mask)
         c_lo, c_hi = count_interval(k, n, relation=relation, confidence=confidence)
-        lose2 = gain2 = 0.0
+        lose2 = gain2 = tail_lose = tail_gain = 0.0
         for d in dividers:
             if d.gate in paths.get(gate, ()) and d.gate not in base_path and mask is not None:
-                lose, gain = _placement(mask, d)
+                lose, gain, t_lose, t_gain = _placement(mask, d)
                 lose2 += (100.0 * lose / max(n, 1)) ** 2
                 gain2 += (100.0 * gain / max(n, 1)) ** 2
-        low = p - math.hypot(p - c_lo, math.sqrt(lose2))
-        high = p + math.hypot(c_hi - p, math.sqrt(gain2))
+                tail_lose += 100.0 * t_lose / max(n, 1)
+                tail_gain += 100.0 * t_gain / max(n, 1)
+        low = p - math.hypot(p - c_lo, math.sqrt(lose2)) - tail_lose
+        high = p + math.hypot(c_hi - p, math.sqrt(gain2)) + tail_gain
         if relation == "nested":
             low, high = max(low, 0.0), min(high, 100.0)
         rows.append(

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from cikflow.uncertainty import count_interval, valley_halfwidths, wilson_interval, z_value
+from cikflow.gating.tails import hidden_below
+from cikflow.uncertainty import (
+    count_interval,
+    valley_halfwidths,
+    wilson_interval,
+    z_value,
+)
 
 
 def test_z_value_95():
@@ -107,3 +113,51 @@ def test_a_quadrant_population_carries_the_placement_of_the_quadrants_dividers(t
         assert low < c_low - 0.1
         assert high > c_high + 0.1
         assert low <= 100 * k / n <= high
+
+
+def test_hidden_below_is_the_positives_gaussian_tail():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0.6, 0.15, 20000), rng.normal(0.0, 0.05, 20000)])
+    # 20,000 × Φ((0.35 − 0.6) / 0.15) = 20,000 × 0.0478 = 956 positives below 0.35
+    assert hidden_below(x, 0.35) == pytest.approx(956, rel=0.12)
+    # a divider in an empty gap hides (almost) nothing: Φ(−20/3) × 20,000 ≈ 0
+    gap = np.concatenate([rng.normal(1.0, 0.03, 20000), rng.normal(0.0, 0.03, 20000)])
+    assert hidden_below(gap, 0.8) < 1.0
+
+
+def test_hidden_below_needs_events_on_both_sides():
+    x = np.linspace(0.0, 1.0, 1000)
+    assert hidden_below(x, -0.1) == 0.0  # nothing below
+    assert hidden_below(x, 0.97) == 0.0  # 30 events above: fewer than 50
+
+
+def test_the_cd56_tail_widens_cik_up_and_t_down(tmp_path, monkeypatch):
+    """CIK's CD56 smear reaches below the CD56-within-CD3+ divider.
+
+    CIK may own those events (its interval reaches up by them), T holds them (its
+    interval reaches down); the tube's true CIK fraction lies inside the interval.
+    """
+    from pathlib import Path
+
+    import cikflow.uncertainty as unc
+    from cikflow.gating.apply import gate_fcs
+    from cikflow.io import read_fcs, read_template, read_yaml
+    from cikflow.io.simulated import write_simulated
+    from cikflow.simulate import simulate_batches
+
+    repo = Path(__file__).resolve().parents[1]
+    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
+    aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
+    batches = simulate_batches(n_batches=1, days=(21,), n_events=30_000, seed=1, preset="realistic")
+    write_simulated(batches, tmp_path)
+    tube = batches[0].samples[0]
+    outcome = gate_fcs(read_fcs(tmp_path / f"{tube.sample}.fcs"), template, aliases=aliases)
+    cols = ["percent_of_base_low", "percent_of_base_high"]
+    with_tail = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    monkeypatch.setattr(unc, "hidden_below", lambda *a, **k: 0.0)
+    without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    assert with_tail.loc["CIK", cols[1]] > without.loc["CIK", cols[1]] + 0.5
+    assert with_tail.loc["CIK", cols[0]] == pytest.approx(without.loc["CIK", cols[0]])
+    assert with_tail.loc["T", cols[0]] < without.loc["T", cols[0]] - 0.5
+    true_cik = next(r["percent_of_base"] for r in tube.truth if r["population"] == "CIK")
+    assert without.loc["CIK", cols[1]] < true_cik <= with_tail.loc["CIK", cols[1]]

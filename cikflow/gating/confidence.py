@@ -27,6 +27,13 @@ A fit can find a valley and still be unsafe. After gating, on every event:
   ``flowsom-68983`` and 0–0.9 % of the fitted scatter blob of six 1,000-event Cytek
   Aurora files.
 
+* ``hidden_tail``: the positives above a fitted divider have a tail below it
+  (:func:`cikflow.gating.tails.hidden_below`: a Gaussian fitted to them, capped
+  by what the valley floor holds) of more than :data:`TAIL_PP` percentage points
+  — the populations above it are that much low, those below it that much high,
+  even with the divider in its valley (CD56 on CIK cells smearing into the T
+  cells on ``realistic`` day-14 and day-21 tubes).
+
 Percentages are of the template's base when the gate lies below it, otherwise
 of the gate's parent.
 """
@@ -36,6 +43,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from cikflow.gating.tails import hidden_below
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +58,7 @@ __all__ = [
     "PRECISION_PP",
     "SENSITIVITY_PP",
     "SENSITIVITY_STEP",
+    "TAIL_PP",
     "confidence_flags",
     "wilson_halfwidth",
 ]
@@ -65,6 +75,11 @@ COMPENSATION_SHIFT = 0.12
 IMPURITY_FOLD = 2.0
 #: percent of the base's events above that side scatter from which the base is flagged
 IMPURITY_PCT = 2.5
+#: percentage points of a divider's hidden tail above which it is flagged (the error a
+#: release tolerates on T, CIK and NK)
+TAIL_PP = 2.0
+#: most of a divider's parent events its tail is fitted on (seeded subsample)
+TAIL_MAX_EVENTS = 50_000
 
 
 def wilson_halfwidth(events: int, total: int, *, z: float = 1.96) -> float:
@@ -136,6 +151,7 @@ def confidence_flags(
         denominator = base_n if below else int(parent.sum())
         if info.method != "static" and denominator:
             flags += _sensitivity(info, parent=parent, values=values, band=band, total=denominator)
+            flags += _tail(info, parent=parent, values=values, total=denominator)
         flags += _compensation(info, membership=membership, values=values)
     if base and raw is not None:
         flags += _impurity(infos, base=base, base_mask=of(base), raw=raw)
@@ -190,6 +206,43 @@ def _sensitivity(
                     "reason": f"{threshold.key}: a shift of {SENSITIVITY_STEP:g} (transformed) "
                     f"moves {pp:.1f} points of {pops} (> {SENSITIVITY_PP:g}); the divider "
                     "sits in a dense stretch, not a clear valley",
+                }
+            )
+    return out
+
+
+def _tail(
+    info: GateInfo,
+    *,
+    parent: np.ndarray,
+    values: Callable[[str, np.ndarray], np.ndarray],
+    total: int,
+) -> list[dict[str, Any]]:
+    """``hidden_tail`` for each divider of a fitted gate whose positives' tail exceeds the limit."""
+    gate = info.gate
+    rows = np.flatnonzero(parent)
+    if len(rows) > TAIL_MAX_EVENTS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, TAIL_MAX_EVENTS, replace=False))
+    if not len(rows):
+        return []
+    at = {dim: values(dim, rows) for dim in gate.dims}
+    scale = int(parent.sum()) / len(rows)
+    out = []
+    for threshold in gate.thresholds():
+        if threshold.value is None:
+            continue
+        divided = gate.subset(threshold, at, parent=np.ones(len(rows), dtype=bool))
+        hidden = hidden_below(at[threshold.dimension][divided], float(threshold.value))
+        pp = 100.0 * hidden * scale / total
+        if pp > TAIL_PP:
+            pops = ", ".join(p for p, _ in gate.populations())
+            out.append(
+                {
+                    "flag": "hidden_tail",
+                    "gate": info.name,
+                    "reason": f"{threshold.key}: the positives' tail below the divider holds "
+                    f"about {pp:.1f} points (> {TAIL_PP:g}): what lies above it may be that "
+                    f"much low, what lies below it that much high ({pops})",
                 }
             )
     return out
