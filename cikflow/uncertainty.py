@@ -23,13 +23,21 @@ dividers of one population likewise (independent placements).
 A third part is systematic, not random: a positive population that smears down
 into its negatives (CD56 on CIK cells) has a tail *below* any divider in the
 valley, so the count above it is low even when the divider sits in the right
-place. :func:`cikflow.gating.tails.hidden_below` estimates that tail from the positives above the
-divider (a Gaussian in the transformed scale, fitted to them as a truncated
-sample), never more than the valley floor's density can hold down to the
-negatives' mode. The population above the divider may own those events (its
-interval reaches up by them) and the one below may hold them (its interval
-reaches down); they are added, not combined in quadrature, because the tail is
-a bias every tube of a smearing population shares.
+place. :func:`cikflow.gating.tails.hidden_below` estimates that tail from the
+positives above the divider (a Gaussian in the transformed scale, fitted to them
+as a truncated sample), never more than the valley floor's density can hold down
+to the negatives' mode. The population above the divider may own those events
+(its interval reaches up by them) and the one below may hold them (its interval
+reaches down); they are added, not combined in quadrature, because the tail is a
+bias every tube of a smearing population shares.
+
+A fourth, also a bias: events of the base whose side scatter exceeds twice its
+median (monocytes inside a fitted lymphocyte scatter gate, as
+:func:`cikflow.gating.confidence.scatter_outliers` sees them) may be no
+lymphocytes. Without them a population's share of the base would be
+``(k − i) / (n − m)`` (``i`` of its own ``k`` events and ``m`` of the base's ``n``
+above that side scatter); the interval reaches to it, up for T, CIK and NK (the
+monocytes are CD3−CD56−), down for the CD3−CD56− cells that hold them.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cikflow.gating.confidence import impurity_scatter, scatter_outliers
 from cikflow.gating.methods import smoothed_density
 from cikflow.gating.tails import hidden_below
 from cikflow.gating.template import make_transform, transform_name
@@ -348,6 +357,8 @@ def population_intervals(
     if template.kind == "yaml" and outcome.compensated is not None:
         dividers = _dividers(outcome, template=template, settings=settings)
     n_base = int(np.count_nonzero(base_mask)) if base_mask is not None else 0
+    outliers = _base_outliers(outcome, base=base_gate) if base_mask is not None else None
+    n_out = int(np.count_nonzero(outliers & base_mask)) if outliers is not None else 0
     rows = []
     for gate in gates.index:
         k, p = int(gates.loc[gate, "events"]), float(gates.loc[gate, "percent_of_base"])
@@ -359,16 +370,21 @@ def population_intervals(
         else:
             n, relation = n_base, _relation(mask, base_mask)
         c_lo, c_hi = count_interval(k, n, relation=relation, confidence=confidence)
-        lose2 = gain2 = tail_lose = tail_gain = 0.0
+        lose2 = gain2 = bias_lose = bias_gain = 0.0
         for d in dividers:
             if d.gate in paths.get(gate, ()) and d.gate not in base_path and mask is not None:
                 lose, gain, t_lose, t_gain = _placement(mask, d)
                 lose2 += (100.0 * lose / max(n, 1)) ** 2
                 gain2 += (100.0 * gain / max(n, 1)) ** 2
-                tail_lose += 100.0 * t_lose / max(n, 1)
-                tail_gain += 100.0 * t_gain / max(n, 1)
-        low = p - math.hypot(p - c_lo, math.sqrt(lose2)) - tail_lose
-        high = p + math.hypot(c_hi - p, math.sqrt(gain2)) + tail_gain
+                bias_lose += 100.0 * t_lose / max(n, 1)
+                bias_gain += 100.0 * t_gain / max(n, 1)
+        below_base = gate != base_gate and base_gate in paths.get(gate, ())
+        if outliers is not None and mask is not None and below_base and n_base > n_out:
+            # without the base's high-SSC events, which may be no lymphocytes
+            alt = 100.0 * (k - int(np.count_nonzero(mask & outliers))) / (n_base - n_out)
+            bias_gain, bias_lose = bias_gain + max(alt - p, 0), bias_lose + max(p - alt, 0)
+        low = p - math.hypot(p - c_lo, math.sqrt(lose2)) - bias_lose
+        high = p + math.hypot(c_hi - p, math.sqrt(gain2)) + bias_gain
         if relation == "nested":
             low, high = max(low, 0.0), min(high, 100.0)
         rows.append(
@@ -380,6 +396,24 @@ def population_intervals(
             }
         )
     return pd.DataFrame(rows, columns=["gate", *INTERVAL_COLUMNS])
+
+
+def _base_outliers(outcome: Any, *, base: str) -> np.ndarray | None:
+    """Base events of high side scatter (maybe no lymphocytes), as ``scatter_impurity`` sees them.
+
+    Boolean over all events; None when the base is not a fitted forward × side
+    scatter gate or its events are not at hand.
+    """
+    info = next((i for i in outcome.infos if i.name == base), None)
+    ssc = impurity_scatter(info)
+    comp = outcome.compensated
+    if ssc is None or comp is None or ssc not in outcome.channel_map:
+        return None
+    rows = np.flatnonzero(outcome.membership[base])
+    out = np.zeros(len(outcome.membership[base]), dtype=bool)
+    side = np.asarray(comp.column(comp.pnn.index(outcome.channel_map[ssc]))[rows], dtype=float)
+    out[rows] = scatter_outliers(side)
+    return out
 
 
 def _relation(mask: np.ndarray, base: np.ndarray) -> str:

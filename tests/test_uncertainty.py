@@ -161,3 +161,40 @@ def test_the_cd56_tail_widens_cik_up_and_t_down(tmp_path, monkeypatch):
     assert with_tail.loc["T", cols[0]] < without.loc["T", cols[0]] - 0.5
     true_cik = next(r["percent_of_base"] for r in tube.truth if r["population"] == "CIK")
     assert without.loc["CIK", cols[1]] < true_cik <= with_tail.loc["CIK", cols[1]]
+
+
+def test_high_side_scatter_in_the_base_widens_t_up(tmp_path, monkeypatch):
+    """Monocytes inside the lymphocyte scatter gate on day 7 (CD3−CD56−) dilute T.
+
+    T's interval reaches up to its share of the base without the base's events of
+    side scatter above twice its median; the tube's true T lies inside it, and
+    above the interval without that part.
+    """
+    from pathlib import Path
+
+    import cikflow.uncertainty as unc
+    from cikflow.gating.apply import gate_fcs
+    from cikflow.io import read_fcs, read_template, read_yaml
+    from cikflow.io.simulated import write_simulated
+    from cikflow.simulate import simulate_batches
+
+    repo = Path(__file__).resolve().parents[1]
+    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
+    aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
+    batches = simulate_batches(n_batches=1, days=(7,), n_events=30_000, seed=1, preset="realistic")
+    write_simulated(batches, tmp_path)
+    tube = batches[0].samples[0]
+    outcome = gate_fcs(read_fcs(tmp_path / f"{tube.sample}.fcs"), template, aliases=aliases)
+    high = "percent_of_base_high"
+    with_out = unc.population_intervals(outcome, template=template).set_index("gate")[high]
+    outliers = unc._base_outliers(outcome, base="lymphocytes")
+    monkeypatch.setattr(unc, "_base_outliers", lambda *a, **k: None)
+    without = unc.population_intervals(outcome, template=template).set_index("gate")[high]
+    # by hand: T's events and the base's, both without the high-SSC events
+    base, t = outcome.membership["lymphocytes"], outcome.membership["T"]
+    p = 100 * t.sum() / base.sum()
+    alt = 100 * (t & ~outliers).sum() / (base & ~outliers).sum()
+    assert alt > p + 1.0  # about 700 of 18,000 base events are monocytes
+    assert with_out["T"] == pytest.approx(without["T"] + alt - p)
+    true_t = next(r["percent_of_base"] for r in tube.truth if r["population"] == "T")
+    assert without["T"] < true_t <= with_out["T"]

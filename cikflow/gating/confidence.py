@@ -60,6 +60,8 @@ __all__ = [
     "SENSITIVITY_STEP",
     "TAIL_PP",
     "confidence_flags",
+    "impurity_scatter",
+    "scatter_outliers",
     "wilson_halfwidth",
 ]
 
@@ -275,6 +277,36 @@ def _compensation(
     return out
 
 
+def impurity_scatter(info: GateInfo | None) -> str | None:
+    """The side-scatter dimension a base gate's impurity is judged on, or None.
+
+    Only a fitted gate drawn on forward × side scatter (area or height, not width)
+    is judged: the lymphocyte scatter blob, where monocytes end up inside.
+    """
+    if info is None or info.gate is None or info.method in (None, "static"):
+        return None
+    dims = [str(d).upper() for d in info.dims]
+    sides = [
+        d
+        for d, u in zip(info.dims, dims, strict=True)
+        if u.startswith("SSC") and not u.endswith("-W")
+    ]
+    return sides[0] if sides and any(u.startswith("FSC") for u in dims) else None
+
+
+def scatter_outliers(side: np.ndarray) -> np.ndarray:
+    """Events whose side scatter exceeds :data:`IMPURITY_FOLD` × the median (data units).
+
+    >>> scatter_outliers(np.array([10.0, 10, 10, 19, 21])).tolist()
+    [False, False, False, False, True]
+    """
+    side = np.asarray(side, dtype=float)
+    if not side.size:
+        return np.zeros(0, dtype=bool)
+    median = float(np.median(side))
+    return side > IMPURITY_FOLD * median if median > 0 else np.zeros(side.size, dtype=bool)
+
+
 def _impurity(
     infos: Sequence[GateInfo],
     *,
@@ -283,17 +315,7 @@ def _impurity(
     raw: Callable[[str, np.ndarray], np.ndarray],
 ) -> list[dict[str, Any]]:
     """``scatter_impurity`` when a fitted scatter base holds too many high-SSC events."""
-    info = next((i for i in infos if i.name == base), None)
-    if info is None or info.gate is None or info.method in (None, "static"):
-        return []
-    dims = [str(d).upper() for d in info.dims]
-    # a forward × side scatter gate (the lymphocytes), judged on side-scatter area or height
-    sides = [
-        d
-        for d, u in zip(info.dims, dims, strict=True)
-        if u.startswith("SSC") and not u.endswith("-W")
-    ]
-    ssc = sides[0] if sides and any(u.startswith("FSC") for u in dims) else None
+    ssc = impurity_scatter(next((i for i in infos if i.name == base), None))
     rows = np.flatnonzero(base_mask)
     if ssc is None or len(rows) < 100:
         return []
@@ -301,7 +323,7 @@ def _impurity(
     median = float(np.median(side))
     if median <= 0:
         return []
-    pct = 100.0 * float(np.mean(side > IMPURITY_FOLD * median))
+    pct = 100.0 * float(np.mean(scatter_outliers(side)))
     if pct <= IMPURITY_PCT:
         return []
     return [
