@@ -1,6 +1,6 @@
-"""Measurement uncertainty of the population fractions: counting and gate placement.
+"""Measurement uncertainty of the population fractions: counting, gate placement, known biases.
 
-A population's percentage of the base gate is uncertain for two reasons:
+A population's percentage of the base gate is uncertain by chance for two reasons:
 
 - **counting**: ``k`` events out of ``n`` are a binomial draw; the Wilson score
   interval covers the true fraction (nested populations; a population holding the
