@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cikflow.gating.tails import hidden_below
 from cikflow.uncertainty import (
@@ -198,3 +200,16 @@ def test_high_side_scatter_in_the_base_widens_t_up(tmp_path, monkeypatch):
     assert with_out["T"] == pytest.approx(without["T"] + alt - p)
     true_t = next(r["percent_of_base"] for r in tube.truth if r["population"] == "T")
     assert without["T"] < true_t <= with_out["T"]
+
+
+@given(
+    values=st.lists(
+        st.floats(min_value=-1.0, max_value=2.0, allow_nan=False), min_size=0, max_size=400
+    ),
+    threshold=st.floats(min_value=-1.0, max_value=2.0, allow_nan=False),
+)
+@settings(max_examples=60, deadline=None)
+def test_hidden_below_never_exceeds_the_events_below(values, threshold):
+    x = np.asarray(values, dtype=float)
+    hidden = hidden_below(x, threshold)
+    assert 0.0 <= hidden <= np.count_nonzero(x < threshold)
