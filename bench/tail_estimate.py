@@ -1,0 +1,122 @@
+"""How well the hidden tail is estimated: CIK cells under the CD56 divider, against truth.
+
+Simulates ``realistic`` cultures (``--batches`` × days 0/7/14/21 per seed,
+``--events`` per tube), gates every tube with the default template (no acquisition
+QC, so that every event keeps its true label) and, for the CD56 divider within CD3+
+of ``cd3_cd56``, compares :func:`cikflow.gating.tails.hidden_below` (on the divider's
+parent events) with the true CIK cells below the divider. Also the same for the CD56
+divider within CD3− (NK) and for the CD3 divider (T and CIK under it), where the
+positives are not one Gaussian's tail.
+
+Prints per divider and day the median estimate and truth (percent of base) and the
+ratio's quartiles; last line ``tail_ratio_median=<CIK ratio> tail_ratio_iqr=<q1>-<q3>
+tubes=<n>``.
+
+Usage: python bench/tail_estimate.py [--seeds 3] [--batches 3] [--events 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cikflow.gating.apply import gate_fcs
+from cikflow.gating.tails import hidden_below
+from cikflow.gating.template import make_transform, transform_name
+from cikflow.io import read_fcs, read_template, read_yaml
+from cikflow.io.simulated import write_simulated
+from cikflow.simulate import LABELS, simulate_batches
+
+REPO = Path(__file__).resolve().parents[1]
+DAYS = (0, 7, 14, 21)
+#: divider key → the true population above it (None: T and CIK, above the CD3 divider)
+DIVIDERS = {"CD56 within CD3+": "CIK", "CD56 within CD3-": "NK", "CD3": None}
+
+
+def _transformed(outcome, template, rows: np.ndarray, dims) -> dict[str, np.ndarray]:
+    """The events ``rows`` of each dimension, compensated and transformed as gated."""
+    comp, spec = outcome.compensated, template.spec
+    out = {}
+    for dim in dims:
+        raw = comp.column(comp.pnn.index(outcome.channel_map[dim]))[rows].astype(float)
+        xform = make_transform(spec["transforms"][transform_name(spec, dim)])
+        out[dim] = raw if xform is None else xform.apply(raw.reshape(-1, 1))[:, 0]
+    return out
+
+
+def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
+    """Per divider of ``cd3_cd56``: estimated and true positives below it (events)."""
+    info = next(i for i in outcome.infos if i.name == "cd3_cd56")
+    base = outcome.membership[template.spec["base"]]
+    rows = np.flatnonzero(base)
+    kind = np.array([name.split("_")[0] for name in LABELS])[labels][rows]
+    at = _transformed(outcome, template, rows, info.gate.dims)
+    out = []
+    for threshold in info.gate.thresholds():
+        pop = DIVIDERS[threshold.key]
+        divided = info.gate.subset(threshold, at, parent=np.ones(len(rows), dtype=bool))
+        values = at[threshold.dimension][divided]
+        t = float(threshold.value)
+        positive = np.isin(kind[divided], ["T", "CIK"] if pop is None else [pop])
+        out.append(
+            {
+                "divider": threshold.key,
+                "estimate_pct": 100.0 * hidden_below(values, t) / len(rows),
+                "truth_pct": 100.0 * np.count_nonzero(positive & (values < t)) / len(rows),
+            }
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--events", type=int, default=50_000)
+    args = parser.parse_args()
+    logging.disable(logging.ERROR)
+    config = read_yaml(REPO / "config" / "config.yaml")
+    template = read_template(REPO / "config" / "gating" / "cik_default.yaml")
+    rows = []
+    for seed in range(1, args.seeds + 1):
+        batches = simulate_batches(
+            n_batches=args.batches, days=DAYS, n_events=args.events, seed=seed, preset="realistic"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            write_simulated(batches, tmp)
+            for tube in (t for b in batches for t in b.samples):
+                outcome = gate_fcs(
+                    read_fcs(Path(tmp) / f"{tube.sample}.fcs"),
+                    template,
+                    aliases=config["panel"].get("aliases"),
+                    fit_max_events=int(config["gating"]["fit_max_events"]),
+                    random_state=int(config["gating"]["random_state"]),
+                )
+                rows.extend(
+                    {"seed": seed, "sample": tube.sample, "day": tube.day, **r}
+                    for r in tube_rows(outcome, labels=tube.labels, template=template)
+                )
+    df = pd.DataFrame(rows)
+    df["ratio"] = df["estimate_pct"] / df["truth_pct"].where(df["truth_pct"] > 0)
+    print(f"{'divider':<18}{'day':>4}{'estimate %':>12}{'truth %':>9}{'ratio q1/median/q3':>22}")
+    for (divider, day), sub in df.groupby(["divider", "day"], sort=False):
+        q = sub["ratio"].quantile([0.25, 0.5, 0.75]).to_numpy()
+        print(
+            f"{divider:<18}{day:>4}{sub['estimate_pct'].median():>12.2f}"
+            f"{sub['truth_pct'].median():>9.2f}{q[0]:>8.2f}{q[1]:>7.2f}{q[2]:>7.2f}"
+        )
+    cik = df[df["divider"] == "CD56 within CD3+"]["ratio"].dropna()
+    q1, med, q3 = cik.quantile([0.25, 0.5, 0.75])
+    print(
+        f"tail_ratio_median={med:.2f} tail_ratio_iqr={q1:.2f}-{q3:.2f} "
+        f"tubes={df[['seed', 'sample']].drop_duplicates().shape[0]}"
+    )
+
+
+if __name__ == "__main__":
+    main()
