@@ -38,6 +38,13 @@ lymphocytes. Without them a population's share of the base would be
 ``(k − i) / (n − m)`` (``i`` of its own ``k`` events and ``m`` of the base's ``n``
 above that side scatter); the interval reaches to it, up for T, CIK and NK (the
 monocytes are CD3−CD56−), down for the CD3−CD56− cells that hold them.
+
+A fifth: a quadrant on the negative side of its x divider may hold a second mode
+of its own next to the divider (CD3-dim CIK cells among the CD3−CD56+ NK cells on
+day 21: activated cells that down-regulated CD3). Where the quadrant's x values
+show a valley between its main mode and the divider, the events beyond that
+valley may belong across the divider: the quadrant's interval reaches down by
+them, the quadrant across (same y side) up.
 """
 
 from __future__ import annotations
@@ -51,7 +58,8 @@ import numpy as np
 import pandas as pd
 
 from cikflow.gating.confidence import impurity_scatter, scatter_outliers
-from cikflow.gating.methods import smoothed_density
+from cikflow.gating.methods import ValleyThreshold, smoothed_density
+from cikflow.gating.model import QuadrantGate
 from cikflow.gating.tails import hidden_below
 from cikflow.gating.template import make_transform, transform_name
 
@@ -358,6 +366,7 @@ def population_intervals(
         dividers = _dividers(outcome, template=template, settings=settings)
     n_base = int(np.count_nonzero(base_mask)) if base_mask is not None else 0
     outliers = _base_outliers(outcome, base=base_gate) if base_mask is not None else None
+    crossings = dividers and _crossings(outcome, template=template, settings=settings)
     n_out = int(np.count_nonzero(outliers & base_mask)) if outliers is not None else 0
     rows = []
     for gate in gates.index:
@@ -379,6 +388,10 @@ def population_intervals(
                 bias_lose += 100.0 * t_lose / max(n, 1)
                 bias_gain += 100.0 * t_gain / max(n, 1)
         below_base = gate != base_gate and base_gate in paths.get(gate, ())
+        if crossings and mask is not None and below_base:
+            lose, gain = _crossing_events(mask, crossings)
+            bias_lose += 100.0 * lose / max(n, 1)
+            bias_gain += 100.0 * gain / max(n, 1)
         if outliers is not None and mask is not None and below_base and n_base > n_out:
             # without the base's high-SSC events, which may be no lymphocytes
             alt = 100.0 * (k - int(np.count_nonzero(mask & outliers))) / (n_base - n_out)
@@ -414,6 +427,59 @@ def _base_outliers(outcome: Any, *, base: str) -> np.ndarray | None:
     side = np.asarray(comp.column(comp.pnn.index(outcome.channel_map[ssc]))[rows], dtype=float)
     out[rows] = scatter_outliers(side)
     return out
+
+
+@dataclass(frozen=True)
+class _Crossing:
+    """Events of a quadrant beyond a valley inside it, next to the x divider."""
+
+    moved: np.ndarray  # boolean over events: they may belong across the divider
+    dest: np.ndarray  # boolean over events: the quadrant across it, same y side
+
+
+def _crossings(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> list[_Crossing]:
+    """Second modes next to each fitted quadrant x divider, on its negative side."""
+    comp, spec, out = outcome.compensated, template.spec, []
+    bandwidth = float(settings["placement_bandwidth"])
+    for info in outcome.infos:
+        gate = info.gate
+        if not isinstance(gate, QuadrantGate) or info.name != gate.name:
+            continue
+        fits = (info.fit or {}).get("fits", [])
+        fit = next((f for f in fits if "within" not in f and f.get("search")), None)
+        if fit is None or "threshold_transformed" not in fit:
+            continue
+        xform = _xform_of(spec, gate.xdim)
+        t = float(fit["threshold_transformed"])
+        lo = float(xform.apply(np.array([[float(fit["search"][0])]]))[0, 0]) if xform else 0.0
+        column = comp.column(comp.pnn.index(outcome.channel_map[gate.xdim]))
+        by_signs = {signs: quad for quad, signs in gate.quadrants}
+        for y_sign in "+-":
+            quad, dest = by_signs.get("-" + y_sign), by_signs.get("+" + y_sign)
+            rows = np.flatnonzero(outcome.membership[quad]) if quad and dest else []
+            if len(rows) < 100 or lo >= t:
+                continue
+            data = np.asarray(column[rows], dtype=float)
+            values = xform.apply(data.reshape(-1, 1))[:, 0] if xform else data
+            valley = ValleyThreshold(search=(lo, t), fallback="upper", bandwidth=bandwidth)
+            cut = float(valley.fit(values).threshold_)
+            if cut < t - bandwidth:
+                moved = np.zeros(len(outcome.membership[quad]), dtype=bool)
+                moved[rows[values >= cut]] = True
+                out.append(_Crossing(moved=moved, dest=outcome.membership[dest]))
+    return out
+
+
+def _crossing_events(mask: np.ndarray, crossings: list[_Crossing]) -> tuple[float, float]:
+    """Events a population may lose and gain to second modes across a divider."""
+    lose = gain = 0.0
+    for c in crossings:
+        held, across = int(np.count_nonzero(mask & c.moved)), int(np.count_nonzero(mask & c.dest))
+        if held and not across:
+            lose += held
+        elif across and not held:
+            gain += np.count_nonzero(c.moved) * across / max(int(np.count_nonzero(c.dest)), 1)
+    return lose, gain
 
 
 def _relation(mask: np.ndarray, base: np.ndarray) -> str:

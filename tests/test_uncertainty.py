@@ -213,3 +213,42 @@ def test_hidden_below_never_exceeds_the_events_below(values, threshold):
     x = np.asarray(values, dtype=float)
     hidden = hidden_below(x, threshold)
     assert 0.0 <= hidden <= np.count_nonzero(x < threshold)
+
+
+def test_cd3_dim_cells_among_nk_widen_nk_down_and_cik_up(tmp_path, monkeypatch):
+    """Day 21: CIK cells that down-regulated CD3 form a second mode in the NK quadrant.
+
+    The quadrant's CD3 values show a valley between the NK cells and the divider; the
+    events beyond it may be CIK, so NK's interval reaches down by them and CIK's up,
+    and the tube's true NK fraction lies inside NK's interval only with them.
+    """
+    from pathlib import Path
+
+    import cikflow.uncertainty as unc
+    from cikflow.gating.apply import gate_fcs
+    from cikflow.io import read_fcs, read_template, read_yaml
+    from cikflow.io.simulated import write_simulated
+    from cikflow.simulate import LABELS, simulate_batches
+
+    repo = Path(__file__).resolve().parents[1]
+    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
+    aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
+    batches = simulate_batches(n_batches=1, days=(21,), n_events=30_000, seed=1, preset="realistic")
+    write_simulated(batches, tmp_path)
+    tube = batches[0].samples[0]
+    outcome = gate_fcs(read_fcs(tmp_path / f"{tube.sample}.fcs"), template, aliases=aliases)
+    (crossing,) = unc._crossings(outcome, template=template, settings=unc.UNCERTAINTY_DEFAULTS)
+    # the second mode is CIK cells, nearly all of it (checked against the true labels)
+    cik = np.isin(np.asarray(LABELS)[tube.labels], ["CIK_CD16pos", "CIK_CD16neg"])
+    assert crossing.moved.sum() > 100
+    assert (crossing.moved & cik).sum() / crossing.moved.sum() > 0.9
+    cols = ["percent_of_base_low", "percent_of_base_high"]
+    with_it = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    monkeypatch.setattr(unc, "_crossings", lambda *a, **k: [])
+    without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    n = outcome.membership["lymphocytes"].sum()
+    reach = 100 * crossing.moved.sum() / n
+    assert with_it.loc["NK", cols[0]] == pytest.approx(without.loc["NK", cols[0]] - reach)
+    assert with_it.loc["CIK", cols[1]] == pytest.approx(without.loc["CIK", cols[1]] + reach)
+    true_nk = next(r["percent_of_base"] for r in tube.truth if r["population"] == "NK")
+    assert with_it.loc["NK", cols[0]] <= true_nk < without.loc["NK", cols[0]]
