@@ -457,7 +457,7 @@ def _crossings(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> l
         for y_sign in "+-":
             quad, dest = by_signs.get("-" + y_sign), by_signs.get("+" + y_sign)
             rows = np.flatnonzero(outcome.membership[quad]) if quad and dest else []
-            if len(rows) < 100 or lo >= t:
+            if len(rows) < 100 or t - lo < 4 * bandwidth:
                 continue
             data = np.asarray(column[rows], dtype=float)
             values = xform.apply(data.reshape(-1, 1))[:, 0] if xform else data

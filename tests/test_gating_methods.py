@@ -315,3 +315,11 @@ def test_dying_cells_counted_as_live_by_the_deepest_valley_are_flagged():
     # (what remains is the dead peak's flank below its half height: 12 % of 3,000 events)
     assert clean.intermediate_share_ < 0.025
     assert not clean.flags_
+
+
+def test_a_valley_search_range_narrower_than_the_grid_step_does_not_fail():
+    # every event below the search range, which is narrower than the density's grid step:
+    # the grid's last point falls inside it
+    x = np.random.default_rng(0).normal(0.2, 0.02, 300)
+    est = ValleyThreshold(search=(0.2698, 0.27), fallback="upper").fit(x)
+    assert est.threshold_ == pytest.approx(0.27, abs=1e-3)

@@ -325,6 +325,8 @@ class ValleyThreshold(_Threshold):
         candidates = []  # local minima clearly lower than the smaller neighbouring peak
         ordered = np.sort(sample)
         for i in inside:
+            if i == 0 or i == len(x) - 1:  # a grid end is no minimum (a narrow search range)
+                continue
             if not (density[i] <= density[i - 1] and density[i] <= density[i + 1]):
                 continue
             below_n = int(np.searchsorted(ordered, x[i]))
