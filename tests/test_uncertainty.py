@@ -18,6 +18,40 @@ from cikflow.uncertainty import (
 )
 
 
+@pytest.fixture(scope="module")
+def realistic_tube(tmp_path_factory):
+    """``(tube, outcome, template)`` of a seed-1 ``realistic`` culture's tube, gated once.
+
+    Called with the culture day and the tube's events; the default template and the
+    config's panel aliases, as the workflow's gate step uses them.
+    """
+    from pathlib import Path
+
+    from cikflow.gating.apply import gate_fcs
+    from cikflow.io import read_fcs, read_template, read_yaml
+    from cikflow.io.simulated import write_simulated
+    from cikflow.simulate import simulate_batches
+
+    repo = Path(__file__).resolve().parents[1]
+    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
+    aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
+    made = {}
+
+    def make(day: int, n_events: int):
+        if (day, n_events) not in made:
+            folder = tmp_path_factory.mktemp(f"day{day}")
+            (batch,) = simulate_batches(
+                n_batches=1, days=(day,), n_events=n_events, seed=1, preset="realistic"
+            )
+            write_simulated([batch], folder)
+            tube = batch.samples[0]
+            outcome = gate_fcs(read_fcs(folder / f"{tube.sample}.fcs"), template, aliases=aliases)
+            made[day, n_events] = (tube, outcome, template)
+        return made[day, n_events]
+
+    return make
+
+
 def test_z_value_95():
     assert z_value(0.95) == pytest.approx(1.959964, abs=1e-6)
 
@@ -84,27 +118,15 @@ def test_valley_band_holds_few_events_in_a_deep_valley_many_in_a_shallow_one():
     assert _in_band(shallow, 0.5) > 4000
 
 
-def test_a_quadrant_population_carries_the_placement_of_the_quadrants_dividers(tmp_path):
+def test_a_quadrant_population_carries_the_placement_of_the_quadrants_dividers(realistic_tube):
     """T, CIK and NK lie under the CD3 × CD56 quadrant gate.
 
     Its fitted dividers widen their intervals beyond counting alone, by the events in
     each divider's placement band.
     """
-    from pathlib import Path
-
-    from cikflow.gating.apply import gate_fcs
-    from cikflow.io import read_fcs, read_template, read_yaml
-    from cikflow.io.simulated import write_simulated
-    from cikflow.simulate import simulate_batches
     from cikflow.uncertainty import population_intervals
 
-    repo = Path(__file__).resolve().parents[1]
-    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
-    aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
-    batches = simulate_batches(n_batches=1, days=(14,), n_events=20_000, seed=1, preset="realistic")
-    write_simulated(batches, tmp_path)
-    sample = batches[0].samples[0].sample
-    outcome = gate_fcs(read_fcs(tmp_path / f"{sample}.fcs"), template, aliases=aliases)
+    _, outcome, template = realistic_tube(14, 20_000)
     rows = population_intervals(outcome, template=template).set_index("gate")
     gates = outcome.gates.set_index("gate")
     n = int(gates.loc["lymphocytes", "events"])
@@ -133,27 +155,15 @@ def test_hidden_below_needs_events_on_both_sides():
     assert hidden_below(x, 0.97) == 0.0  # 30 events above: fewer than 50
 
 
-def test_the_cd56_tail_widens_cik_up_and_t_down(tmp_path, monkeypatch):
+def test_the_cd56_tail_widens_cik_up_and_t_down(realistic_tube, monkeypatch):
     """CIK's CD56 smear reaches below the CD56-within-CD3+ divider.
 
     CIK may own those events (its interval reaches up by them), T holds them (its
     interval reaches down); the tube's true CIK fraction lies inside the interval.
     """
-    from pathlib import Path
-
     import cikflow.uncertainty as unc
-    from cikflow.gating.apply import gate_fcs
-    from cikflow.io import read_fcs, read_template, read_yaml
-    from cikflow.io.simulated import write_simulated
-    from cikflow.simulate import simulate_batches
 
-    repo = Path(__file__).resolve().parents[1]
-    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
-    aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
-    batches = simulate_batches(n_batches=1, days=(21,), n_events=30_000, seed=1, preset="realistic")
-    write_simulated(batches, tmp_path)
-    tube = batches[0].samples[0]
-    outcome = gate_fcs(read_fcs(tmp_path / f"{tube.sample}.fcs"), template, aliases=aliases)
+    tube, outcome, template = realistic_tube(21, 30_000)
     cols = ["percent_of_base_low", "percent_of_base_high"]
     with_tail = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
     monkeypatch.setattr(unc, "hidden_below", lambda *a, **k: 0.0)
@@ -165,28 +175,16 @@ def test_the_cd56_tail_widens_cik_up_and_t_down(tmp_path, monkeypatch):
     assert without.loc["CIK", cols[1]] < true_cik <= with_tail.loc["CIK", cols[1]]
 
 
-def test_high_side_scatter_in_the_base_widens_t_up(tmp_path, monkeypatch):
+def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):
     """Monocytes inside the lymphocyte scatter gate on day 7 (CD3−CD56−) dilute T.
 
     T's interval reaches up to its share of the base without the base's events of
     side scatter above twice its median; the tube's true T lies inside it, and
     above the interval without that part.
     """
-    from pathlib import Path
-
     import cikflow.uncertainty as unc
-    from cikflow.gating.apply import gate_fcs
-    from cikflow.io import read_fcs, read_template, read_yaml
-    from cikflow.io.simulated import write_simulated
-    from cikflow.simulate import simulate_batches
 
-    repo = Path(__file__).resolve().parents[1]
-    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
-    aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
-    batches = simulate_batches(n_batches=1, days=(7,), n_events=30_000, seed=1, preset="realistic")
-    write_simulated(batches, tmp_path)
-    tube = batches[0].samples[0]
-    outcome = gate_fcs(read_fcs(tmp_path / f"{tube.sample}.fcs"), template, aliases=aliases)
+    tube, outcome, template = realistic_tube(7, 30_000)
     high = "percent_of_base_high"
     with_out = unc.population_intervals(outcome, template=template).set_index("gate")[high]
     outliers = unc._base_outliers(outcome, base="lymphocytes")
@@ -215,28 +213,17 @@ def test_hidden_below_never_exceeds_the_events_below(values, threshold):
     assert 0.0 <= hidden <= np.count_nonzero(x < threshold)
 
 
-def test_cd3_dim_cells_among_nk_widen_nk_down_and_cik_up(tmp_path, monkeypatch):
+def test_cd3_dim_cells_among_nk_widen_nk_down_and_cik_up(realistic_tube, monkeypatch):
     """Day 21: CIK cells that down-regulated CD3 form a second mode in the NK quadrant.
 
     The quadrant's CD3 values show a valley between the NK cells and the divider; the
     events beyond it may be CIK, so NK's interval reaches down by them and CIK's up,
     and the tube's true NK fraction lies inside NK's interval only with them.
     """
-    from pathlib import Path
-
     import cikflow.uncertainty as unc
-    from cikflow.gating.apply import gate_fcs
-    from cikflow.io import read_fcs, read_template, read_yaml
-    from cikflow.io.simulated import write_simulated
-    from cikflow.simulate import LABELS, simulate_batches
+    from cikflow.simulate import LABELS
 
-    repo = Path(__file__).resolve().parents[1]
-    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
-    aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
-    batches = simulate_batches(n_batches=1, days=(21,), n_events=30_000, seed=1, preset="realistic")
-    write_simulated(batches, tmp_path)
-    tube = batches[0].samples[0]
-    outcome = gate_fcs(read_fcs(tmp_path / f"{tube.sample}.fcs"), template, aliases=aliases)
+    tube, outcome, template = realistic_tube(21, 30_000)
     (crossing,) = unc._crossings(outcome, template=template, settings=unc.UNCERTAINTY_DEFAULTS)
     # the second mode is CIK cells, nearly all of it (checked against the true labels)
     cik = np.isin(np.asarray(LABELS)[tube.labels], ["CIK_CD16pos", "CIK_CD16neg"])
