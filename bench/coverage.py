@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,21 @@ from cikflow.uncertainty import cells_per_uL_interval, population_intervals
 REPO = Path(__file__).resolve().parents[1]
 POPULATIONS = ("T", "CIK", "NK")
 DAYS = (0, 7, 14, 21)
+
+
+def realistic_cultures(*, seeds: int, batches: int, events: int) -> Iterator[tuple]:
+    """``(seed, folder, cultures, sheet)`` per seed: ``realistic`` cultures as FCS files.
+
+    ``batches`` cultures × days 0/7/14/21 of ``events`` each, seeds 1 … ``seeds``, in a
+    temporary folder (with ``samples.tsv`` and ``truth.tsv``) that lasts one iteration.
+    """
+    for seed in range(1, seeds + 1):
+        cultures = simulate_batches(
+            n_batches=batches, days=DAYS, n_events=events, seed=seed, preset="realistic"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            sheet = write_simulated(cultures, tmp)
+            yield seed, Path(tmp), cultures, sheet
 
 
 def tube_rows(fcs_path: Path, *, sheet_row: dict, truth: pd.DataFrame, template, config) -> list:
@@ -104,24 +120,21 @@ def main() -> None:
     config = read_yaml(REPO / "config" / "config.yaml")
     template = read_template(REPO / "config" / "gating" / "cik_default.yaml")
     rows = []
-    for seed in range(1, args.seeds + 1):
-        batches = simulate_batches(
-            n_batches=args.batches, days=DAYS, n_events=args.events, seed=seed, preset="realistic"
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            sheet = write_simulated(batches, tmp)
-            truth = pd.read_csv(Path(tmp) / "truth.tsv", sep="\t")
-            for r in sheet.to_dict("records"):
-                rows.extend(
-                    {"seed": seed, **row}
-                    for row in tube_rows(
-                        Path(tmp) / r["fcs"],
-                        sheet_row=r,
-                        truth=truth[truth["sample"] == r["sample"]],
-                        template=template,
-                        config=config,
-                    )
+    for seed, folder, _, sheet in realistic_cultures(
+        seeds=args.seeds, batches=args.batches, events=args.events
+    ):
+        truth = pd.read_csv(folder / "truth.tsv", sep="\t")
+        for r in sheet.to_dict("records"):
+            rows.extend(
+                {"seed": seed, **row}
+                for row in tube_rows(
+                    folder / r["fcs"],
+                    sheet_row=r,
+                    truth=truth[truth["sample"] == r["sample"]],
+                    template=template,
+                    config=config,
                 )
+            )
     df = pd.DataFrame(rows)
     if args.out:
         df.to_csv(args.out, sep="\t", index=False)

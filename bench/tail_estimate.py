@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from coverage import realistic_cultures  # bench/coverage.py: the simulated cultures, per seed
 
 from cikflow.gating.apply import gate_fcs
 from cikflow.gating.tails import hidden_below
 from cikflow.gating.template import make_transform, transform_name
 from cikflow.io import read_fcs, read_template, read_yaml
-from cikflow.io.simulated import write_simulated
-from cikflow.simulate import LABELS, simulate_batches
+from cikflow.simulate import LABELS
 
 REPO = Path(__file__).resolve().parents[1]
-DAYS = (0, 7, 14, 21)
 #: divider key → the true population above it (None: T and CIK, above the CD3 divider)
 DIVIDERS = {"CD56 within CD3+": "CIK", "CD56 within CD3-": "NK", "CD3": None}
 
@@ -83,24 +81,21 @@ def main() -> None:
     config = read_yaml(REPO / "config" / "config.yaml")
     template = read_template(REPO / "config" / "gating" / "cik_default.yaml")
     rows = []
-    for seed in range(1, args.seeds + 1):
-        batches = simulate_batches(
-            n_batches=args.batches, days=DAYS, n_events=args.events, seed=seed, preset="realistic"
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            write_simulated(batches, tmp)
-            for tube in (t for b in batches for t in b.samples):
-                outcome = gate_fcs(
-                    read_fcs(Path(tmp) / f"{tube.sample}.fcs"),
-                    template,
-                    aliases=config["panel"].get("aliases"),
-                    fit_max_events=int(config["gating"]["fit_max_events"]),
-                    random_state=int(config["gating"]["random_state"]),
-                )
-                rows.extend(
-                    {"seed": seed, "sample": tube.sample, "day": tube.day, **r}
-                    for r in tube_rows(outcome, labels=tube.labels, template=template)
-                )
+    for seed, folder, cultures, _ in realistic_cultures(
+        seeds=args.seeds, batches=args.batches, events=args.events
+    ):
+        for tube in (t for b in cultures for t in b.samples):
+            outcome = gate_fcs(
+                read_fcs(folder / f"{tube.sample}.fcs"),
+                template,
+                aliases=config["panel"].get("aliases"),
+                fit_max_events=int(config["gating"]["fit_max_events"]),
+                random_state=int(config["gating"]["random_state"]),
+            )
+            rows.extend(
+                {"seed": seed, "sample": tube.sample, "day": tube.day, **r}
+                for r in tube_rows(outcome, labels=tube.labels, template=template)
+            )
     df = pd.DataFrame(rows)
     df["ratio"] = df["estimate_pct"] / df["truth_pct"].where(df["truth_pct"] > 0)
     print(f"{'divider':<18}{'day':>4}{'estimate %':>12}{'truth %':>9}{'ratio q1/median/q3':>22}")
