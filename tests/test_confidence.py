@@ -159,3 +159,23 @@ def test_a_scatter_base_holding_large_cells_is_flagged():
     # a side-scatter width or a gate without forward scatter (a singlet gate) is not judged
     assert flags_for(ssc, dims=("SSC-W", "SSC-H")) == []
     assert flags_for(ssc, dims=("SSC-A",)) == []
+
+
+def test_a_positive_tail_below_the_divider_is_flagged_and_a_clean_gap_is_not():
+    # 20,000 positives N(0.6, 0.15) above 20,000 negatives N(0, 0.05), divider at 0.35:
+    # 20,000 × Φ(−0.25 / 0.15) = 956 positives below it, 2.4 % of the 40,000 events (> 2)
+    rng = np.random.default_rng(3)
+    smear = {"a": np.concatenate([rng.normal(0.6, 0.15, 20000), rng.normal(0.0, 0.05, 20000)])}
+    # the same counts 20 SD apart: nothing hides below a divider in the gap
+    gap = {"a": np.concatenate([rng.normal(1.0, 0.03, 20000), rng.normal(0.0, 0.03, 20000)])}
+    for columns, threshold, expected in ((smear, 0.35, 2.4), (gap, 0.5, None)):
+        mask = columns["a"] >= threshold
+        flags = _flags([_range_info(threshold)], {"pos": mask}, columns)
+        tails = [f for f in flags if f["flag"] == "hidden_tail"]
+        if expected is None:
+            assert tails == []
+        else:
+            (flag,) = tails
+            assert flag["gate"] == "pos"
+            held = float(re.search(r"holds about (\d+\.\d) points", flag["reason"])[1])
+            assert held == pytest.approx(expected, abs=0.15)
