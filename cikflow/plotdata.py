@@ -151,7 +151,7 @@ def _strategy_plot_data(fcs: FcsData, outcome: GatingOutcome, *, bins: int) -> l
     model has no outline for (an ellipsoid) shows its parent's events alone.
     """
     from cikflow.gating.engine import GateValues
-    from cikflow.gating.model import from_flowkit
+    from cikflow.gating.imported import from_flowkit
 
     strategy = outcome.strategy
     values = GateValues(strategy, fcs)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from cikflow.exceptions import GatingTemplateError
+from cikflow.gating.imported import from_flowkit
 from cikflow.gating.model import (
     KINDS,
     BooleanGate,
@@ -22,7 +23,6 @@ from cikflow.gating.model import (
     QuadrantGate,
     RangeGate,
     SplitQuadrantGate,
-    from_flowkit,
     from_spec,
     identity_scale,
 )

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cikflow.exceptions import EmptyBaseError, GatingError
-from cikflow.gating.model import from_flowkit
+from cikflow.gating.imported import from_flowkit
 from cikflow.gating.template import GateInfo, Template, build_strategy, template_dimensions
 from cikflow.panel import merge_aliases, resolve_panel
 from cikflow.preprocess import CompensatedEvents, spillover_matrix

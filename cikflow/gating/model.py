@@ -12,7 +12,8 @@ gate table and the exchange formats — asks a :class:`Gate` what it needs:
 * membership of points given their transformed values (:meth:`Gate.members`),
   with GatingML 2.0 semantics (range minimum inclusive, maximum exclusive);
 * an outline to draw within given axis ranges (:meth:`Gate.outline`);
-* its flowkit gate (:meth:`Gate.to_flowkit`) and back (:func:`from_flowkit`);
+* its flowkit gate (:meth:`Gate.to_flowkit`) and back
+  (:func:`cikflow.gating.imported.from_flowkit`);
 * the template fields a reviewer may set for one sample (:attr:`Gate.settable`).
 
 A gate's coordinates are held in the *transformed* scale of its dimensions,
@@ -50,7 +51,6 @@ __all__ = [
     "RectangleGate",
     "SplitQuadrantGate",
     "Threshold",
-    "from_flowkit",
     "from_spec",
     "register",
 ]
@@ -734,65 +734,6 @@ def from_spec(spec: Mapping[str, Any], *, scale: Callable[[str, Any], np.ndarray
         ``scale(dim, values)`` → the values in the dimension's transformed units.
     """
     return _FROM_SPEC[spec["type"]](spec, scale)
-
-
-def from_flowkit(gate: Any, *, parent: str, dims: Callable[[Any], str] | None = None) -> Gate:
-    """The model of a flowkit gate (coordinates already in transformed units).
-
-    Parameters
-    ----------
-    gate : flowkit gate
-        A RectangleGate, PolygonGate, QuadrantGate, BooleanGate (others are kept
-        as :class:`OtherGate`).
-    parent : str
-        Its parent population.
-    dims : callable, optional
-        flowkit Dimension → the name to give it (default: its ``dimension_ref``,
-        ratio reference or ID).
-    """
-    import flowkit as fk
-
-    name_of = dims or _dim_name
-    common = {"name": gate.gate_name, "parent": parent}
-    if isinstance(gate, fk.gates.RectangleGate):
-        cls = RangeGate if len(gate.dimensions) == 1 else RectangleGate
-        bounds = tuple((name_of(d), d.min, d.max) for d in gate.dimensions)
-        return cls(**common, complement=bool(gate.use_complement), bounds=bounds)
-    if isinstance(gate, fk.gates.PolygonGate):
-        xd, yd = (name_of(d) for d in gate.dimensions)
-        vertices = tuple((float(x), float(y)) for x, y in gate.vertices)
-        return PolygonGate(
-            **common, complement=bool(gate.use_complement), xdim=xd, ydim=yd, vertices=vertices
-        )
-    if isinstance(gate, fk.gates.QuadrantGate) and len(gate.dimensions) == 2:
-        xdiv, ydiv = gate.dimensions
-        if len(xdiv.values) == 1 and len(ydiv.values) == 1:
-            quads = []
-            for quad in gate.quadrants.values():
-                signs = ""
-                for div in (xdiv, ydiv):
-                    lo, _ = quad.get_divider_range(div.id)
-                    signs += "+" if lo is not None else "-"
-                quads.append((quad.id, signs))
-            return QuadrantGate(
-                **common,
-                xdim=name_of(xdiv),
-                ydim=name_of(ydiv),
-                x=float(xdiv.values[0]),
-                y=float(ydiv.values[0]),
-                quadrants=tuple(quads),
-            )
-    if isinstance(gate, fk.gates.BooleanGate) and not any(r["complement"] for r in gate.gate_refs):
-        return BooleanGate(**common, op=gate.type, of=tuple(r["ref"] for r in gate.gate_refs))
-    return OtherGate(
-        **common,
-        flowkit_gate=gate,
-        dimensions=tuple(name_of(d) for d in (getattr(gate, "dimensions", None) or [])),
-    )
-
-
-def _dim_name(dim: Any) -> str:
-    return getattr(dim, "dimension_ref", None) or getattr(dim, "ratio_ref", None) or dim.id
 
 
 def tree_order(gates: Sequence[Gate]) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cikflow.exceptions import GatingTemplateError
-from cikflow.gating.model import from_flowkit
+from cikflow.gating.imported import from_flowkit
 from cikflow.gating.registry import (
     METHODS,
     blob_estimator,
