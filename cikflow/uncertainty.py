@@ -249,6 +249,8 @@ class _Divider:
     gate: str
     below: np.ndarray  # boolean over events: parent events in [t − δ_below, t)
     above: np.ndarray  # boolean over events: parent events in [t, t + δ_above)
+    lower: np.ndarray  # boolean over events: parent events below t
+    upper: np.ndarray  # boolean over events: parent events at or above t
     hidden: float = 0.0  # events of the upper side estimated below t (hidden_below)
 
 
@@ -259,17 +261,13 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
     out = []
     for info in outcome.infos:
         fits = [f for f in (info.fit or {}).get("fits", []) if "threshold_transformed" in f]
-        x_fit = next((f for f in fits if "within" not in f), None)
         for fit in fits:
             dim = fit["dimension"]
             xform = _xform_of(spec, dim)
             column = comp.column(comp.pnn.index(outcome.channel_map[dim]))
-            parent = outcome.membership[info.parent].copy()
-            if "within" in fit and x_fit is not None:  # a quadrant's y within one side of x
-                x_dim = info.gate.dims[0]  # the divider it lies on a side of
-                x_col = comp.column(comp.pnn.index(outcome.channel_map[x_dim]))
-                above_x = x_col >= _to_data(_xform_of(spec, x_dim), x_fit["threshold_transformed"])
-                parent &= above_x if fit["within"].endswith("+") else ~above_x  # "CD3+"
+            parent, ceiling = outcome.membership[info.parent].copy(), None
+            if fit.get("within"):  # a subset's own divider (CD56 within CD3+): that subset
+                parent, ceiling = _subset(outcome, info, fit, parent=parent, template=template)
             rows = np.flatnonzero(parent)
             cap = int(settings["placement_max_events"])
             if rows.size > cap:
@@ -284,16 +282,42 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
                 bandwidth=float(settings["placement_bandwidth"]),
             )
             edges = _to_data(xform, np.array([t - below, t, t + above]))
-            hidden = hidden_below(values, t, bandwidth=float(settings["placement_bandwidth"]))
+            hidden = hidden_below(
+                values, t, bandwidth=float(settings["placement_bandwidth"]), ceiling=ceiling
+            )
             out.append(
                 _Divider(
                     gate=info.name,
                     below=parent & (column >= edges[0]) & (column < edges[1]),
                     above=parent & (column >= edges[1]) & (column < edges[2]),
+                    lower=parent & (column < edges[1]),
+                    upper=parent & (column >= edges[1]),
                     hidden=hidden * np.count_nonzero(parent) / max(rows.size, 1),
                 )
             )
     return out
+
+
+def _subset(
+    outcome: Any, info: Any, fit: Mapping[str, Any], *, parent: np.ndarray, template: Any
+) -> tuple[np.ndarray, float | None]:
+    """The parent events a per-subset divider divides, as its placed gate defines them.
+
+    Also where that subset ends above the divider (:attr:`Threshold.upto`).
+    """
+    gate = info.gate
+    key = f"{fit['dimension']} within {fit['within']}"
+    threshold = next(t for t in gate.thresholds() if t.key == key)
+    rows = np.flatnonzero(parent)
+    comp = outcome.compensated
+    at = {}
+    for dim in gate.dims:
+        data = np.asarray(comp.column(comp.pnn.index(outcome.channel_map[dim]))[rows], dtype=float)
+        xform = _xform_of(template.spec, dim)
+        at[dim] = xform.apply(data) if xform is not None else data
+    out = np.zeros_like(parent)
+    out[rows[gate.subset(threshold, at, parent=np.ones(len(rows), dtype=bool))]] = True
+    return out, threshold.upto
 
 
 def _xform_of(spec: Mapping[str, Any], dim: str) -> Any:
@@ -320,7 +344,8 @@ def _placement(pop_mask: np.ndarray, divider: _Divider) -> tuple[int, float, flo
     n_above = int(np.count_nonzero(pop_mask & divider.above))
     parent_below = int(np.count_nonzero(divider.below))
     parent_above = int(np.count_nonzero(divider.above))
-    if n_above >= n_below:  # the population lies above the threshold
+    # the side most of it lies on (a notched CIK quadrant keeps a few events below x)
+    if np.count_nonzero(pop_mask & divider.upper) >= np.count_nonzero(pop_mask & divider.lower):
         share = n_above / max(parent_above, 1)
         return n_above, n_above * parent_below / max(parent_above, 1), 0.0, divider.hidden * share
     share = n_below / max(parent_below, 1)
@@ -454,7 +479,10 @@ def _crossings(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> l
         lo = float(xform.apply(np.array([[float(fit["search"][0])]]))[0, 0]) if xform else 0.0
         column = comp.column(comp.pnn.index(outcome.channel_map[gate.xdim]))
         by_signs = {signs: quad for quad, signs in gate.quadrants}
-        for y_sign in "+-":
+        # a notched gate searched its x−, y+ quadrant for that mode itself (its placement
+        # band covers it); a notch found nothing there, so neither would this
+        notched = getattr(gate, "x_notch", None) is not None
+        for y_sign in "-" if notched else "+-":
             quad, dest = by_signs.get("-" + y_sign), by_signs.get("+" + y_sign)
             rows = np.flatnonzero(outcome.membership[quad]) if quad and dest else []
             if len(rows) < 100 or t - lo < 4 * bandwidth:

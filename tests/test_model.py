@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import ClassVar
 
@@ -301,6 +301,44 @@ def test_split_quadrant_thresholds_are_keyed_by_subset():
     assert outline.paths[2] == ([1.0, 4.0], [2.0, 2.0])
 
 
+def test_notched_quadrants_by_hand_and_by_flowkit():
+    # x at 2; y at 0.5 within a ≥ 2 and at 2.5 within a < 2; the notch at a = 1 moves the
+    # a < 2, b ≥ 2.5 events with a ≥ 1 into "++" (CD3-dim CIK cells out of the NK quadrant)
+    a = np.array([0.5, 1.5, 1.5, 2.5, 2.5, 0.5])
+    b = np.array([3.0, 3.0, 2.0, 1.0, 0.2, 0.2])
+    gate = SplitQuadrantGate("q", "root", xdim="a", ydim="b", x=2.0, y=0.5, y_xneg=2.5,
+                             x_notch=1.0, quadrants=QUADS)  # fmt: skip
+    got = gate.members({"a": a, "b": b}, parent=np.ones(6, dtype=bool), populations={})
+    expected = {"mp": [0], "pp": [1, 3], "mm": [2, 5], "pm": [4]}
+    for quad, rows in expected.items():
+        np.testing.assert_array_equal(np.flatnonzero(got[quad]), rows, err_msg=quad)
+    made = gate.to_flowkit(dimension=_dimension, divider=_divider, paths={})
+    kinds = {g.gate_name: type(g).__name__ for g in made}
+    assert kinds == {"pp": "PolygonGate", "pm": "RectangleGate", "mp": "RectangleGate",
+                     "mm": "RectangleGate"}  # fmt: skip
+    frame = pd.DataFrame({"a": a, "b": b})
+    for fk_gate in made:  # flowkit's own point-in-polygon and rectangle tests agree
+        np.testing.assert_array_equal(
+            np.asarray(fk_gate.apply(frame), dtype=bool), got[fk_gate.gate_name]
+        )
+    notch = gate.thresholds()[3]
+    assert (notch.key, notch.value, notch.upto) == ("a within a-b+", 1.0, 2.0)
+    np.testing.assert_array_equal(
+        np.flatnonzero(gate.subset(notch, {"a": a, "b": b}, parent=np.ones(6, dtype=bool))),
+        [0, 1],  # the "-+" quadrant as it is without the notch
+    )
+    assert gate.with_thresholds({"a within a-b+": 0.2}).x_notch == 0.2
+    outline = gate.outline([(0.0, 4.0), (0.0, 4.0)])
+    assert outline.paths[0] == ([2.0, 2.0], [0.0, 2.5])  # x up to the higher y divider
+    assert outline.paths[-1] == ([1.0, 1.0], [2.5, 4.0])  # the notch above y within a−
+    # a notch at or above x moves nothing, and is no divider of its own
+    flat = replace(gate, x_notch=2.0)
+    assert not flat.notched
+    assert len(flat.thresholds()) == 3
+    assert np.flatnonzero(flat.members({"a": a, "b": b}, parent=np.ones(6, dtype=bool),
+                                       populations={})["mp"]).tolist() == [0, 1]  # fmt: skip
+
+
 def test_split_quadrant_from_the_template_form():
     spec = {"name": "q", "parent": "root", "type": "quadrant",
             "x": {"dimension": "a", "at": 2},
@@ -314,3 +352,10 @@ def test_split_quadrant_from_the_template_form():
     assert (gate.y_xneg, gate.y) == (900.0, 500.0)
     spec["y"] = {"dimension": "b", "at": 5}
     assert type(from_spec(spec, scale=identity_scale)) is QuadrantGate
+    # a notch: fitted per sample (true, until then at x), placed (a number) or none
+    spec["x"]["notch"] = True
+    gate = from_spec(spec, scale=identity_scale)
+    assert isinstance(gate, SplitQuadrantGate)
+    assert (gate.x_notch, gate.notched) == (2.0, False)
+    spec["x"]["notch"] = 1.5
+    assert from_spec(spec, scale=identity_scale).x_notch == 1.5

@@ -404,7 +404,8 @@ def label_clusters(
                     gate.name,
                     dim,
                     template=template,
-                    static=float(static[label]),
+                    # a notch the template leaves unplaced sits at its x divider: none
+                    static=float(static[label] if label in static else static[dim]),
                     start=float(threshold.value),
                     medians=medians[:, col[dim]],
                     weights=sizes,

@@ -234,7 +234,9 @@ def _tail(
         if threshold.value is None:
             continue
         divided = gate.subset(threshold, at, parent=np.ones(len(rows), dtype=bool))
-        hidden = hidden_below(at[threshold.dimension][divided], float(threshold.value))
+        hidden = hidden_below(
+            at[threshold.dimension][divided], float(threshold.value), ceiling=threshold.upto
+        )
         pp = 100.0 * hidden * scale / total
         if pp > TAIL_PP:
             pops = ", ".join(p for p, _ in gate.populations())

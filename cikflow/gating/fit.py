@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = ["THRESHOLD_METHODS", "fit_gate"]
 
+#: fewest events of a quadrant worth searching for a notch (two modes of ten)
+_NOTCH_MIN_EVENTS = 20
+#: a notch's valley over the smaller mode: a second mode is shallower than a population
+#: of its own (0.81-0.84 where CD3-dim CIK cells lay next to the CD3 divider on day-21
+#: realistic tubes, 94-98 % of the events above it true CIK; no notch on any clean tube)
+_NOTCH_DEPTH_RATIO = 0.85
+
 #: 1-D methods usable on range gates and quadrant dividers
 THRESHOLD_METHODS = tuple(m.name for m in METHODS.values() if m.divider)
 
@@ -87,7 +94,7 @@ def _fit_quadrant(
     def fit(axis: str, within: np.ndarray, side: str = "") -> tuple[float, float]:
         divider = gate[axis]
         dim = divider["dimension"]
-        p = {k: v for k, v in divider.items() if k not in ("dimension", "at", "per_side")}
+        p = {k: v for k, v in divider.items() if k not in ("dimension", "at", "per_side", "notch")}
         p.setdefault("method", "valley")
         value, record = _threshold(
             fitting.values(dim, within),
@@ -122,7 +129,59 @@ def _fit_quadrant(
         sign: fit("y", side, f"{xdim}{sign}")[0]
         for sign, side in (("-", mask & ~above), ("+", above))
     }
+    if gate["x"].get("notch") is True and "x" not in fixed:  # a set x: as set, no notch
+        y_neg = float(fitting.scale(ydim, [at["-"]])[0])
+        quadrant = np.zeros_like(mask)  # x−, y+
+        quadrant[mask & ~above] = fitting.values(ydim, mask & ~above) >= y_neg
+        found = _fit_notch(gate, quadrant, x=(x, x_t), fitting=fitting, where=where)
+        if found is not None:
+            records.append(found)
+        return (xdim, x), (ydim, at), records
     return (xdim, x), (ydim, at), records
+
+
+def _fit_notch(
+    gate: Mapping[str, Any],
+    quadrant: np.ndarray,
+    *,
+    x: tuple[float, float],
+    fitting: _Fitting,
+    where: str,
+) -> dict[str, Any] | None:
+    """The notch of a per-side quadrant's x−, y+ quadrant: its record, None without one.
+
+    A valley of the quadrant's own x values between the x search range's lower
+    bound and the x divider (``x``: data and transformed units), at least one kernel
+    width below the divider: a second mode of cells that belong across it. Without
+    such a valley (the common case) there is no notch, and nothing to flag.
+    """
+    divider = gate["x"]
+    dim = divider["dimension"]
+    lo = float(divider["search"][0]) if divider.get("search") else None
+    bandwidth = float(divider.get("bandwidth", 0.012))
+    if lo is None or lo >= x[0] or np.count_nonzero(quadrant) < _NOTCH_MIN_EVENTS:
+        return None
+    params = {
+        "method": "valley",
+        "search": [lo, x[0]],
+        "fallback": "upper",
+        "max_depth_ratio": _NOTCH_DEPTH_RATIO,
+    }
+    if "bandwidth" in divider:
+        params["bandwidth"] = bandwidth
+    _, record = _threshold(
+        fitting.values(dim, quadrant),
+        params,
+        dim=dim,
+        scale=fitting.scale,
+        unscale=fitting.unscale,
+        random_state=fitting.seed,
+        where=f"{where} notch",
+    )
+    if record["flags"] or record["threshold_transformed"] > x[1] - bandwidth:
+        return None  # one mode only, or a valley at the divider itself: no second mode
+    record["within"] = f"{dim}-{gate['y']['dimension']}+"
+    return record
 
 
 class _Fitting(NamedTuple):
@@ -284,6 +343,12 @@ def fit_gate(
             spec[axis] = {"dimension": dim, "at": at}
         if isinstance(spec["y"]["at"], dict):
             spec["y"]["per_side"] = True
+        if gate["x"].get("notch") is True:  # where it was found, or none (false)
+            within = f"{gate['x']['dimension']}-{gate['y']['dimension']}+"
+            notch = [f["threshold"] for f in fits[2] if f.get("within") == within]
+            # a reviewer's set x has the notch they set with it, if any
+            found = dict(fixed["x"]).get("notch", False) if "x" in (fixed or {}) else None
+            spec["x"]["notch"] = found if found is not None else (notch[0] if notch else False)
         record["fits"].extend(fits[2])
     elif method in ("blob", "singlets"):
         _fit_shape(gate, spec, record, method=method, params=params, fitting=fitting)

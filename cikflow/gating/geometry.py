@@ -25,12 +25,16 @@ class Threshold:
     within : str
         The subset it divides when not the whole parent: ``CD3-`` for a CD56
         divider fitted within the CD3− side of a per-subset quadrant gate.
+    upto : float or None
+        Where that subset ends above it on its own dimension (transformed units):
+        a notch lies below its quadrant gate's x divider. None: nowhere.
     """
 
     dimension: str
     value: float | None
     side: str
     within: str = ""
+    upto: float | None = None
 
     @property
     def key(self) -> str:

@@ -3,17 +3,18 @@
 :mod:`cikflow.gating.model` turns templates into gates and gates into flowkit's
 objects; this module goes the other way, for gates cikflow did not write (an
 imported GatingML or FlowJo workspace, a reviewer's own gate) and for reading back
-what it wrote.
+what it wrote. A kind cikflow does not model (an ellipsoid) stays flowkit's own,
+wrapped in :class:`OtherGate`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cikflow.gating.model import (
     BooleanGate,
     Gate,
-    OtherGate,
     PolygonGate,
     QuadrantGate,
     RangeGate,
@@ -23,7 +24,44 @@ from cikflow.gating.model import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["from_flowkit"]
+__all__ = ["OtherGate", "from_flowkit"]
+
+
+@dataclass(frozen=True)
+class OtherGate(Gate):
+    """A flowkit gate of a kind cikflow does not model (an ellipsoid): kept as flowkit's.
+
+    Attributes
+    ----------
+    flowkit_gate : Any
+        The flowkit gate.
+    dimensions : tuple of str
+        Its dimension IDs.
+    """
+
+    flowkit_gate: Any = None
+    dimensions: tuple[str, ...] = ()
+    kind: ClassVar[str] = "other"
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """As :attr:`Gate.dims`."""
+        return self.dimensions
+
+    @property
+    def counts_on_parent(self) -> bool:
+        """As :attr:`Gate.counts_on_parent`."""
+        return self._flowkit_kind() != "boolean"
+
+    def _flowkit_kind(self) -> str:
+        return str(getattr(self.flowkit_gate, "gate_type", "other")).removesuffix("Gate").lower()
+
+    def populations(self) -> list[tuple[str, str]]:
+        """As :meth:`Gate.populations`."""
+        quadrants = getattr(self.flowkit_gate, "quadrants", None)
+        if quadrants:
+            return [(q, "quadrant_child") for q in quadrants]
+        return [(self.name, self._flowkit_kind())]
 
 
 def from_flowkit(gate: Any, *, parent: str, dims: Callable[[Any], str] | None = None) -> Gate:

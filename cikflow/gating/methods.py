@@ -561,6 +561,7 @@ def make_threshold(params: dict[str, Any], *, random_state: int = 0) -> Any:
             intermediate_flag=params.get("intermediate_flag"),
             intermediate_max_share=params.get("intermediate_max_share", 0.03),
             negative_edge=bool(params.get("negative_edge", False)),
+            max_depth_ratio=params.get("max_depth_ratio", 0.8),
             random_state=random_state,
         )
     if method == "quantile":

@@ -446,40 +446,70 @@ class SplitQuadrantGate(QuadrantGate):
     GatingML has no such gate: its populations are written as plain rectangle
     gates under the parent (as FlowJo stores quadrants).
 
+    A *notch* splits the x−, y+ quadrant once more on x, at a valley of its own
+    between its mode and the x divider: events above it join the x+, y+ quadrant
+    (CD3-dim CIK cells among the CD3−CD56+ NK cells by day 21, activated cells that
+    down-regulated CD3 and form a second mode next to the CD3 divider). The x+, y+
+    quadrant is then L-shaped, exported as a polygon.
+
     Attributes
     ----------
     y : float or None
         The y divider within the x+ side (transformed units).
     y_xneg : float or None
         The y divider within the x− side.
+    x_notch : float or None
+        The x divider within the x−, y+ quadrant (None: none; at or above ``x``: no
+        events move).
     """
 
     y_xneg: float | None = None
+    x_notch: float | None = None
+    far: tuple[float, float] = (1e12, 1e12)  # the polygon's far corner (transformed units)
+
+    #: data units beyond any event: the polygon's far corner, before transforming (a
+    #: corner every transform and its inverse keep finite; the polygon's edges are
+    #: axis-parallel, so no rounding enters the point-in-polygon test)
+    FAR: ClassVar[float] = 1e12
 
     def _within(self, sign: str) -> str:
         return f"{self.xdim}{sign}"
+
+    def _notch_within(self) -> str:
+        return f"{self.xdim}-{self.ydim}+"
+
+    @property
+    def notched(self) -> bool:
+        """Whether the notch moves any part of the x−, y+ quadrant."""
+        return self.x_notch is not None and self.x is not None and self.x_notch < self.x
 
     def y_at(self, sign: str) -> float | None:
         """The y divider within the ``"+"`` or ``"-"`` side of the x divider."""
         return self.y if sign == "+" else self.y_xneg
 
     def thresholds(self) -> list[Threshold]:
-        """As :meth:`Gate.thresholds`: the x divider, then y within x− and within x+."""
-        return [
+        """As :meth:`Gate.thresholds`: the x divider, y within x− and within x+, the notch."""
+        out = [
             Threshold(self.xdim, self.x, "at"),
             Threshold(self.ydim, self.y_xneg, "at", within=self._within("-")),
             Threshold(self.ydim, self.y, "at", within=self._within("+")),
         ]
+        if self.notched:  # one that moves events: a divider a fit or labelling may move
+            notch = Threshold(self.xdim, self.x_notch, "at", self._notch_within(), self.x)
+            out.append(notch)
+        return out
 
     def with_thresholds(self, values: Mapping[str, float]) -> SplitQuadrantGate:
-        """As :meth:`Gate.with_thresholds`."""
+        """As :meth:`Gate.with_thresholds` (the notch moves by its own key only)."""
         neg, pos = (self.thresholds()[k].key for k in (1, 2))
         whole = values.get(self.ydim)
+        notch = Threshold(self.xdim, None, "at", within=self._notch_within()).key
         return replace(
             self,
             x=values.get(self.xdim, self.x),
             y_xneg=values.get(neg, self.y_xneg if whole is None else whole),
             y=values.get(pos, self.y if whole is None else whole),
+            x_notch=values.get(notch, self.x_notch),
         )
 
     def population_path(self, path: tuple[str, ...]) -> tuple[str, ...]:
@@ -493,7 +523,26 @@ class SplitQuadrantGate(QuadrantGate):
         if not threshold.within:
             return parent
         above = values[self.xdim] >= self.x
+        if threshold.within == self._notch_within():  # the x−, y+ quadrant, notch undone
+            return parent & ~above & (values[self.ydim] >= self.y_xneg)
         return parent & (above if threshold.within == self._within("+") else ~above)
+
+    def members(
+        self,
+        values: Mapping[str, np.ndarray],
+        *,
+        parent: np.ndarray,
+        populations: Mapping[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """As :meth:`Gate.members`; the notch's events move from x−, y+ to x+, y+."""
+        out = super().members(values, parent=parent, populations=populations)
+        by_signs = {signs: quad for quad, signs in self.quadrants}
+        low, high = by_signs.get("-+"), by_signs.get("++")
+        if self.notched and low and high:
+            moved = out[low] & (values[self.xdim] >= self.x_notch)
+            out[low] = out[low] & ~moved
+            out[high] = out[high] | moved
+        return out
 
     def _above_y(self, values: Mapping[str, np.ndarray], above_x: np.ndarray) -> np.ndarray:
         """As the quadrant gate's, each side of x against its own y divider."""
@@ -509,6 +558,10 @@ class SplitQuadrantGate(QuadrantGate):
             ([xlo, self.x], [self.y_xneg, self.y_xneg]),
             ([self.x, xhi], [self.y, self.y]),
         ]
+        if self.notched:  # x+, y+ reaches left to the notch above y within x−
+            top = max(self.y, self.y_xneg)
+            paths[0] = ([self.x, self.x], [ylo, top])
+            paths.append(([self.x_notch, self.x_notch], [self.y_xneg, yhi]))
         return replace(base, paths=paths)
 
     def to_flowkit(
@@ -518,17 +571,50 @@ class SplitQuadrantGate(QuadrantGate):
         divider: Callable[[str, str, float], Any],
         paths: Mapping[str, tuple[str, ...]],
     ) -> Any:
-        """As :meth:`Gate.to_flowkit`: one 2-D rectangle gate per quadrant."""
+        """As :meth:`Gate.to_flowkit`: one 2-D rectangle gate per quadrant.
+
+        With a notch, the x−, y+ quadrant's rectangle ends at it and the x+, y+
+        quadrant is an L-shaped polygon (a polygon also where this sample's notch
+        moves nothing: flowkit keeps one gate type per gate across samples).
+        """
         import flowkit as fk
 
         gates = []
         for quad, signs in self.quadrants:
             y = self.y_at(signs[0])
-            xr = (self.x, None) if signs[0] == "+" else (None, self.x)
+            if self.x_notch is not None and signs == "++":
+                gates.append(
+                    fk.gates.PolygonGate(
+                        quad,
+                        [dimension(self.xdim, None, None), dimension(self.ydim, None, None)],
+                        self._notched_polygon(),
+                    )
+                )
+                continue
+            x_hi = self.x_notch if self.notched and signs == "-+" else self.x
+            xr = (self.x, None) if signs[0] == "+" else (None, x_hi)
             yr = (y, None) if signs[1] == "+" else (None, y)
             dims = [dimension(self.xdim, *xr), dimension(self.ydim, *yr)]
             gates.append(fk.gates.RectangleGate(quad, dims))
         return gates
+
+    def _notched_polygon(self) -> list[tuple[float, float]]:
+        """The x+, y+ quadrant with the notch: x ≥ x, y ≥ y, or x ≥ x_notch, y ≥ y_xneg."""
+        (far_x, far_y) = self.far
+        x_notch, y_xneg = (self.x_notch, self.y_xneg) if self.notched else (self.x, self.y)
+        corners = [
+            (x_notch, y_xneg),
+            (self.x, y_xneg),
+            (self.x, self.y),
+            (far_x, self.y),
+            (far_x, far_y),
+            (x_notch, far_y),
+        ]
+        out = [corners[0]]
+        for c in corners[1:]:  # equal y dividers: drop the repeated corner
+            if c != out[-1]:
+                out.append(c)
+        return [(float(x), float(y)) for x, y in out]
 
 
 @dataclass(frozen=True)
@@ -587,43 +673,6 @@ class BooleanGate(Gate):
         return fk.gates.BooleanGate(self.name, self.op, refs)
 
 
-@dataclass(frozen=True)
-class OtherGate(Gate):
-    """A flowkit gate of a kind cikflow does not model (an ellipsoid): kept as flowkit's.
-
-    Attributes
-    ----------
-    flowkit_gate : Any
-        The flowkit gate.
-    dimensions : tuple of str
-        Its dimension IDs.
-    """
-
-    flowkit_gate: Any = None
-    dimensions: tuple[str, ...] = ()
-    kind: ClassVar[str] = "other"
-
-    @property
-    def dims(self) -> tuple[str, ...]:
-        """As :attr:`Gate.dims`."""
-        return self.dimensions
-
-    @property
-    def counts_on_parent(self) -> bool:
-        """As :attr:`Gate.counts_on_parent`."""
-        return self._flowkit_kind() != "boolean"
-
-    def _flowkit_kind(self) -> str:
-        return str(getattr(self.flowkit_gate, "gate_type", "other")).removesuffix("Gate").lower()
-
-    def populations(self) -> list[tuple[str, str]]:
-        """As :meth:`Gate.populations`."""
-        quadrants = getattr(self.flowkit_gate, "quadrants", None)
-        if quadrants:
-            return [(q, "quadrant_child") for q in quadrants]
-        return [(self.name, self._flowkit_kind())]
-
-
 #: template ``type`` → gate class; :func:`register` adds one
 KINDS: dict[str, type[Gate]] = {
     cls.kind: cls for cls in (RangeGate, RectangleGate, PolygonGate, QuadrantGate, BooleanGate)
@@ -676,9 +725,14 @@ def _quadrant_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarr
         "x": float(scale(xdim, [spec["x"]["at"]])[0]),
         "quadrants": tuple(spec["quadrants"].items()),
     }
-    at = spec["y"]["at"]
-    if not spec["y"].get("per_side") and not isinstance(at, dict):
+    at, notch = spec["y"]["at"], spec["x"].get("notch")
+    if not spec["y"].get("per_side") and not isinstance(at, dict) and notch is None:
         return QuadrantGate(**common, y=float(scale(ydim, [at])[0]))
+    if notch is not None:  # true: fitted per sample; until then, as false, none moves
+        numeric = not isinstance(notch, bool)
+        common["x_notch"] = float(scale(xdim, [notch])[0]) if numeric else common["x"]
+        far = SplitQuadrantGate.FAR
+        common["far"] = (float(scale(xdim, [far])[0]), float(scale(ydim, [far])[0]))
     sides = at if isinstance(at, dict) else {"-": at, "+": at}
     if set(sides) != {"-", "+"}:
         raise GatingTemplateError(

@@ -91,6 +91,7 @@ METHODS: dict[str, Method] = {
                 "intermediate_flag": None,
                 "intermediate_max_share": 0.03,
                 "negative_edge": False,
+                "max_depth_ratio": 0.8,
             },
             divider=True,
             imported=True,

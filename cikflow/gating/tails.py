@@ -25,7 +25,9 @@ __all__ = ["TAIL_MIN_EVENTS", "hidden_below"]
 TAIL_MIN_EVENTS = 50
 
 
-def hidden_below(values: np.ndarray, threshold: float, *, bandwidth: float = 0.012) -> float:
+def hidden_below(
+    values: np.ndarray, threshold: float, *, bandwidth: float = 0.012, ceiling: float | None = None
+) -> float:
     """Events of the population above a divider that its tail puts below it.
 
     The events at or above ``threshold`` are taken as the upper part of one
@@ -50,6 +52,9 @@ def hidden_below(values: np.ndarray, threshold: float, *, bandwidth: float = 0.0
         The divider (transformed units); events at or above it are the positives.
     bandwidth : float
         Kernel width of the density read at the threshold (transformed units).
+    ceiling : float, optional
+        Where the events end above the threshold (transformed units): the fitted
+        Gaussian is then cut on both sides (a notch's events stop at the x divider).
 
     Returns
     -------
@@ -88,13 +93,18 @@ def hidden_below(values: np.ndarray, threshold: float, *, bandwidth: float = 0.0
             norm.sf(lo_edge, mu, sd) - norm.sf(hi_edge, mu, sd),
             norm.cdf(hi_edge, mu, sd) - norm.cdf(lo_edge, mu, sd),
         )
-        kept = upper.size * norm.logsf(threshold, mu, sd)
+        if ceiling is None:
+            kept = upper.size * norm.logsf(threshold, mu, sd)
+        else:  # cut on both sides
+            within = norm.cdf(ceiling, mu, sd) - norm.cdf(threshold, mu, sd)
+            kept = upper.size * math.log(max(float(within), 1e-300))
         return -float((counts * np.log(np.maximum(mass, 1e-300))).sum() - kept)
 
     start = np.array([float(np.median(upper)), math.log(float(upper.std()))])
     mu, log_sd = minimize(nll, start, method="Nelder-Mead").x
     sd = math.exp(float(log_sd))
-    kept = max(float(norm.sf(threshold, mu, sd)), 1e-12)
+    top = 0.0 if ceiling is None else float(norm.sf(ceiling, mu, sd))
+    kept = max(float(norm.sf(threshold, mu, sd)) - top, 1e-12)
     tail = upper.size * float(norm.cdf(threshold, mu, sd)) / kept
     lo = float(values.min()) - 4 * bandwidth
     hi = max(float(values.max()), threshold) + 4 * bandwidth

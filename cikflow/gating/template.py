@@ -525,6 +525,8 @@ def apply_set(gate: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, A
             kept = {"dimension": spec[key]["dimension"], "at": value["at"]}
             if spec[key].get("per_side"):
                 kept["per_side"] = True
+            if "notch" in value or "notch" in spec[key]:  # a set x keeps its notch's setting
+                kept["notch"] = value.get("notch", spec[key].get("notch"))
             spec[key] = kept
         else:
             spec[key] = copy.deepcopy(value)
