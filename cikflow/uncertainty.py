@@ -261,13 +261,16 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
     out = []
     for info in outcome.infos:
         fits = [f for f in (info.fit or {}).get("fits", []) if "threshold_transformed" in f]
+        placed: dict[str, np.ndarray] = {}  # the gate's dimensions on its parent, transformed
         for fit in fits:
             dim = fit["dimension"]
             xform = _xform_of(spec, dim)
             column = comp.column(comp.pnn.index(outcome.channel_map[dim]))
             parent, ceiling = outcome.membership[info.parent].copy(), None
             if fit.get("within"):  # a subset's own divider (CD56 within CD3+): that subset
-                parent, ceiling = _subset(outcome, info, fit, parent=parent, template=template)
+                parent, ceiling = _subset(
+                    outcome, info, fit, parent=parent, template=template, placed=placed
+                )
             rows = np.flatnonzero(parent)
             cap = int(settings["placement_max_events"])
             if rows.size > cap:
@@ -299,24 +302,32 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
 
 
 def _subset(
-    outcome: Any, info: Any, fit: Mapping[str, Any], *, parent: np.ndarray, template: Any
+    outcome: Any,
+    info: Any,
+    fit: Mapping[str, Any],
+    *,
+    parent: np.ndarray,
+    template: Any,
+    placed: dict[str, np.ndarray],
 ) -> tuple[np.ndarray, float | None]:
     """The parent events a per-subset divider divides, as its placed gate defines them.
 
-    Also where that subset ends above the divider (:attr:`Threshold.upto`).
+    Also where that subset ends above the divider (:attr:`Threshold.upto`). ``placed``
+    keeps the gate's dimensions on its parent, transformed, from one divider of the
+    gate to the next.
     """
     gate = info.gate
     key = f"{fit['dimension']} within {fit['within']}"
     threshold = next(t for t in gate.thresholds() if t.key == key)
     rows = np.flatnonzero(parent)
     comp = outcome.compensated
-    at = {}
     for dim in gate.dims:
-        data = np.asarray(comp.column(comp.pnn.index(outcome.channel_map[dim]))[rows], dtype=float)
-        xform = _xform_of(template.spec, dim)
-        at[dim] = xform.apply(data) if xform is not None else data
+        if dim not in placed:
+            data = comp.column(comp.pnn.index(outcome.channel_map[dim]))[rows].astype(float)
+            xform = _xform_of(template.spec, dim)
+            placed[dim] = xform.apply(data) if xform is not None else data
     out = np.zeros_like(parent)
-    out[rows[gate.subset(threshold, at, parent=np.ones(len(rows), dtype=bool))]] = True
+    out[rows[gate.subset(threshold, placed, parent=np.ones(len(rows), dtype=bool))]] = True
     return out, threshold.upto
 
 
