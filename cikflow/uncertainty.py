@@ -268,9 +268,10 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
             column = comp.column(comp.pnn.index(outcome.channel_map[dim]))
             parent, ceiling = outcome.membership[info.parent].copy(), None
             if fit.get("within"):  # a subset's own divider (CD56 within CD3+): that subset
-                parent, ceiling = _subset(
-                    outcome, info, fit, parent=parent, template=template, placed=placed
-                )
+                found = _subset(outcome, info, fit, parent=parent, template=template, placed=placed)
+                if found is None:  # no such divider in the gate as placed
+                    continue
+                parent, ceiling = found
             rows = np.flatnonzero(parent)
             cap = int(settings["placement_max_events"])
             if rows.size > cap:
@@ -309,16 +310,18 @@ def _subset(
     parent: np.ndarray,
     template: Any,
     placed: dict[str, np.ndarray],
-) -> tuple[np.ndarray, float | None]:
+) -> tuple[np.ndarray, float | None] | None:
     """The parent events a per-subset divider divides, as its placed gate defines them.
 
-    Also where that subset ends above the divider (:attr:`Threshold.upto`). ``placed``
-    keeps the gate's dimensions on its parent, transformed, from one divider of the
-    gate to the next.
+    Also where that subset ends above the divider (:attr:`Threshold.upto`); None when
+    the gate as placed has no such divider. ``placed`` keeps the gate's dimensions on
+    its parent, transformed, from one divider of the gate to the next.
     """
     gate = info.gate
     key = f"{fit['dimension']} within {fit['within']}"
-    threshold = next(t for t in gate.thresholds() if t.key == key)
+    threshold = next((t for t in gate.thresholds() if t.key == key), None)
+    if threshold is None:
+        return None
     rows = np.flatnonzero(parent)
     comp = outcome.compensated
     for dim in gate.dims:

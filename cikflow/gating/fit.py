@@ -136,7 +136,6 @@ def _fit_quadrant(
         found = _fit_notch(gate, quadrant, x=(x, x_t), fitting=fitting, where=where)
         if found is not None:
             records.append(found)
-        return (xdim, x), (ydim, at), records
     return (xdim, x), (ydim, at), records
 
 
