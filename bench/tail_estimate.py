@@ -5,8 +5,9 @@ Simulates ``realistic`` cultures (``--batches`` × days 0/7/14/21 per seed,
 QC, so that every event keeps its true label) and, for the CD56 divider within CD3+
 of ``cd3_cd56``, compares :func:`cikflow.gating.tails.hidden_below` (on the divider's
 parent events) with the true CIK cells below the divider. Also the same for the CD56
-divider within CD3− (NK) and for the CD3 divider (T and CIK under it), where the
-positives are not one Gaussian's tail.
+divider within CD3− (NK), for the CD3 divider (T and CIK under it), where the
+positives are not one Gaussian's tail, and for a notch where a tube has one (CIK under
+it within CD3−CD56+, fitted as a Gaussian cut at the CD3 divider too).
 
 Prints per divider and day the median estimate and truth (percent of base) and the
 ratio's quartiles; last line ``tail_ratio_median=<CIK ratio> tail_ratio_iqr=<q1>-<q3>
@@ -32,8 +33,14 @@ from cikflow.io import read_fcs, read_template, read_yaml
 from cikflow.simulate import LABELS
 
 REPO = Path(__file__).resolve().parents[1]
-#: divider key → the true population above it (None: T and CIK, above the CD3 divider)
-DIVIDERS = {"CD56 within CD3+": "CIK", "CD56 within CD3-": "NK", "CD3": None}
+#: divider key → the true population above it (None: T and CIK, above the CD3 divider;
+#: the notch's CD3-dim CIK cells above it within CD3−CD56+)
+DIVIDERS = {
+    "CD56 within CD3+": "CIK",
+    "CD56 within CD3-": "NK",
+    "CD3": None,
+    "CD3 within CD3-CD56+": "CIK",
+}
 
 
 def _transformed(outcome, template, rows: np.ndarray, dims) -> dict[str, np.ndarray]:
@@ -64,7 +71,7 @@ def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
         out.append(
             {
                 "divider": threshold.key,
-                "estimate_pct": 100.0 * hidden_below(values, t) / len(rows),
+                "estimate_pct": 100.0 * hidden_below(values, t, ceiling=threshold.upto) / len(rows),
                 "truth_pct": 100.0 * np.count_nonzero(positive & (values < t)) / len(rows),
             }
         )
@@ -98,11 +105,11 @@ def main() -> None:
             )
     df = pd.DataFrame(rows)
     df["ratio"] = df["estimate_pct"] / df["truth_pct"].where(df["truth_pct"] > 0)
-    print(f"{'divider':<18}{'day':>4}{'estimate %':>12}{'truth %':>9}{'ratio q1/median/q3':>22}")
+    print(f"{'divider':<22}{'day':>4}{'estimate %':>12}{'truth %':>9}{'ratio q1/median/q3':>22}")
     for (divider, day), sub in df.groupby(["divider", "day"], sort=False):
         q = sub["ratio"].quantile([0.25, 0.5, 0.75]).to_numpy()
         print(
-            f"{divider:<18}{day:>4}{sub['estimate_pct'].median():>12.2f}"
+            f"{divider:<22}{day:>4}{sub['estimate_pct'].median():>12.2f}"
             f"{sub['truth_pct'].median():>9.2f}{q[0]:>8.2f}{q[1]:>7.2f}{q[2]:>7.2f}"
         )
     cik = df[df["divider"] == "CD56 within CD3+"]["ratio"].dropna()

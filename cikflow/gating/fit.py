@@ -157,7 +157,7 @@ def _fit_notch(
     divider = gate["x"]
     dim = divider["dimension"]
     lo = float(divider["search"][0]) if divider.get("search") else None
-    bandwidth = float(divider.get("bandwidth", 0.012))
+    bandwidth = float(divider.get("bandwidth", METHODS["valley"].defaults["bandwidth"]))
     if lo is None or lo >= x[0] or np.count_nonzero(quadrant) < _NOTCH_MIN_EVENTS:
         return None
     params = {
@@ -165,9 +165,8 @@ def _fit_notch(
         "search": [lo, x[0]],
         "fallback": "upper",
         "max_depth_ratio": _NOTCH_DEPTH_RATIO,
+        "bandwidth": bandwidth,
     }
-    if "bandwidth" in divider:
-        params["bandwidth"] = bandwidth
     _, record = _threshold(
         fitting.values(dim, quadrant),
         params,
