@@ -5,13 +5,15 @@ Simulates ``realistic`` cultures (``--batches`` × days 0/7/14/21 per seed,
 QC, so that every event keeps its true label) and, for the CD56 divider within CD3+
 of ``cd3_cd56``, compares :func:`cikflow.gating.tails.hidden_below` (on the divider's
 parent events) with the true CIK cells below the divider. Also the same for the CD56
-divider within CD3− (NK), for the CD3 divider (T and CIK under it), where the
-positives are not one Gaussian's tail, and for a notch where a tube has one (CIK under
-it within CD3−CD56+, fitted as a Gaussian cut at the CD3 divider too).
+divider within CD3− (NK), for the CD3 divider (T and CIK under it: a flat shoulder of
+CD3-dim cells, so :func:`cikflow.gating.tails.tail_below` with ``shoulder`` as the
+intervals of a ``negative_edge`` divider take it, down to the divider's search bound
+at lowest), and for a notch where a tube has one (CIK under it within CD3−CD56+,
+fitted as a Gaussian cut at the CD3 divider too).
 
 Prints per divider and day the median estimate and truth (percent of base) and the
 ratio's quartiles; last line ``tail_ratio_median=<CIK ratio> tail_ratio_iqr=<q1>-<q3>
-tubes=<n>``.
+cd3_ratio_median=<…> cd3_ratio_iqr=<q1>-<q3> tubes=<n>``.
 
 Usage: python bench/tail_estimate.py [--seeds 3] [--batches 3] [--events 50000]
 """
@@ -27,7 +29,7 @@ import pandas as pd
 from coverage import realistic_cultures  # bench/coverage.py: the simulated cultures, per seed
 
 from cikflow.gating.apply import gate_fcs
-from cikflow.gating.tails import hidden_below
+from cikflow.gating.tails import tail_below
 from cikflow.gating.template import make_transform, transform_name
 from cikflow.io import read_fcs, read_template, read_yaml
 from cikflow.simulate import LABELS
@@ -54,6 +56,13 @@ def _transformed(outcome, template, rows: np.ndarray, dims) -> dict[str, np.ndar
     return out
 
 
+def _transformed_point(template, dim: str, value: float) -> float:
+    """One data-unit coordinate of ``dim`` in its transformed units."""
+    spec = template.spec
+    xform = make_transform(spec["transforms"][transform_name(spec, dim)])
+    return float(value) if xform is None else float(xform.apply(np.array([[float(value)]]))[0, 0])
+
+
 def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
     """Per divider of ``cd3_cd56``: estimated and true positives below it (events)."""
     info = next(i for i in outcome.infos if i.name == "cd3_cd56")
@@ -61,6 +70,8 @@ def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
     rows = np.flatnonzero(base)
     kind = np.array([name.split("_")[0] for name in LABELS])[labels][rows]
     at = _transformed(outcome, template, rows, info.gate.dims)
+    x_spec = next(g for g in template.spec["gates"] if g["name"] == "cd3_cd56")["x"]
+    lowest = _transformed_point(template, x_spec["dimension"], x_spec["search"][0])
     out = []
     for threshold in info.gate.thresholds():
         pop = DIVIDERS[threshold.key]
@@ -71,7 +82,15 @@ def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
         out.append(
             {
                 "divider": threshold.key,
-                "estimate_pct": 100.0 * hidden_below(values, t, ceiling=threshold.upto) / len(rows),
+                "estimate_pct": 100.0
+                * tail_below(
+                    values,
+                    t,
+                    ceiling=threshold.upto,
+                    shoulder=threshold.key == "CD3" and bool(x_spec.get("negative_edge")),
+                    lowest=lowest,
+                )
+                / len(rows),
                 "truth_pct": 100.0 * np.count_nonzero(positive & (values < t)) / len(rows),
             }
         )
@@ -114,8 +133,11 @@ def main() -> None:
         )
     cik = df[df["divider"] == "CD56 within CD3+"]["ratio"].dropna()
     q1, med, q3 = cik.quantile([0.25, 0.5, 0.75])
+    cd3 = df[df["divider"] == "CD3"]["ratio"].dropna()
+    s1, smed, s3 = cd3.quantile([0.25, 0.5, 0.75])
     print(
         f"tail_ratio_median={med:.2f} tail_ratio_iqr={q1:.2f}-{q3:.2f} "
+        f"cd3_ratio_median={smed:.2f} cd3_ratio_iqr={s1:.2f}-{s3:.2f} "
         f"tubes={df[['seed', 'sample']].drop_duplicates().shape[0]}"
     )
 

@@ -39,6 +39,15 @@ lymphocytes. Without them a population's share of the base would be
 above that side scatter); the interval reaches to it, up for T, CIK and NK (the
 monocytes are CD3−CD56−), down for the CD3−CD56− cells that hold them.
 
+A divider placed at a smear's lower edge (``negative_edge``: the CD3 divider, below
+CD3-dim T cells that down-regulated CD3 by any factor over a wide range) differs in
+two ways. Its band above is one kernel width only: the stretch above it is the
+smear's, positives, so a higher placement is no plausible alternative. And its tail
+is the larger of the Gaussian one and the smear's flat shoulder continued below it
+(:func:`cikflow.gating.tails.shoulder_below`): the smear's density above the
+divider, carried down to where the negatives begin (their peak's upper half-height,
+or the divider's search bound where they have no peak of their own below it).
+
 A fifth: a quadrant on the negative side of its x divider may hold a second mode
 of its own next to the divider (CD3-dim CIK cells among the CD3−CD56+ NK cells on
 day 21: activated cells that down-regulated CD3). Where the quadrant's x values
@@ -60,7 +69,7 @@ import pandas as pd
 from cikflow.gating.confidence import impurity_scatter, scatter_outliers
 from cikflow.gating.methods import ValleyThreshold, smoothed_density
 from cikflow.gating.model import QuadrantGate
-from cikflow.gating.tails import hidden_below
+from cikflow.gating.tails import tail_below
 from cikflow.gating.template import make_transform, transform_name
 
 if TYPE_CHECKING:
@@ -279,16 +288,26 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
             data = column[rows].astype(float)
             values = xform.apply(data) if xform is not None else data
             t = float(fit["threshold_transformed"])
+            bandwidth = float(settings["placement_bandwidth"])
             below, above = valley_halfwidths(
+                values, t, depth=float(settings["placement_depth"]), bandwidth=bandwidth
+            )
+            # a smear of positives down into the negatives (CD3-dim T cells): the
+            # divider sits at the smear's lower edge on purpose, so no higher place
+            # is plausible (the stretch above it is positives), and the smear's flat
+            # shoulder continues below it
+            smear = bool(fit.get("negative_edge"))
+            if smear:
+                above = bandwidth
+            hidden = tail_below(
                 values,
                 t,
-                depth=float(settings["placement_depth"]),
-                bandwidth=float(settings["placement_bandwidth"]),
+                bandwidth=bandwidth,
+                ceiling=ceiling,
+                shoulder=smear,
+                lowest=_to_transformed(xform, (fit.get("search") or [None])[0]),
             )
             edges = _to_data(xform, np.array([t - below, t, t + above]))
-            hidden = hidden_below(
-                values, t, bandwidth=float(settings["placement_bandwidth"]), ceiling=ceiling
-            )
             out.append(
                 _Divider(
                     gate=info.name,
@@ -337,6 +356,13 @@ def _subset(
 def _xform_of(spec: Mapping[str, Any], dim: str) -> Any:
     """The transform a template applies to a dimension (None: data units)."""
     return make_transform(spec["transforms"][transform_name(spec, dim)])
+
+
+def _to_transformed(xform: Any, value: float | None) -> float | None:
+    """A data-unit coordinate in a dimension's transformed units (None stays None)."""
+    if value is None:
+        return None
+    return float(value) if xform is None else float(xform.apply(np.array([float(value)]))[0])
 
 
 def _to_data(xform: Any, transformed: Any) -> Any:

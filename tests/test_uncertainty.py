@@ -161,18 +161,56 @@ def test_the_cd56_tail_widens_cik_up_and_t_down(realistic_tube, monkeypatch):
     CIK may own those events (its interval reaches up by them), T holds them (its
     interval reaches down); the tube's true CIK fraction lies inside the interval.
     """
+    import cikflow.gating.tails as tails
     import cikflow.uncertainty as unc
 
     tube, outcome, template = realistic_tube(21, 30_000)
     cols = ["percent_of_base_low", "percent_of_base_high"]
+    monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)  # the CD3 divider's
     with_tail = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
-    monkeypatch.setattr(unc, "hidden_below", lambda *a, **k: 0.0)
+    monkeypatch.setattr(tails, "hidden_below", lambda *a, **k: 0.0)
     without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
     assert with_tail.loc["CIK", cols[1]] > without.loc["CIK", cols[1]] + 0.5
     assert with_tail.loc["CIK", cols[0]] == pytest.approx(without.loc["CIK", cols[0]])
     assert with_tail.loc["T", cols[0]] < without.loc["T", cols[0]] - 0.5
     true_cik = next(r["percent_of_base"] for r in tube.truth if r["population"] == "CIK")
     assert without.loc["CIK", cols[1]] < true_cik <= with_tail.loc["CIK", cols[1]]
+
+
+def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
+    """CD3-dim T cells continue as a plateau below the CD3 divider on day 0.
+
+    The divider's shoulder (events per CD3 unit above it, continued down to the
+    negatives) estimates them within a factor of 1.5 of the true CD3+ cells below
+    the divider; T's interval reaches up by its share, the CD3−CD56− cells' down,
+    and the tube's true T lies inside it, above the interval without it.
+    """
+    import cikflow.gating.tails as tails
+    import cikflow.uncertainty as unc
+    from cikflow.gating.tails import shoulder_below
+
+    tube, outcome, template = realistic_tube(0, 30_000)
+    cols = ["percent_of_base_low", "percent_of_base_high"]
+    with_shoulder = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)
+    without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    base = outcome.membership["lymphocytes"]
+    (x_fit,) = [
+        f for i in outcome.infos if i.name == "cd3_cd56" for f in i.fit["fits"] if "within" not in f
+    ]
+    xform = unc._xform_of(template.spec, "CD3")
+    comp = outcome.compensated
+    cd3 = xform.apply(comp.column(comp.pnn.index(outcome.channel_map["CD3"])).astype(float))
+    t = x_fit["threshold_transformed"]
+    estimate = shoulder_below(cd3[base], t, lowest=float(xform.apply(np.array([300.0]))[0]))
+    positive = tube.members("T") | tube.members("CIK")
+    truly_below = int((base & positive & (cd3 < t)).sum())
+    assert truly_below > 200  # 10 % of CD3+ cells are CD3-dim; about a third fall below
+    assert truly_below / 1.5 < estimate < truly_below * 1.5
+    assert with_shoulder.loc["T", cols[1]] > without.loc["T", cols[1]] + 1.0
+    assert with_shoulder.loc["CD3neg_CD56neg", cols[0]] < without.loc["CD3neg_CD56neg", cols[0]]
+    true_t = next(r["percent_of_base"] for r in tube.truth if r["population"] == "T")
+    assert with_shoulder.loc["T", cols[0]] <= true_t <= with_shoulder.loc["T", cols[1]]
 
 
 def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):
@@ -182,10 +220,12 @@ def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):
     side scatter above twice its median; the tube's true T lies inside it, and
     above the interval without that part.
     """
+    import cikflow.gating.tails as tails
     import cikflow.uncertainty as unc
 
     tube, outcome, template = realistic_tube(7, 30_000)
     high = "percent_of_base_high"
+    monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)  # CD3-dim T cells'
     with_out = unc.population_intervals(outcome, template=template).set_index("gate")[high]
     outliers = unc._base_outliers(outcome, base="lymphocytes")
     monkeypatch.setattr(unc, "_base_outliers", lambda *a, **k: None)

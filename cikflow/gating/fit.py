@@ -66,6 +66,8 @@ def _threshold(
         "threshold": value,
         "threshold_transformed": est.threshold_,
         "search": p.get("search") and list(params["search"]),
+        # a positive smear into the negatives: the intervals continue its shoulder
+        "negative_edge": bool(p.get("negative_edge", False)),
         "events": int(est.n_events_),
         # share of events staining between the valley and the upper population (valley)
         "intermediate_share": getattr(est, "intermediate_share_", None),

@@ -7,6 +7,12 @@ where it should. :func:`hidden_below` estimates that tail from the positives abo
 the divider; :mod:`cikflow.uncertainty` widens the intervals by it and
 :mod:`cikflow.gating.confidence` flags it (``hidden_tail``) where it exceeds what a
 release tolerates.
+
+A positive population may also smear down as a flat *shoulder* rather than a
+Gaussian flank (CD3-dim activated T cells: a share of them down-regulated CD3 by
+any factor over a wide range, so their density in the transformed scale is a
+plateau reaching into the negatives). :func:`shoulder_below` continues that
+plateau below the divider down to where the negatives begin.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from scipy.stats import norm
 
 from cikflow.gating.methods import smoothed_density
 
-__all__ = ["TAIL_MIN_EVENTS", "hidden_below"]
+__all__ = ["TAIL_MIN_EVENTS", "hidden_below", "shoulder_below", "tail_below"]
 
 #: fewest events above a divider to fit their tail below it
 TAIL_MIN_EVENTS = 50
@@ -114,3 +120,120 @@ def hidden_below(
     mode = int(np.argmax(density[: i + 1]))
     floor = values.size * float(density[i]) * float(x[i] - x[mode]) if mode < i else n_below
     return max(min(tail, floor, float(n_below)), 0.0)
+
+
+def shoulder_below(
+    values: np.ndarray, threshold: float, *, bandwidth: float = 0.012, lowest: float | None = None
+) -> float:
+    """Events of a flat shoulder above a divider that continue below it.
+
+    The shoulder's level is the lowest density between the threshold and the
+    positives' mode above it (events per transformed unit). It is continued flat
+    below the threshold down to where the negatives begin: the point above their
+    mode (the highest density at or below the threshold) where their density has
+    fallen to half the mode's, or ``lowest`` where that is lower than ``lowest``.
+    Where the density does not fall to half before the threshold (no negative
+    population of its own below it: few CD3− cells by day 21, the smear itself the
+    highest density there), the shoulder reaches down to ``lowest``; without
+    ``lowest``, it is not continued at all. A deep valley has a low floor, so a
+    small shoulder.
+
+    No library models a plateau's continuation; it is a few lines on the binned
+    density :func:`cikflow.gating.methods.smoothed_density` gives.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The divider's parent events (transformed units).
+    threshold : float
+        The divider (transformed units).
+    bandwidth : float
+        Kernel width of the density (transformed units).
+    lowest : float, optional
+        Lowest point the shoulder may reach (transformed units): the divider's own
+        search bound, the lowest place its template lets a divider be.
+
+    Returns
+    -------
+    float
+        Estimated events of the shoulder below the threshold, at most the events
+        below it; 0 with fewer than :data:`TAIL_MIN_EVENTS` events above it.
+
+    Examples
+    --------
+    Negatives N(0, 0.05) and positives N(0.7, 0.05), 10,000 each, and a plateau of
+    3,000 events evenly over [0.1, 0.7] (5,000 per unit), 1,000 of them below a
+    divider at 0.3. Continued from 0.3 down to the negatives' half-maximum (0.06):
+
+    >>> rng = np.random.default_rng(0)
+    >>> plateau = rng.uniform(0.1, 0.7, 3000)
+    >>> x = np.concatenate([rng.normal(0, 0.05, 10000), rng.normal(0.7, 0.05, 10000), plateau])
+    >>> 900 < shoulder_below(x, 0.3) < 1200
+    True
+
+    With 300 negatives only, the plateau is the highest density below the divider;
+    it is continued down to ``lowest``:
+
+    >>> y = np.concatenate([rng.normal(0, 0.05, 300), rng.normal(0.7, 0.05, 10000), plateau])
+    >>> shoulder_below(y, 0.3)
+    0.0
+    >>> 800 < shoulder_below(y, 0.3, lowest=0.1) < 1100
+    True
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n_above = int(np.count_nonzero(values >= threshold))
+    n_below = values.size - n_above
+    if n_above < TAIL_MIN_EVENTS or n_below == 0:
+        return 0.0
+    lo = min(float(values.min()), threshold) - 4 * bandwidth
+    hi = max(float(values.max()), threshold) + 4 * bandwidth
+    bins = int(min(4096, max(256, np.ceil((hi - lo) / (bandwidth / 4)))))
+    x, density = smoothed_density(values, lo=lo, hi=hi, bins=bins, bandwidth=bandwidth)
+    density = density * values.size  # events per transformed unit
+    i = int(np.clip(np.searchsorted(x, threshold), 0, len(x) - 1))
+    top = i + int(np.argmax(density[i:]))
+    level = float(density[i : top + 1].min())
+    mode = int(np.argmax(density[: i + 1]))
+    half = mode
+    while half < i and density[half] > density[mode] / 2:
+        half += 1
+    if half < i:
+        end = float(x[half]) if lowest is None else max(float(x[half]), lowest)
+    elif lowest is not None:
+        end = lowest
+    else:
+        return 0.0
+    return min(level * max(threshold - end, 0.0), float(n_below))
+
+
+def tail_below(
+    values: np.ndarray,
+    threshold: float,
+    *,
+    bandwidth: float = 0.012,
+    ceiling: float | None = None,
+    shoulder: bool = False,
+    lowest: float | None = None,
+) -> float:
+    """Positives below a divider: the Gaussian tail, or a smear's shoulder if larger.
+
+    Parameters
+    ----------
+    values, threshold, bandwidth, ceiling
+        As for :func:`hidden_below`.
+    shoulder : bool
+        The positives smear down as a flat shoulder (a ``negative_edge`` divider):
+        take :func:`shoulder_below` where it is the larger.
+    lowest : float, optional
+        As for :func:`shoulder_below`.
+
+    Returns
+    -------
+    float
+        Estimated positives below the threshold (events).
+    """
+    tail = hidden_below(values, threshold, bandwidth=bandwidth, ceiling=ceiling)
+    if not shoulder:
+        return tail
+    return max(tail, shoulder_below(values, threshold, bandwidth=bandwidth, lowest=lowest))
