@@ -260,7 +260,7 @@ class _Divider:
     above: np.ndarray  # boolean over events: parent events in [t, t + δ_above)
     lower: np.ndarray  # boolean over events: parent events below t
     upper: np.ndarray  # boolean over events: parent events at or above t
-    hidden: float = 0.0  # events of the upper side estimated below t (hidden_below)
+    hidden: float = 0.0  # events of the upper side estimated below t (tail_below)
 
 
 def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> list[_Divider]:
@@ -374,7 +374,7 @@ def _to_data(xform: Any, transformed: Any) -> Any:
 def _placement(pop_mask: np.ndarray, divider: _Divider) -> tuple[int, float, float, float]:
     """Events the population loses and gains when the divider moves across its band.
 
-    Also its share of the divider's hidden tail (:func:`cikflow.gating.tails.hidden_below`):
+    Also its share of the divider's hidden tail (:func:`cikflow.gating.tails.tail_below`):
     events it may own below the divider (population above it, in proportion to its
     share of the band above) and events it may hold that are not its own (population
     below).

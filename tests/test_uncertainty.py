@@ -183,7 +183,8 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
     The divider's shoulder (events per CD3 unit above it, continued down to the
     negatives) estimates them within a factor of 1.5 of the true CD3+ cells below
     the divider; T's interval reaches up by its share, the CD3−CD56− cells' down,
-    and the tube's true T lies inside it, above the interval without it.
+    and the tube's true T lies inside it. The divider's band above it is one kernel
+    width: the stretch above it is the CD3-dim cells', no plausible place for it.
     """
     import cikflow.gating.tails as tails
     import cikflow.uncertainty as unc
@@ -211,6 +212,15 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
     assert with_shoulder.loc["CD3neg_CD56neg", cols[0]] < without.loc["CD3neg_CD56neg", cols[0]]
     true_t = next(r["percent_of_base"] for r in tube.truth if r["population"] == "T")
     assert with_shoulder.loc["T", cols[0]] <= true_t <= with_shoulder.loc["T", cols[1]]
+    (x_divider,) = [
+        d
+        for d in unc._dividers(outcome, template=template, settings=unc.UNCERTAINTY_DEFAULTS)
+        if d.gate == "cd3_cd56" and d.upper.sum() == (base & (cd3 >= t)).sum()
+    ]
+    kernel = unc.UNCERTAINTY_DEFAULTS["placement_bandwidth"]
+    assert x_divider.above.sum() == pytest.approx(
+        (base & (cd3 >= t) & (cd3 < t + kernel)).sum(), abs=2
+    )
 
 
 def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):

@@ -131,7 +131,7 @@ def shoulder_below(
     positives' mode above it (events per transformed unit). It is continued flat
     below the threshold down to where the negatives begin: the point above their
     mode (the highest density at or below the threshold) where their density has
-    fallen to half the mode's, or ``lowest`` where that is lower than ``lowest``.
+    fallen to half the mode's, or ``lowest`` if that is higher.
     Where the density does not fall to half before the threshold (no negative
     population of its own below it: few CD3− cells by day 21, the smear itself the
     highest density there), the shoulder reaches down to ``lowest``; without
