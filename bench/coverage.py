@@ -52,17 +52,22 @@ def realistic_cultures(*, seeds: int, batches: int, events: int) -> Iterator[tup
             yield seed, Path(tmp), cultures, sheet
 
 
-def tube_rows(fcs_path: Path, *, sheet_row: dict, truth: pd.DataFrame, template, config) -> list:
-    """One row per population of a tube: point, interval, truth."""
-    settings = config.get("uncertainty")
-    qc = run_acquisition_qc(read_fcs(fcs_path), settings=config.get("qc"))
-    out = gate_fcs(
-        qc.fcs,
+def gate_as_configured(fcs, *, template, config: dict):
+    """Gate one read FCS file with ``template`` and the config's gating settings."""
+    return gate_fcs(
+        fcs,
         template,
         aliases=config["panel"].get("aliases"),
         fit_max_events=int(config["gating"]["fit_max_events"]),
         random_state=int(config["gating"]["random_state"]),
     )
+
+
+def tube_rows(fcs_path: Path, *, sheet_row: dict, truth: pd.DataFrame, template, config) -> list:
+    """One row per population of a tube: point, interval, truth."""
+    settings = config.get("uncertainty")
+    qc = run_acquisition_qc(read_fcs(fcs_path), settings=config.get("qc"))
+    out = gate_as_configured(qc.fcs, template=template, config=config)
     gates = out.gates.set_index("gate").join(
         population_intervals(out, template=template, settings=settings).set_index("gate")
     )

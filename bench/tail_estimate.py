@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from coverage import realistic_cultures  # bench/coverage.py: the simulated cultures, per seed
+from coverage import (  # bench/coverage.py: the simulated cultures, gated as configured
+    gate_as_configured,
+    realistic_cultures,
+)
 
-from cikflow.gating.apply import gate_fcs
 from cikflow.gating.tails import tail_below
 from cikflow.gating.template import make_transform, transform_name
 from cikflow.io import read_fcs, read_template, read_yaml
@@ -56,13 +58,6 @@ def _transformed(outcome, template, rows: np.ndarray, dims) -> dict[str, np.ndar
     return out
 
 
-def _transformed_point(template, dim: str, value: float) -> float:
-    """One data-unit coordinate of ``dim`` in its transformed units."""
-    spec = template.spec
-    xform = make_transform(spec["transforms"][transform_name(spec, dim)])
-    return float(value) if xform is None else float(xform.apply(np.array([[float(value)]]))[0, 0])
-
-
 def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
     """Per divider of ``cd3_cd56``: estimated and true positives below it (events)."""
     info = next(i for i in outcome.infos if i.name == "cd3_cd56")
@@ -70,8 +65,9 @@ def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
     rows = np.flatnonzero(base)
     kind = np.array([name.split("_")[0] for name in LABELS])[labels][rows]
     at = _transformed(outcome, template, rows, info.gate.dims)
-    x_spec = next(g for g in template.spec["gates"] if g["name"] == "cd3_cd56")["x"]
-    lowest = _transformed_point(template, x_spec["dimension"], x_spec["search"][0])
+    # the CD3 divider's fit record: whether it is a negative edge, its search range
+    fits = info.fit["fits"]
+    cd3 = next(f for f in fits if f["dimension"] == info.gate.xdim and "within" not in f)
     out = []
     for threshold in info.gate.thresholds():
         pop = DIVIDERS[threshold.key]
@@ -87,8 +83,8 @@ def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
                     values,
                     t,
                     ceiling=threshold.upto,
-                    shoulder=threshold.key == "CD3" and bool(x_spec.get("negative_edge")),
-                    lowest=lowest,
+                    shoulder=threshold.key == "CD3" and cd3["negative_edge"],
+                    lowest=cd3["search_transformed"][0],
                 )
                 / len(rows),
                 "truth_pct": 100.0 * np.count_nonzero(positive & (values < t)) / len(rows),
@@ -111,12 +107,8 @@ def main() -> None:
         seeds=args.seeds, batches=args.batches, events=args.events
     ):
         for tube in (t for b in cultures for t in b.samples):
-            outcome = gate_fcs(
-                read_fcs(folder / f"{tube.sample}.fcs"),
-                template,
-                aliases=config["panel"].get("aliases"),
-                fit_max_events=int(config["gating"]["fit_max_events"]),
-                random_state=int(config["gating"]["random_state"]),
+            outcome = gate_as_configured(
+                read_fcs(folder / f"{tube.sample}.fcs"), template=template, config=config
             )
             rows.extend(
                 {"seed": seed, "sample": tube.sample, "day": tube.day, **r}

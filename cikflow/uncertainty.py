@@ -305,7 +305,7 @@ def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> li
                 bandwidth=bandwidth,
                 ceiling=ceiling,
                 shoulder=smear,
-                lowest=_to_transformed(xform, (fit.get("search") or [None])[0]),
+                lowest=(fit.get("search_transformed") or [None])[0],
             )
             edges = _to_data(xform, np.array([t - below, t, t + above]))
             out.append(
@@ -356,13 +356,6 @@ def _subset(
 def _xform_of(spec: Mapping[str, Any], dim: str) -> Any:
     """The transform a template applies to a dimension (None: data units)."""
     return make_transform(spec["transforms"][transform_name(spec, dim)])
-
-
-def _to_transformed(xform: Any, value: float | None) -> float | None:
-    """A data-unit coordinate in a dimension's transformed units (None stays None)."""
-    if value is None:
-        return None
-    return float(value) if xform is None else float(xform.apply(np.array([float(value)]))[0])
 
 
 def _to_data(xform: Any, transformed: Any) -> Any:
@@ -511,12 +504,12 @@ def _crossings(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> l
         if not isinstance(gate, QuadrantGate) or info.name != gate.name:
             continue
         fits = (info.fit or {}).get("fits", [])
-        fit = next((f for f in fits if "within" not in f and f.get("search")), None)
+        fit = next((f for f in fits if "within" not in f and f.get("search_transformed")), None)
         if fit is None or "threshold_transformed" not in fit:
             continue
         xform = _xform_of(spec, gate.xdim)
         t = float(fit["threshold_transformed"])
-        lo = float(xform.apply(np.array([[float(fit["search"][0])]]))[0, 0]) if xform else 0.0
+        lo = float(fit["search_transformed"][0])
         column = comp.column(comp.pnn.index(outcome.channel_map[gate.xdim]))
         by_signs = {signs: quad for quad, signs in gate.quadrants}
         # a notched gate searched its x−, y+ quadrant for that mode itself (its placement

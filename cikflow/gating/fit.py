@@ -66,6 +66,7 @@ def _threshold(
         "threshold": value,
         "threshold_transformed": est.threshold_,
         "search": p.get("search") and list(params["search"]),
+        "search_transformed": p.get("search") and list(p["search"]),
         # a positive smear into the negatives: the intervals continue its shoulder
         "negative_edge": bool(p.get("negative_edge", False)),
         "events": int(est.n_events_),
