@@ -257,6 +257,10 @@ def main() -> None:
         )
         ok = df[~df["failed"]]
         print(f"\npreset {preset}: {len(df)} tubes, {int(df['failed'].sum())} failed")
+        if ok.empty:  # nothing to score: say why, from the first failure
+            print(f"  every tube failed: {df['error'].iloc[0]}")
+            summary.append(f"preset={preset} tubes={len(df)} failed={len(df)}")
+            continue
         print(
             f"{'population':<12}{'max |err| pp':>14}{'median pp':>11}{'min F1':>9}"
             f"{'ceiling F1':>12}{'off':>6}{'silent':>8}"
