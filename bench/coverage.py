@@ -1,17 +1,19 @@
 """Coverage of the 95 % intervals against the simulator's truth.
 
-Simulates ``realistic`` cultures (``--batches`` × days 0/7/14/21 per seed,
-``--events`` per tube), gates every tube as the workflow's gate step does
-(acquisition QC, then the default template with ``config/config.yaml``), computes
-each population's interval (:func:`cikflow.uncertainty.population_intervals`) and
-the CIK single-platform count's (:func:`cikflow.uncertainty.cells_per_uL_interval`),
-and counts how often the interval holds the truth: T, CIK and NK percent of the
-true viable lymphocytes, and the CIK concentration the tube was drawn from
-(cells/µL). Half-widths are reported for populations ≥ 5 % of base.
+Simulates cultures of a simulator preset (``--preset``, ``realistic`` by default;
+``--batches`` × days 0/7/14/21 per seed, ``--events`` per tube), gates every tube
+as the workflow's gate step does (acquisition QC, then the default template with
+``config/config.yaml``), computes each population's interval
+(:func:`cikflow.uncertainty.population_intervals`) and the CIK single-platform
+count's (:func:`cikflow.uncertainty.cells_per_uL_interval`), and counts how often
+the interval holds the truth: T, CIK and NK percent of the true viable lymphocytes,
+and the CIK concentration the tube was drawn from (cells/µL). Half-widths are
+reported for populations ≥ 5 % of base.
 
 Last line: ``coverage_pct=<min over the four> median_halfwidth_pp=<…> tubes=<n>``.
 
 Usage: python bench/coverage.py [--seeds 17] [--batches 3] [--events 50000]
+[--preset realistic]
 """
 
 from __future__ import annotations
@@ -37,15 +39,17 @@ POPULATIONS = ("T", "CIK", "NK")
 DAYS = (0, 7, 14, 21)
 
 
-def realistic_cultures(*, seeds: int, batches: int, events: int) -> Iterator[tuple]:
-    """``(seed, folder, cultures, sheet)`` per seed: ``realistic`` cultures as FCS files.
+def simulated_cultures(
+    *, seeds: int, batches: int, events: int, preset: str = "realistic"
+) -> Iterator[tuple]:
+    """``(seed, folder, cultures, sheet)`` per seed: a preset's cultures as FCS files.
 
     ``batches`` cultures × days 0/7/14/21 of ``events`` each, seeds 1 … ``seeds``, in a
     temporary folder (with ``samples.tsv`` and ``truth.tsv``) that lasts one iteration.
     """
     for seed in range(1, seeds + 1):
         cultures = simulate_batches(
-            n_batches=batches, days=DAYS, n_events=events, seed=seed, preset="realistic"
+            n_batches=batches, days=DAYS, n_events=events, seed=seed, preset=preset
         )
         with tempfile.TemporaryDirectory() as tmp:
             sheet = write_simulated(cultures, tmp)
@@ -119,14 +123,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=17)
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--preset", default="realistic", help="simulator preset")
     parser.add_argument("--out", type=Path, default=None, help="write the per-tube rows (TSV)")
     args = parser.parse_args()
     logging.disable(logging.ERROR)
     config = read_yaml(REPO / "config" / "config.yaml")
     template = read_template(REPO / "config" / "gating" / "cik_default.yaml")
     rows = []
-    for seed, folder, _, sheet in realistic_cultures(
-        seeds=args.seeds, batches=args.batches, events=args.events
+    for seed, folder, _, sheet in simulated_cultures(
+        seeds=args.seeds, batches=args.batches, events=args.events, preset=args.preset
     ):
         truth = pd.read_csv(folder / "truth.tsv", sep="\t")
         for r in sheet.to_dict("records"):

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from coverage import (  # bench/coverage.py: the simulated cultures, gated as configured
     gate_as_configured,
-    realistic_cultures,
+    simulated_cultures,
 )
 
 from cikflow.gating.tails import tail_below
@@ -103,7 +103,7 @@ def main() -> None:
     config = read_yaml(REPO / "config" / "config.yaml")
     template = read_template(REPO / "config" / "gating" / "cik_default.yaml")
     rows = []
-    for seed, folder, cultures, _ in realistic_cultures(
+    for seed, folder, cultures, _ in simulated_cultures(
         seeds=args.seeds, batches=args.batches, events=args.events
     ):
         for tube in (t for b in cultures for t in b.samples):

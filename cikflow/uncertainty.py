@@ -31,6 +31,12 @@ to the negatives' mode. The population above the divider may own those events
 reaches down); they are added, not combined in quadrature, because the tail is a
 bias every tube of a smearing population shares.
 
+The band and the tail count the same events across a divider two ways: the band
+those a divider placed elsewhere in its valley would move, the tail the positives
+below a divider in the right place. Adding both would count those events twice, so
+per divider and side only the larger enters: the band in quadrature, or the tail
+added.
+
 A fourth, also a bias: events of the base whose side scatter exceeds twice its
 median (monocytes inside a fitted lymphocyte scatter gate, as
 :func:`cikflow.gating.confidence.scatter_outliers` sees them) may be no
@@ -440,11 +446,18 @@ def population_intervals(
         lose2 = gain2 = bias_lose = bias_gain = 0.0
         for d in dividers:
             if d.gate in paths.get(gate, ()) and d.gate not in base_path and mask is not None:
-                lose, gain, t_lose, t_gain = _placement(mask, d)
-                lose2 += (100.0 * lose / max(n, 1)) ** 2
-                gain2 += (100.0 * gain / max(n, 1)) ** 2
-                bias_lose += 100.0 * t_lose / max(n, 1)
-                bias_gain += 100.0 * t_gain / max(n, 1)
+                lose, gain, t_lose, t_gain = (100.0 * v / max(n, 1) for v in _placement(mask, d))
+                # the band and the tail count the same events across the divider two
+                # ways (a divider placed elsewhere; positives below one in the right
+                # place): the larger counts, as what it is, chance or bias
+                if t_lose > lose:
+                    bias_lose += t_lose
+                else:
+                    lose2 += lose**2
+                if t_gain > gain:
+                    bias_gain += t_gain
+                else:
+                    gain2 += gain**2
         below_base = gate != base_gate and base_gate in paths.get(gate, ())
         if crossings and mask is not None and below_base:
             lose, gain = _crossing_events(mask, crossings)
