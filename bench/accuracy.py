@@ -33,7 +33,7 @@ Last lines, one per preset, machine-readable:
 review=… false_flag_pct=…``.
 
 Usage: python bench/accuracy.py [--presets clean realistic hard] [--seeds 3] [--batches 3]
-[--template config/gating/cik_default.yaml]
+[--template config/gating/cik_default.yaml] [--out rows.tsv]
 """
 
 from __future__ import annotations
@@ -241,11 +241,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--events", type=int, default=None, help="default: the preset's")
     parser.add_argument("--template", type=Path, default=TEMPLATE, help="gating template")
+    parser.add_argument("--out", type=Path, default=None, help="write the per-tube rows (TSV)")
     args = parser.parse_args()
     logging.disable(logging.ERROR)  # failed tubes are counted below, not logged
     config = read_yaml(REPO / "config" / "config.yaml")
     family = lineage(args.template)
-    summary = []
+    summary, tables = [], []
     for preset in args.presets:
         df = run_preset(
             preset,
@@ -255,6 +256,7 @@ def main() -> None:
             config=config,
             template=args.template,
         )
+        tables.append(df.assign(preset=preset))
         ok = df[~df["failed"]]
         print(f"\npreset {preset}: {len(df)} tubes, {int(df['failed'].sum())} failed")
         if ok.empty:  # nothing to score: say why, from the first failure
@@ -308,6 +310,8 @@ def main() -> None:
             f"ceiling_f1={ceil.min():.3f} silent={silent} review={review} "
             f"false_flag_pct={false_pct:.1f}"
         )
+    if args.out:
+        pd.concat(tables).to_csv(args.out, sep="\t", index=False)
     print()
     for line in real_file_f1():
         print(line)

@@ -92,7 +92,8 @@ def hidden_below(
     lo_edge, hi_edge, counts = edges[:-1][counts > 0], edges[1:][counts > 0], counts[counts > 0]
 
     def nll(p: np.ndarray) -> float:
-        mu, sd = float(p[0]), float(np.exp(p[1]))
+        # the simplex may try spreads far below any kernel width (or overflow exp)
+        mu, sd = float(p[0]), math.exp(min(max(float(p[1]), -14.0), 14.0))
         # each bin's mass, from whichever side of the mean keeps its precision
         mass = np.where(
             lo_edge > mu,
@@ -108,7 +109,7 @@ def hidden_below(
 
     start = np.array([float(np.median(upper)), math.log(float(upper.std()))])
     mu, log_sd = minimize(nll, start, method="Nelder-Mead").x
-    sd = math.exp(float(log_sd))
+    sd = math.exp(min(max(float(log_sd), -14.0), 14.0))
     top = 0.0 if ceiling is None else float(norm.sf(ceiling, mu, sd))
     kept = max(float(norm.sf(threshold, mu, sd)) - top, 1e-12)
     tail = upper.size * float(norm.cdf(threshold, mu, sd)) / kept
