@@ -33,9 +33,9 @@ bias every tube of a smearing population shares.
 
 The band and the tail count the same events across a divider two ways: the band
 those a divider placed elsewhere in its valley would move, the tail the positives
-below a divider in the right place. Adding both would count those events twice, so
-per divider and side only the larger enters: the band in quadrature, or the tail
-added.
+below a divider in the right place. Adding both would count the tail's events
+twice, so per divider and side the tail enters as the bias it is and the band only
+beyond it, in quadrature.
 
 A fourth, also a bias: events of the base whose side scatter exceeds twice its
 median (monocytes inside a fitted lymphocyte scatter gate, as
@@ -449,15 +449,11 @@ def population_intervals(
                 lose, gain, t_lose, t_gain = (100.0 * v / max(n, 1) for v in _placement(mask, d))
                 # the band and the tail count the same events across the divider two
                 # ways (a divider placed elsewhere; positives below one in the right
-                # place): the larger counts, as what it is, chance or bias
-                if t_lose > lose:
-                    bias_lose += t_lose
-                else:
-                    lose2 += lose**2
-                if t_gain > gain:
-                    bias_gain += t_gain
-                else:
-                    gain2 += gain**2
+                # place): the tail counts as bias, the band only beyond it, as chance
+                bias_lose += t_lose
+                bias_gain += t_gain
+                lose2 += max(lose - t_lose, 0.0) ** 2
+                gain2 += max(gain - t_gain, 0.0) ** 2
         below_base = gate != base_gate and base_gate in paths.get(gate, ())
         if crossings and mask is not None and below_base:
             lose, gain = _crossing_events(mask, crossings)

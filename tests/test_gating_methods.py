@@ -160,6 +160,26 @@ def test_blob_finds_the_main_population_and_cuts_its_neighbour():
     assert again.vertices_ == est.vertices_
 
 
+def test_blob_cuts_off_a_neighbour_its_hull_would_enclose():
+    """Monocytes beside the lymphocytes, and a broad background joining the lymphocytes.
+
+    The background component wins on both sides of the few monocytes, so the hull
+    of the population's region encloses them all; ``cut_enclosed`` cuts them off
+    at the decision boundary and keeps the lymphocytes.
+    """
+    rng = np.random.default_rng(0)
+    main = rng.normal([0.0, 0.0], [0.05, 0.1], (9000, 2))
+    mono = rng.normal([0.16, 0.5], [0.05, 0.08], (300, 2))
+    background = rng.normal([-0.07, -0.17], [0.2, 0.45], (250, 2))
+    xy = np.vstack([main, mono, background])
+    hull = BlobGate(log=False, random_state=0).fit(xy)
+    assert _in_polygon(hull.vertices_, mono).mean() == 1.0
+    cut = BlobGate(log=False, cut_enclosed=True, random_state=0).fit(xy)
+    assert len(cut.cut_) == 1
+    assert _in_polygon(cut.vertices_, mono).mean() < 0.02
+    assert _in_polygon(cut.vertices_, main).mean() > 0.999
+
+
 @pytest.fixture(scope="module")
 def culture(tmp_path_factory):
     out = tmp_path_factory.mktemp("dd")

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cikflow.gating.tails import hidden_below
+from cikflow.simulate import LABELS
 from cikflow.uncertainty import (
     count_interval,
     valley_halfwidths,
@@ -23,7 +24,8 @@ def realistic_tube(tmp_path_factory):
     """``(tube, outcome, template)`` of a seed-1 ``realistic`` culture's tube, gated once.
 
     Called with the culture day and the tube's events; the default template and the
-    config's panel aliases, as the workflow's gate step uses them.
+    config's panel aliases, as the workflow's gate step uses them (``cut=False``: its
+    lymphocytes blob without ``cut_enclosed``, so monocytes stay in the base).
     """
     from pathlib import Path
 
@@ -33,21 +35,28 @@ def realistic_tube(tmp_path_factory):
     from cikflow.simulate import simulate_batches
 
     repo = Path(__file__).resolve().parents[1]
-    template = read_template(repo / "config" / "gating" / "cik_default.yaml")
+    text = (repo / "config" / "gating" / "cik_default.yaml").read_text(encoding="utf-8")
+    assert text.count("cut_enclosed: true") == 1
+    uncut = tmp_path_factory.mktemp("templates") / "cik_default.yaml"
+    uncut.write_text(text.replace("cut_enclosed: true", "cut_enclosed: false"), encoding="utf-8")
+    templates = {
+        True: read_template(repo / "config" / "gating" / "cik_default.yaml"),
+        False: read_template(uncut),
+    }
     aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
     made = {}
 
-    def make(day: int, n_events: int):
-        if (day, n_events) not in made:
+    def make(day: int, n_events: int, *, cut: bool = True):
+        if (day, n_events, cut) not in made:
             folder = tmp_path_factory.mktemp(f"day{day}")
             (batch,) = simulate_batches(
                 n_batches=1, days=(day,), n_events=n_events, seed=1, preset="realistic"
             )
             write_simulated([batch], folder)
-            tube = batch.samples[0]
+            tube, template = batch.samples[0], templates[cut]
             outcome = gate_fcs(read_fcs(folder / f"{tube.sample}.fcs"), template, aliases=aliases)
-            made[day, n_events] = (tube, outcome, template)
-        return made[day, n_events]
+            made[day, n_events, cut] = (tube, outcome, template)
+        return made[day, n_events, cut]
 
     return make
 
@@ -232,14 +241,24 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
 def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):
     """Monocytes inside the lymphocyte scatter gate on day 7 (CD3−CD56−) dilute T.
 
-    T's interval reaches up to its share of the base without the base's events of
-    side scatter above twice its median; the tube's true T lies inside it, and
-    above the interval without that part.
+    Where the blob keeps them (no ``cut_enclosed``), T's interval reaches up to its
+    share of the base without the base's events of side scatter above twice its
+    median; the tube's true T lies inside it, and above the interval without that
+    part. The default template's blob cuts them off: T's point rises toward the
+    truth by more than a point.
     """
     import cikflow.gating.tails as tails
     import cikflow.uncertainty as unc
 
-    tube, outcome, template = realistic_tube(7, 30_000)
+    tube, cut, _ = realistic_tube(7, 30_000)
+    true_t = next(r["percent_of_base"] for r in tube.truth if r["population"] == "T")
+    monocyte = tube.labels == LABELS.index("monocyte")
+    cut_t = 100 * cut.membership["T"].sum() / cut.membership["lymphocytes"].sum()
+    assert (cut.membership["lymphocytes"] & monocyte).sum() < 0.05 * monocyte.sum()
+    tube, outcome, template = realistic_tube(7, 30_000, cut=False)
+    assert (outcome.membership["lymphocytes"] & monocyte).sum() > 0.9 * monocyte.sum()
+    uncut_t = 100 * outcome.membership["T"].sum() / outcome.membership["lymphocytes"].sum()
+    assert uncut_t + 1.0 < cut_t <= true_t  # T nearer the truth, not past it
     high = "percent_of_base_high"
     monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)  # CD3-dim T cells'
     with_out = unc.population_intervals(outcome, template=template).set_index("gate")[high]
@@ -252,7 +271,6 @@ def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):
     alt = 100 * (t & ~outliers).sum() / (base & ~outliers).sum()
     assert alt > p + 1.0  # about 700 of 18,000 base events are monocytes
     assert with_out["T"] == pytest.approx(without["T"] + alt - p)
-    true_t = next(r["percent_of_base"] for r in tube.truth if r["population"] == "T")
     assert without["T"] < true_t <= with_out["T"]
 
 

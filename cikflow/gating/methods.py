@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cikflow.gating.edges import balanced_edge
+from cikflow.gating.hull import population_region
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -594,6 +595,8 @@ class BlobGate:
     the events lie within the ``level`` contour of a population component, as
     the convex hull of that region on a grid — so a neighbouring population
     (monocytes beside lymphocytes) is cut at the mixture's decision boundary.
+    With ``cut_enclosed``, another component that hull would enclose is cut off
+    (:func:`cikflow.gating.hull.population_region`).
     The gate follows the population when it moves (lymphoblasts growing in
     FSC/SSC across culture days).
 
@@ -605,6 +608,9 @@ class BlobGate:
         Probability mass of a component inside its contour.
     merge : float
         Mahalanobis distance under which components join the population.
+    cut_enclosed : bool
+        Cut off other components the hull would enclose (not for a population
+        split into components that do not join: singlets on width × height).
     log : bool
         Fit on log10 of the values (linear scatter); vertices are mapped back.
     select : {"largest", "nearest"}
@@ -625,6 +631,7 @@ class BlobGate:
         n_components: int = 3,
         level: float = 0.9999,
         merge: float = 3.0,
+        cut_enclosed: bool = False,
         log: bool = True,
         select: str = "largest",
         seed: tuple[float, float] | None = None,
@@ -635,6 +642,7 @@ class BlobGate:
         self.n_components = n_components
         self.level = level
         self.merge = merge
+        self.cut_enclosed = cut_enclosed
         self.log = log
         self.select = select
         self.seed = seed
@@ -679,21 +687,17 @@ class BlobGate:
         diff = gmm.means_ - gmm.means_[main]
         distance = np.sqrt(np.einsum("ij,jk,ik->i", diff, inv, diff))
         members = np.flatnonzero(distance <= self.merge)
-        # the region: posterior of the population >= 0.5 and inside a member's contour
         lo = np.quantile(sample, 0.0005, axis=0)
         hi = np.quantile(sample, 0.9995, axis=0)
         pad = 0.1 * (hi - lo)
         gx = np.linspace(lo[0] - pad[0], hi[0] + pad[0], self.grid)
         gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], self.grid)
         points = np.column_stack([a.ravel() for a in np.meshgrid(gx, gy)])
-        posterior = gmm.predict_proba(points)[:, members].sum(axis=1)
-        radius2 = -2.0 * np.log(1.0 - self.level)  # chi-square quantile, 2 degrees of freedom
-        inside = np.zeros(len(points), dtype=bool)
-        for k in members:
-            d = points - gmm.means_[k]
-            inside |= np.einsum("ij,jk,ik->i", d, np.linalg.inv(gmm.covariances_[k]), d) <= radius2
-        region = points[(posterior >= 0.5) & inside]
+        region, cut = population_region(
+            points, gmm=gmm, members=members, main=main, level=self.level, cut=self.cut_enclosed
+        )
         self.components_ = [int(k) for k in members]
+        self.cut_ = [int(k) for k in cut]
         self.weight_ = float(gmm.weights_[members].sum())
         if len(region) < 3:
             self.flags_.append(Flag("no_population", "the mixture found no population region"))
