@@ -57,7 +57,7 @@ def test_every_gate_is_data_driven_and_unflagged(outcome):
 def test_the_experts_share_lies_in_the_95_percent_interval(outcome, template, gate, label):
     """The interval of a data-driven gate holds the expert's share of the same base.
 
-    NK 1.71 % (interval 1.64-2.14 %, point 1.86 %), NK T 2.88 % (2.79-3.66 %, 3.08 %).
+    NK 1.71 % (interval 1.64-2.13 %, point 1.86 %), NK T 2.88 % (2.79-3.64 %, 3.08 %).
     """
     result, labels = outcome
     base = result.membership[template.spec["base"]]
