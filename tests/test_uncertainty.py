@@ -255,6 +255,8 @@ def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):
     monocyte = tube.labels == LABELS.index("monocyte")
     cut_t = 100 * cut.membership["T"].sum() / cut.membership["lymphocytes"].sum()
     assert (cut.membership["lymphocytes"] & monocyte).sum() < 0.05 * monocyte.sum()
+    (lymphocytes,) = [i for i in cut.infos if i.name == "lymphocytes"]
+    assert lymphocytes.fit["components_cut"] == 1
     tube, outcome, template = realistic_tube(7, 30_000, cut=False)
     assert (outcome.membership["lymphocytes"] & monocyte).sum() > 0.9 * monocyte.sum()
     uncut_t = 100 * outcome.membership["T"].sum() / outcome.membership["lymphocytes"].sum()

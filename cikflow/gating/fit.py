@@ -244,6 +244,8 @@ def _fit_shape(
         # fitted in data units (by default on log10 of linear scatter)
         est = blob_estimator(params, linear=True, where=where, random_state=fitting.seed)
         est.fit(data)
+        # mixture components cut off the hull (cut_enclosed: monocytes it would enclose)
+        record["components_cut"] = len(getattr(est, "cut_", []))
     else:
         est = singlet_estimator(params, where=where)
         est.fit(data)
