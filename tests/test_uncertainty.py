@@ -44,18 +44,21 @@ def realistic_tube(tmp_path_factory):
         False: read_template(uncut),
     }
     aliases = read_yaml(repo / "config" / "config.yaml")["panel"].get("aliases")
-    made = {}
+    tubes, made = {}, {}
 
     def make(day: int, n_events: int, *, cut: bool = True):
-        if (day, n_events, cut) not in made:
+        if (day, n_events) not in tubes:  # one simulated tube, gated by either template
             folder = tmp_path_factory.mktemp(f"day{day}")
             (batch,) = simulate_batches(
                 n_batches=1, days=(day,), n_events=n_events, seed=1, preset="realistic"
             )
             write_simulated([batch], folder)
-            tube, template = batch.samples[0], templates[cut]
-            outcome = gate_fcs(read_fcs(folder / f"{tube.sample}.fcs"), template, aliases=aliases)
-            made[day, n_events, cut] = (tube, outcome, template)
+            tube = batch.samples[0]
+            tubes[day, n_events] = (tube, folder / f"{tube.sample}.fcs")
+        if (day, n_events, cut) not in made:
+            tube, path = tubes[day, n_events]
+            outcome = gate_fcs(read_fcs(path), templates[cut], aliases=aliases)
+            made[day, n_events, cut] = (tube, outcome, templates[cut])
         return made[day, n_events, cut]
 
     return make
@@ -223,7 +226,7 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
         if d.gate == "cd3_cd56" and d.upper.sum() == (base & (cd3 >= t)).sum()
     ]
     # T's share of the shoulder: its share of the divider's band above; the shoulder
-    # (larger than the band below here) enters T's upper end whole, as a bias
+    # enters T's upper end whole, as a bias (the band only beyond it)
     t_mask = outcome.membership["T"]
     share = (t_mask & x_divider.above).sum() / x_divider.above.sum()
     t_point = 100.0 * t_mask.sum() / base.sum()

@@ -245,7 +245,7 @@ def _fit_shape(
         est = blob_estimator(params, linear=True, where=where, random_state=fitting.seed)
         est.fit(data)
         # mixture components cut off the hull (cut_enclosed: monocytes it would enclose)
-        record["components_cut"] = len(getattr(est, "cut_", []))
+        record["components_cut"] = len(est.cut_)
     else:
         est = singlet_estimator(params, where=where)
         est.fit(data)

@@ -660,6 +660,7 @@ class BlobGate:
         self.flags_: list[Flag] = []
         self.method_ = "blob"
         self.vertices_: list[tuple[float, float]] = []
+        self.cut_: list[int] = []
         if self.log:
             xy = np.log10(xy[np.all(xy > 0, axis=1)])
         if len(xy) < max(_MIN_FIT_EVENTS, 10 * self.n_components):
