@@ -36,8 +36,13 @@ A tube holds ``sample_volume_uL`` of culture and ``beads_per_tube`` beads. The
 cytometer acquires a fraction of the tube; each population's event count is
 Poisson with mean ``fraction × concentration × sample_volume_uL``, and the bead
 count Poisson with mean ``fraction × beads_per_tube``. The single-platform
-estimate ``events / bead_events × beads_per_tube / sample_volume_uL`` is the
-culture concentration (cells/µL) that the truth table reports.
+estimate ``events / bead_events × beads_per_tube / sample_volume_uL`` is what a
+perfect gate reports (the truth table's ``cells_per_uL``). Where the preset gives the
+bead lot's true count and the pipetted volumes an error (:attr:`Difficulty.bead_lot_cv`
+per batch, :attr:`Difficulty.pipetting_cv` per tube; the sample sheet keeps the
+label), that estimate is ``f`` times the culture's true concentration: the truth
+table's ``cells_per_uL_expected`` is then ``concentration / f``. The events stay those
+of ``f = 1``: the same acquisition, with a culture of another concentration behind it.
 """
 
 from __future__ import annotations
@@ -564,6 +569,7 @@ def _simulate_tube(
     beads_per_tube: int,
     difficulty: Difficulty,
     rx: np.random.Generator,
+    handling: float = 1.0,
 ) -> SimulatedSample:
     p = difficulty
     sample = f"{batch}_d{day:02d}"
@@ -602,7 +608,8 @@ def _simulate_tube(
     culture_volume_mL = initial_cells * fold_total / (lymph_per_uL * 1000.0 / 0.85)
     truth = _truth_rows(
         counts,
-        conc=conc,
+        # the culture behind the same acquisition when the handling erred (f ≠ 1)
+        conc={lab: c / handling for lab, c in conc.items()},
         where={"batch": batch, "sample": sample, "day": day},
         beads_per_tube=beads_per_tube,
         sample_volume_uL=sample_volume_uL,
@@ -630,6 +637,13 @@ def _simulate_tube(
         true_spillover=spill,
         gains=gains,
     )
+
+
+def _handling_error(cv: float, *, stream: list[int]) -> float:
+    """A log-normal factor of relative SD ``cv`` drawn from its own ``stream``; 1 if ``cv`` is 0."""
+    if cv <= 0:
+        return 1.0
+    return float(np.exp(np.random.default_rng(stream).normal(0.0, cv)))
 
 
 def simulate_batches(
@@ -694,6 +708,8 @@ def simulate_batches(
         weight_kg = round(float(rng.uniform(55, 90)), 1)
         initial_cells = float(rng.uniform(2e7, 6e7))
         lot_beads = int(rng.integers(45000, 55001))
+        # the lot's and every tube's handling error from streams of their own (1 without)
+        lot_error = _handling_error(difficulty.bead_lot_cv, stream=[seed, b, 0, 3])
         samples = []
         for day in sorted(days):
             fold = final_fold ** (min(day, 21) / 21) if day > 0 else 1.0
@@ -713,6 +729,8 @@ def simulate_batches(
                     difficulty=difficulty,
                     # a stream of its own for the difficulties: the clean draws never move
                     rx=np.random.default_rng([seed, b, day, 1]),
+                    handling=lot_error
+                    * _handling_error(difficulty.pipetting_cv, stream=[seed, b, day, 2]),
                 )
             )
         samples = [replace(s, preset=name) for s in samples]

@@ -4,9 +4,10 @@ A :class:`Difficulty` holds noise that grows with the signal (so compensated
 negatives spread), CD3-dim activated cells, CD56 on CIK as a dim smear rising out of
 the T cells, CD16-dim cells, CD56-bright NK as a shoulder, dying cells with
 intermediate viability-dye staining, CD45-dim debris, doublets as a continuum, a true
-spillover that differs from the matrix written in the file, and detector gains that
-drift between culture days. A *preset* is a named :class:`Difficulty`
-(:data:`PRESETS`); :mod:`cikflow.simulate` draws the tubes.
+spillover that differs from the matrix written in the file, detector gains that
+drift between culture days, and a bead lot and pipetting that differ from their
+labels. A *preset* is a named :class:`Difficulty` (:data:`PRESETS`);
+:mod:`cikflow.simulate` draws the tubes.
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ class Difficulty:
         fluorescence detectors each change gain by a common ``1 + u`` (``u`` uniform in
         ±``gain_drift``), and every detector by its own ``1 + v`` (±``gain_drift``/5),
         which the file's compensation matrix does not know about.
+    bead_lot_cv : float
+        Relative SD of a bead lot's true beads per tube around the count on its label,
+        drawn per batch (one lot per culture): every tube of a batch shares it.
+    pipetting_cv : float
+        Relative SD of the ratio of the pipetted bead and sample volumes, drawn per tube.
+        Neither is known to the lab (the sample sheet states the label and the nominal
+        volume); the workflow's intervals take both from ``config.yaml``
+        (``bead_lot_cv_percent``, ``pipetting_cv_percent``), whose defaults these match.
     """
 
     n_events: int = 30000
@@ -102,6 +111,8 @@ class Difficulty:
     doublet_overlap: float = 0.0
     spillover_error: float = 0.0
     gain_drift: float = 0.0
+    bead_lot_cv: float = 0.0
+    pipetting_cv: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         """The parameters as a plain dict (for the truth sidecar)."""
@@ -135,6 +146,8 @@ PRESETS: dict[str, Difficulty] = {
         doublet_overlap=0.6,
         spillover_error=0.05,
         gain_drift=0.1,
+        bead_lot_cv=0.02,
+        pipetting_cv=0.01,
     ),
     # the edge of what a lab still analyses: 10-15 % spillover error, +-30 % gain drift
     # between days, 30-40 % dead/dying/debris, 2,000 events; bench/realism.py measures its
@@ -161,5 +174,7 @@ PRESETS: dict[str, Difficulty] = {
         doublet_overlap=0.8,
         spillover_error=0.125,
         gain_drift=0.3,
+        bead_lot_cv=0.02,
+        pipetting_cv=0.01,
     ),
 }
