@@ -207,6 +207,42 @@ def test_spillover_error_and_gain_drift_are_recorded_and_bounded():
     np.testing.assert_array_equal(tube.file_spillover, SPILLOVER)
 
 
+def test_bead_lot_and_pipetting_errors_move_the_true_concentration_not_the_events():
+    from dataclasses import replace
+
+    from cikflow.simulate import PRESETS
+
+    def cultures(**cv):
+        d = replace(PRESETS["clean"], **cv)
+        return simulate_batches(n_batches=40, days=(0, 7), n_events=300, seed=5, preset=d)
+
+    def expected(batches):  # CIK's true concentration per tube (cells/µL)
+        return np.array(
+            [
+                next(r["cells_per_uL_expected"] for r in t.truth if r["population"] == "CIK")
+                for b in batches
+                for t in b.samples
+            ]
+        ).reshape(len(batches), -1)
+
+    exact = cultures()
+    lot = cultures(bead_lot_cv=0.1)
+    pipetted = cultures(pipetting_cv=0.1)
+    for a, b in zip(exact, lot, strict=True):  # the same acquisition
+        for s, t in zip(a.samples, b.samples, strict=True):
+            np.testing.assert_array_equal(s.events, t.events)
+            assert [r["cells_per_uL"] for r in s.truth] == [r["cells_per_uL"] for r in t.truth]
+    f_lot = expected(exact) / expected(lot)  # the factor f: measured ÷ true concentration
+    f_pip = expected(exact) / expected(pipetted)
+    # one lot per culture: both days share its factor; pipetting errs per tube
+    np.testing.assert_allclose(f_lot[:, 0], f_lot[:, 1], rtol=1e-12)
+    assert np.all(np.abs(f_pip[:, 0] - f_pip[:, 1]) > 1e-6)
+    # log-normal with SD 0.1: over 40 cultures the sample SD lies within 0.06-0.14
+    # (chi-square, 39 degrees of freedom, beyond 99.9 %)
+    assert 0.06 < np.log(f_lot[:, 0]).std(ddof=1) < 0.14
+    assert 0.06 < np.log(f_pip).std(ddof=1) < 0.14
+
+
 def test_dying_cells_stain_the_viability_dye_at_intermediate_levels():
     from dataclasses import replace
 
