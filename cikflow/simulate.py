@@ -643,7 +643,7 @@ def _handling_error(cv: float, *, stream: list[int]) -> float:
     """A log-normal factor of relative SD ``cv`` drawn from its own ``stream``; 1 if ``cv`` is 0."""
     if cv <= 0:
         return 1.0
-    return float(np.exp(np.random.default_rng(stream).normal(0.0, cv)))
+    return float(_lognormal(np.random.default_rng(stream), 1.0, 1, sd=cv)[0])
 
 
 def simulate_batches(

@@ -31,6 +31,14 @@ __all__ = ["TAIL_MIN_EVENTS", "hidden_below", "shoulder_below", "tail_below"]
 TAIL_MIN_EVENTS = 50
 
 
+def _spread(log_sd: float) -> float:
+    """A fitted log-spread as a spread, within exp(±14).
+
+    The simplex may try spreads far below any kernel width, or ones that overflow exp.
+    """
+    return math.exp(min(max(log_sd, -14.0), 14.0))
+
+
 def hidden_below(
     values: np.ndarray, threshold: float, *, bandwidth: float = 0.012, ceiling: float | None = None
 ) -> float:
@@ -92,8 +100,7 @@ def hidden_below(
     lo_edge, hi_edge, counts = edges[:-1][counts > 0], edges[1:][counts > 0], counts[counts > 0]
 
     def nll(p: np.ndarray) -> float:
-        # the simplex may try spreads far below any kernel width (or overflow exp)
-        mu, sd = float(p[0]), math.exp(min(max(float(p[1]), -14.0), 14.0))
+        mu, sd = float(p[0]), _spread(float(p[1]))
         # each bin's mass, from whichever side of the mean keeps its precision
         mass = np.where(
             lo_edge > mu,
@@ -109,7 +116,7 @@ def hidden_below(
 
     start = np.array([float(np.median(upper)), math.log(float(upper.std()))])
     mu, log_sd = minimize(nll, start, method="Nelder-Mead").x
-    sd = math.exp(min(max(float(log_sd), -14.0), 14.0))
+    sd = _spread(float(log_sd))
     top = 0.0 if ceiling is None else float(norm.sf(ceiling, mu, sd))
     kept = max(float(norm.sf(threshold, mu, sd)) - top, 1e-12)
     tail = upper.size * float(norm.cdf(threshold, mu, sd)) / kept
