@@ -218,7 +218,8 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
     estimate = shoulder_below(cd3[base], t, lowest=float(xform.apply(np.array([300.0]))[0]))
     positive = tube.members("T") | tube.members("CIK")
     truly_below = int((base & positive & (cd3 < t)).sum())
-    assert truly_below > 200  # 10 % of CD3+ cells are CD3-dim; about a third fall below
+    # 10 % of the CD3+ cells are CD3-dim; a sixth of those fall below the balanced edge
+    assert truly_below > 150
     assert truly_below / 1.5 < estimate < truly_below * 1.5
     (x_divider,) = [
         d
@@ -230,7 +231,9 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
     t_mask = outcome.membership["T"]
     share = (t_mask & x_divider.above).sum() / x_divider.above.sum()
     t_point = 100.0 * t_mask.sum() / base.sum()
-    assert with_shoulder.loc["T", cols[1]] > without.loc["T", cols[1]] + 0.5
+    # the shoulder (≈ 1 point at the balanced edge) replaces part of the band above, which
+    # entered in quadrature with counting: T's upper end moves up by 0.4 of a point
+    assert with_shoulder.loc["T", cols[1]] > without.loc["T", cols[1]] + 0.3
     assert with_shoulder.loc["T", cols[1]] >= t_point + 100.0 * estimate * share / base.sum()
     assert with_shoulder.loc["CD3neg_CD56neg", cols[0]] < without.loc["CD3neg_CD56neg", cols[0]]
     true_t = next(r["percent_of_base"] for r in tube.truth if r["population"] == "T")

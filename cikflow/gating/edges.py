@@ -7,14 +7,18 @@ lost. The best a single divider can do for a *count* is to lose as many positive
 below it as it takes negatives above it: the errors cancel. This module finds that
 place from the density alone.
 
-The negative population is modelled by the one part of it a positive smear does not
-reach: its peak. Its upper half is taken as a Gaussian whose width is the distance
-from the mode to where the density falls to half the mode's height (on real and
-simulated compensated data the negatives' lower half is the wider one: compensation
-spreads them below zero, where the logicle scale is linear, so mirroring it
-over-states the negatives above the mode). Density above that Gaussian, between the
-mode and a divider, is positives the divider counts negative; the Gaussian's mass
-above the divider is negatives it counts positive.
+The positives' smear is modelled as the flat stretch it makes: its level is the
+density's floor between the valley and the positives' peak, and it is taken to
+continue at that level down to where the negatives begin (the point above their
+mode where their density has fallen to half the mode's), the same continuation
+:func:`cikflow.gating.tails.shoulder_below` gives the intervals. Positives a divider
+counts negative are that level times the stretch from there up to the divider; the
+negatives it counts positive are the density above the level between the divider
+and the valley. An earlier model took the negatives' upper half as a Gaussian of
+their peak's half-height width; the negatives' upper flank is steeper than that
+(several CD3− populations side by side make a flat-topped peak), so it put three
+times as many negatives above a divider as there were and stopped the divider high,
+in the smear (T 1.5 points low on ``realistic`` day-0 tubes).
 
 No library offers this: it is a few lines on the binned density the valley fit
 already computed.
@@ -25,6 +29,9 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["balanced_edge", "negative_mode"]
+
+#: the negatives' tail ends where the density is within this factor of the smear's level
+_TAIL_END = 1.25
 
 
 def negative_mode(density: np.ndarray, valley: int) -> int:
@@ -78,35 +85,44 @@ def balanced_edge(x: np.ndarray, density: np.ndarray, *, valley: int, start: int
     Returns
     -------
     int
-        The first index in ``[max(start, mode + 1), valley]`` where the density in
-        excess of the negatives' Gaussian, summed from the mode up to it, reaches the
-        Gaussian's mass above it; ``valley`` when there is none.
+        The first index ``i`` in ``[max(start, half), valley]`` where the smear's
+        level (the lowest density from the valley up to the positives' peak) times
+        ``x[i] − x[half]`` reaches the density in excess of that level from ``i`` up
+        to the valley; ``half`` is where the density above the negatives' mode falls
+        to half the mode's. ``valley`` when there is none, or when the negatives
+        have no peak of their own below the valley.
 
     Examples
     --------
-    Negatives N(0, 0.1) (100 %) and a flat smear of 10 % of as many events over
-    [0.3, 0.8]: the excess below ``t`` is ≈ 0.2 × (t − 0.3) and the negatives above it
-    ``1 − Φ(t / 0.1)``; they balance near 0.31, where the smear begins.
+    Negatives N(0, 0.1) (100 %) and a flat smear of 1/7 of their events per unit from
+    0.1 up (the positives' peak lies beyond the grid). The smear's level is 1/7, and
+    the density falls to half its mode at 0.124. At ``t`` the smear below counts
+    (t − 0.124) / 7 and the negatives above it ``1 − Φ(t / 0.1)``; the two meet near
+    0.22 (≈ 0.014 of the events each way).
 
     >>> x = np.linspace(-0.5, 1.0, 601)
     >>> neg = np.exp(-(x**2) / 0.02) / np.sqrt(0.02 * np.pi)
-    >>> d = neg + np.where((x >= 0.3) & (x <= 0.8), 0.2, 0.0)
+    >>> d = neg + np.where(x >= 0.1, 1 / 7, 0.0)
     >>> round(float(x[balanced_edge(x, d, valley=520, start=0)]), 2)
-    0.31
+    0.22
     """
     mode = negative_mode(density, valley)
     half = mode
-    while half < len(x) - 1 and density[half] > density[mode] / 2:
+    while half < valley and density[half] > density[mode] / 2:
         half += 1
-    sigma = max(float(x[half] - x[mode]), float(x[1] - x[0])) / np.sqrt(2 * np.log(2))
-    above_mode = x >= x[mode]
-    negatives = np.where(
-        above_mode, density[mode] * np.exp(-((x - x[mode]) ** 2) / (2 * sigma**2)), 0.0
-    )
-    excess = np.where(x > x[mode], np.maximum(density - negatives, 0.0), 0.0)
-    positives_below = np.cumsum(excess)
-    negatives_above = np.cumsum(negatives[::-1])[::-1]
-    for i in range(max(mode + 1, start), valley + 1):
-        if positives_below[i] >= negatives_above[i]:
+    if half >= valley:  # the smear is the highest density: no negatives of their own
+        return valley
+    top = valley + int(np.argmax(density[valley:]))
+    level = float(density[valley : top + 1].min())
+    step = float(x[1] - x[0])
+    # the negatives' tail ends where the density has come down to the smear (a quarter
+    # above its floor): beyond, the excess is the smear's own noise, not negatives
+    end = half + int(np.argmax(density[half : valley + 1] <= _TAIL_END * level))
+    if density[end] > _TAIL_END * level:
+        end = valley
+    excess = np.maximum(density[: end + 1] - level, 0.0)
+    negatives_above = np.r_[np.cumsum(excess[::-1])[::-1], np.zeros(valley - end)] * step
+    for i in range(max(half, start), valley + 1):
+        if level * float(x[i] - x[half]) >= negatives_above[i]:
             return i
     return valley
