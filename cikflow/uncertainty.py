@@ -53,6 +53,12 @@ is the larger of the Gaussian one and the smear's flat shoulder continued below 
 (:func:`cikflow.gating.tails.shoulder_below`): the smear's density above the
 divider, carried down to where the negatives begin (their peak's upper half-height,
 or the divider's search bound where they have no peak of their own below it).
+Such a divider also counts the negatives' upper tail positive
+(:func:`cikflow.gating.tails.spill_above`: the density above the smear's floor,
+from the divider up to where it has come down to that floor); at the
+count-balanced edge the two about cancel in the point, so the interval reaches
+both ways: the populations above hold the tail (their lower end reaches down by
+their share of it), those below miss it (their upper end reaches up).
 
 A fifth: a quadrant on the negative side of its x divider may hold a second mode
 of its own next to the divider (CD3-dim CIK cells among the CD3−CD56+ NK cells on
@@ -75,7 +81,7 @@ import pandas as pd
 from cikflow.gating.confidence import impurity_scatter, scatter_outliers
 from cikflow.gating.methods import ValleyThreshold, smoothed_density
 from cikflow.gating.model import QuadrantGate
-from cikflow.gating.tails import tail_below
+from cikflow.gating.tails import spill_above, tail_below
 from cikflow.gating.template import make_transform, transform_name
 
 if TYPE_CHECKING:
@@ -267,64 +273,110 @@ class _Divider:
     lower: np.ndarray  # boolean over events: parent events below t
     upper: np.ndarray  # boolean over events: parent events at or above t
     hidden: float = 0.0  # events of the upper side estimated below t (tail_below)
+    spilled: float = 0.0  # events of the lower side estimated above t (spill_above)
 
 
 def _dividers(outcome: Any, *, template: Any, settings: Mapping[str, Any]) -> list[_Divider]:
-    """Every fitted 1-D threshold of the gating, with its placement bands."""
-    comp = outcome.compensated
+    """Every fitted 1-D threshold of the gating, with its placement bands.
+
+    A quadrant's x divider is taken on each y side apart (CD3 within the CD56− and
+    within the CD56+ quadrants): what smears across it differs by side (CD3-dim T
+    cells into the CD3−CD56− cells, NK cells' CD3 background into CIK), and each
+    population's share of it is its share on its own side.
+    """
     spec = template.spec
     out = []
     for info in outcome.infos:
         fits = [f for f in (info.fit or {}).get("fits", []) if "threshold_transformed" in f]
         placed: dict[str, np.ndarray] = {}  # the gate's dimensions on its parent, transformed
         for fit in fits:
-            dim = fit["dimension"]
-            xform = _xform_of(spec, dim)
-            column = comp.column(comp.pnn.index(outcome.channel_map[dim]))
             parent, ceiling = outcome.membership[info.parent].copy(), None
             if fit.get("within"):  # a subset's own divider (CD56 within CD3+): that subset
                 found = _subset(outcome, info, fit, parent=parent, template=template, placed=placed)
                 if found is None:  # no such divider in the gate as placed
                     continue
                 parent, ceiling = found
-            rows = np.flatnonzero(parent)
-            cap = int(settings["placement_max_events"])
-            if rows.size > cap:
-                rows = np.sort(np.random.default_rng(0).choice(rows, cap, replace=False))
-            data = column[rows].astype(float)
-            values = xform.apply(data) if xform is not None else data
-            t = float(fit["threshold_transformed"])
-            bandwidth = float(settings["placement_bandwidth"])
-            below, above = valley_halfwidths(
-                values, t, depth=float(settings["placement_depth"]), bandwidth=bandwidth
-            )
-            # a smear of positives down into the negatives (CD3-dim T cells): the
-            # divider sits at the smear's lower edge on purpose, so no higher place
-            # is plausible (the stretch above it is positives), and the smear's flat
-            # shoulder continues below it
-            smear = bool(fit.get("negative_edge"))
-            if smear:
-                above = bandwidth
-            hidden = tail_below(
-                values,
-                t,
-                bandwidth=bandwidth,
-                ceiling=ceiling,
-                shoulder=smear,
-                lowest=(fit.get("search_transformed") or [None])[0],
-            )
-            edges = _to_data(xform, np.array([t - below, t, t + above]))
-            out.append(
-                _Divider(
-                    gate=info.name,
-                    below=parent & (column >= edges[0]) & (column < edges[1]),
-                    above=parent & (column >= edges[1]) & (column < edges[2]),
-                    lower=parent & (column < edges[1]),
-                    upper=parent & (column >= edges[1]),
-                    hidden=hidden * np.count_nonzero(parent) / max(rows.size, 1),
+            for side in _y_sides(outcome, info, fit):
+                out.append(
+                    _divider(
+                        outcome,
+                        info.name,
+                        fit,
+                        parent=parent if side is None else parent & side,
+                        ceiling=ceiling,
+                        spec=spec,
+                        settings=settings,
+                    )
                 )
-            )
     return out
+
+
+def _y_sides(outcome: Any, info: Any, fit: Mapping[str, Any]) -> list[np.ndarray | None]:
+    """The events of each y side of a quadrant, for its x divider; ``[None]`` otherwise."""
+    gate = info.gate
+    if not isinstance(gate, QuadrantGate) or fit.get("within") or fit["dimension"] != gate.xdim:
+        return [None]
+    sides = []
+    for sign in "+-":
+        quads = [q for q, signs in gate.quadrants if signs[1] == sign and q in outcome.membership]
+        if quads:
+            sides.append(np.logical_or.reduce([outcome.membership[q] for q in quads]))
+    return sides or [None]
+
+
+def _divider(
+    outcome: Any,
+    gate: str,
+    fit: Mapping[str, Any],
+    *,
+    parent: np.ndarray,
+    ceiling: float | None,
+    spec: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> _Divider:
+    """One fitted threshold over ``parent``: its placement bands and tails."""
+    comp = outcome.compensated
+    dim = fit["dimension"]
+    xform = _xform_of(spec, dim)
+    column = comp.column(comp.pnn.index(outcome.channel_map[dim]))
+    rows = np.flatnonzero(parent)
+    cap = int(settings["placement_max_events"])
+    if rows.size > cap:
+        rows = np.sort(np.random.default_rng(0).choice(rows, cap, replace=False))
+    data = column[rows].astype(float)
+    values = xform.apply(data) if xform is not None else data
+    t = float(fit["threshold_transformed"])
+    bandwidth = float(settings["placement_bandwidth"])
+    below, above = valley_halfwidths(
+        values, t, depth=float(settings["placement_depth"]), bandwidth=bandwidth
+    )
+    # a smear of positives down into the negatives (CD3-dim T cells): the divider sits
+    # at the smear's lower edge on purpose, so no higher place is plausible (the
+    # stretch above it is positives), the smear's flat shoulder continues below it,
+    # and the negatives' upper tail reaches above it
+    smear = bool(fit.get("negative_edge"))
+    if smear:
+        above = bandwidth
+    hidden = tail_below(
+        values,
+        t,
+        bandwidth=bandwidth,
+        ceiling=ceiling,
+        shoulder=smear,
+        lowest=(fit.get("search_transformed") or [None])[0],
+    )
+    spilled = spill_above(values, t, bandwidth=bandwidth) if smear else 0.0
+    scale = np.count_nonzero(parent) / max(rows.size, 1)
+    edges = _to_data(xform, np.array([t - below, t, t + above]))
+    return _Divider(
+        gate=gate,
+        below=parent & (column >= edges[0]) & (column < edges[1]),
+        above=parent & (column >= edges[1]) & (column < edges[2]),
+        lower=parent & (column < edges[1]),
+        upper=parent & (column >= edges[1]),
+        hidden=hidden * scale,
+        spilled=spilled * scale,
+    )
 
 
 def _subset(
@@ -376,7 +428,8 @@ def _placement(pop_mask: np.ndarray, divider: _Divider) -> tuple[int, float, flo
     Also its share of the divider's hidden tail (:func:`cikflow.gating.tails.tail_below`):
     events it may own below the divider (population above it, in proportion to its
     share of the band above) and events it may hold that are not its own (population
-    below).
+    below); and of the negatives' tail above a smear's divider
+    (:func:`cikflow.gating.tails.spill_above`), the other way round.
     Returns ``(lose, gain, tail_lose, tail_gain)``.
     """
     n_below = int(np.count_nonzero(pop_mask & divider.below))
@@ -386,9 +439,11 @@ def _placement(pop_mask: np.ndarray, divider: _Divider) -> tuple[int, float, flo
     # the side most of it lies on (a notched CIK quadrant keeps a few events below x)
     if np.count_nonzero(pop_mask & divider.upper) >= np.count_nonzero(pop_mask & divider.lower):
         share = n_above / max(parent_above, 1)
-        return n_above, n_above * parent_below / max(parent_above, 1), 0.0, divider.hidden * share
+        gain = n_above * parent_below / max(parent_above, 1)
+        return n_above, gain, divider.spilled * share, divider.hidden * share
     share = n_below / max(parent_below, 1)
-    return n_below, n_below * parent_above / max(parent_below, 1), divider.hidden * share, 0.0
+    gain = n_below * parent_above / max(parent_below, 1)
+    return n_below, gain, divider.hidden * share, divider.spilled * share
 
 
 def population_intervals(

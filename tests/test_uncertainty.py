@@ -172,13 +172,18 @@ def test_the_cd56_tail_widens_cik_up_and_t_down(realistic_tube, monkeypatch):
 
     CIK may own those events (its interval reaches up by them), T holds them (its
     interval reaches down); the tube's true CIK fraction lies inside the interval.
+    (Without the tail it does too on this tube: CIK's band across the CD3 divider, taken
+    on the CD56+ side where the NK cells below it are CIK's to gain, reaches 0.5 of a
+    point above its truth.)
     """
     import cikflow.gating.tails as tails
     import cikflow.uncertainty as unc
 
     tube, outcome, template = realistic_tube(21, 30_000)
     cols = ["percent_of_base_low", "percent_of_base_high"]
-    monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)  # the CD3 divider's
+    # the CD3 divider's shoulder and the negatives' tail above it
+    monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)
+    monkeypatch.setattr(unc, "spill_above", lambda *a, **k: 0.0)
     with_tail = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
     monkeypatch.setattr(tails, "hidden_below", lambda *a, **k: 0.0)
     without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
@@ -186,17 +191,18 @@ def test_the_cd56_tail_widens_cik_up_and_t_down(realistic_tube, monkeypatch):
     assert with_tail.loc["CIK", cols[0]] == pytest.approx(without.loc["CIK", cols[0]])
     assert with_tail.loc["T", cols[0]] < without.loc["T", cols[0]] - 0.5
     true_cik = next(r["percent_of_base"] for r in tube.truth if r["population"] == "CIK")
-    assert without.loc["CIK", cols[1]] < true_cik <= with_tail.loc["CIK", cols[1]]
+    assert with_tail.loc["CIK", cols[0]] <= true_cik <= with_tail.loc["CIK", cols[1]]
 
 
 def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
     """CD3-dim T cells continue as a plateau below the CD3 divider on day 0.
 
-    The divider's shoulder (events per CD3 unit above it, continued down to the
-    negatives) estimates them within a factor of 1.5 of the true CD3+ cells below
-    the divider; T's interval reaches up by its share, the CD3−CD56− cells' down,
-    and the tube's true T lies inside it. The divider's band above it is one kernel
-    width: the stretch above it is the CD3-dim cells', no plausible place for it.
+    The CD3 divider is taken on each CD56 side apart. On the CD56− side the
+    divider's shoulder (events per CD3 unit above it, continued down to the
+    negatives) estimates the CD3-dim T cells below it within a factor of 1.5; T's
+    interval reaches up by its share, the CD3−CD56− cells' down, and the tube's true
+    T lies inside it. The divider's band above it is one kernel width: the stretch
+    above it is the CD3-dim cells', no plausible place for it.
     """
     import cikflow.gating.tails as tails
     import cikflow.uncertainty as unc
@@ -208,6 +214,7 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
     monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)
     without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
     base = outcome.membership["lymphocytes"]
+    side = outcome.membership["T"] | outcome.membership["CD3neg_CD56neg"]  # CD56−
     (x_fit,) = [
         f for i in outcome.infos if i.name == "cd3_cd56" for f in i.fit["fits"] if "within" not in f
     ]
@@ -215,16 +222,15 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
     comp = outcome.compensated
     cd3 = xform.apply(comp.column(comp.pnn.index(outcome.channel_map["CD3"])).astype(float))
     t = x_fit["threshold_transformed"]
-    estimate = shoulder_below(cd3[base], t, lowest=float(xform.apply(np.array([300.0]))[0]))
-    positive = tube.members("T") | tube.members("CIK")
-    truly_below = int((base & positive & (cd3 < t)).sum())
-    # 10 % of the CD3+ cells are CD3-dim; a sixth of those fall below the balanced edge
+    estimate = shoulder_below(cd3[side], t, lowest=float(xform.apply(np.array([300.0]))[0]))
+    truly_below = int((side & tube.members("T") & (cd3 < t)).sum())
+    # 10 % of the T cells are CD3-dim; a sixth of those fall below the balanced edge
     assert truly_below > 150
     assert truly_below / 1.5 < estimate < truly_below * 1.5
     (x_divider,) = [
         d
         for d in unc._dividers(outcome, template=template, settings=unc.UNCERTAINTY_DEFAULTS)
-        if d.gate == "cd3_cd56" and d.upper.sum() == (base & (cd3 >= t)).sum()
+        if d.gate == "cd3_cd56" and d.upper.sum() == (side & (cd3 >= t)).sum()
     ]
     # T's share of the shoulder: its share of the divider's band above; the shoulder
     # enters T's upper end whole, as a bias (the band only beyond it)
@@ -240,8 +246,39 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
     assert with_shoulder.loc["T", cols[0]] <= true_t <= with_shoulder.loc["T", cols[1]]
     kernel = unc.UNCERTAINTY_DEFAULTS["placement_bandwidth"]
     assert x_divider.above.sum() == pytest.approx(
-        (base & (cd3 >= t) & (cd3 < t + kernel)).sum(), abs=2
+        (side & (cd3 >= t) & (cd3 < t + kernel)).sum(), abs=2
     )
+
+
+def test_the_negatives_above_the_cd3_edge_widen_nk_up(realistic_tube, monkeypatch):
+    """NK cells' CD3 background reaches above the CD3 divider on day 0: CIK counts them.
+
+    On the CD56+ side the negatives' tail above the divider
+    (:func:`cikflow.gating.tails.spill_above`) estimates the true NK cells there within
+    a factor of 1.5; NK's interval reaches up by them, CIK's down.
+    """
+    import cikflow.uncertainty as unc
+    from cikflow.gating.tails import spill_above
+
+    tube, outcome, template = realistic_tube(0, 30_000)
+    cols = ["percent_of_base_low", "percent_of_base_high"]
+    with_spill = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    monkeypatch.setattr(unc, "spill_above", lambda *a, **k: 0.0)
+    without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    side = outcome.membership["CIK"] | outcome.membership["NK"]  # CD56+
+    (x_fit,) = [
+        f for i in outcome.infos if i.name == "cd3_cd56" for f in i.fit["fits"] if "within" not in f
+    ]
+    xform = unc._xform_of(template.spec, "CD3")
+    comp = outcome.compensated
+    cd3 = xform.apply(comp.column(comp.pnn.index(outcome.channel_map["CD3"])).astype(float))
+    t = x_fit["threshold_transformed"]
+    truly_above = int((side & tube.members("NK") & (cd3 >= t)).sum())
+    estimate = spill_above(cd3[side], t)
+    assert truly_above > 25  # 34 of the tube's 18,000 base events; the estimate is 42
+    assert truly_above / 1.5 < estimate < truly_above * 1.5
+    assert with_spill.loc["NK", cols[1]] > without.loc["NK", cols[1]] + 0.1
+    assert with_spill.loc["CIK", cols[0]] < without.loc["CIK", cols[0]] - 0.1
 
 
 def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["balanced_edge", "negative_mode"]
+__all__ = ["TAIL_END", "balanced_edge", "negative_mode"]
 
 #: the negatives' tail ends where the density is within this factor of the smear's level
-_TAIL_END = 1.25
+TAIL_END = 1.25
 
 
 def negative_mode(density: np.ndarray, valley: int) -> int:
@@ -117,8 +117,8 @@ def balanced_edge(x: np.ndarray, density: np.ndarray, *, valley: int, start: int
     step = float(x[1] - x[0])
     # the negatives' tail ends where the density has come down to the smear (a quarter
     # above its floor): beyond, the excess is the smear's own noise, not negatives
-    end = half + int(np.argmax(density[half : valley + 1] <= _TAIL_END * level))
-    if density[end] > _TAIL_END * level:
+    end = half + int(np.argmax(density[half : valley + 1] <= TAIL_END * level))
+    if density[end] > TAIL_END * level:
         end = valley
     excess = np.maximum(density[: end + 1] - level, 0.0)
     negatives_above = np.r_[np.cumsum(excess[::-1])[::-1], np.zeros(valley - end)] * step
