@@ -5,15 +5,20 @@ Simulates ``realistic`` cultures (``--batches`` × days 0/7/14/21 per seed,
 QC, so that every event keeps its true label) and, for the CD56 divider within CD3+
 of ``cd3_cd56``, compares :func:`cikflow.gating.tails.hidden_below` (on the divider's
 parent events) with the true CIK cells below the divider. Also the same for the CD56
-divider within CD3− (NK), for the CD3 divider (T and CIK under it: a flat shoulder of
-CD3-dim cells, so :func:`cikflow.gating.tails.tail_below` with ``shoulder`` as the
-intervals of a ``negative_edge`` divider take it, down to the divider's search bound
-at lowest), and for a notch where a tube has one (CIK under it within CD3−CD56+,
-fitted as a Gaussian cut at the CD3 divider too).
+divider within CD3− (NK), for the CD3 divider on the CD56− side, as the intervals take
+it (T under it: a flat shoulder of CD3-dim cells, so
+:func:`cikflow.gating.tails.tail_below` with ``shoulder`` as for a ``negative_edge``
+divider, down to the divider's search bound at lowest), and for a notch where a tube
+has one (CIK under it within CD3−CD56+, fitted as a Gaussian cut at the CD3 divider
+too). The other side of the CD3 divider: the negatives it counts positive
+(:func:`cikflow.gating.tails.spill_above`) against the true CD3− cells above it, on the
+CD56− side (``CD3 spill, CD56-``: other lymphocytes into T) and the CD56+ side
+(``CD3 spill, CD56+``: NK cells into CIK).
 
 Prints per divider and day the median estimate and truth (percent of base) and the
 ratio's quartiles; last line ``tail_ratio_median=<CIK ratio> tail_ratio_iqr=<q1>-<q3>
-cd3_ratio_median=<…> cd3_ratio_iqr=<q1>-<q3> tubes=<n>``.
+cd3_ratio_median=<…> cd3_ratio_iqr=<q1>-<q3> spill_ratio_median=<…>
+spill_ratio_iqr=<q1>-<q3> tubes=<n>``.
 
 Usage: python bench/tail_estimate.py [--seeds 3] [--batches 3] [--events 50000]
 """
@@ -31,18 +36,18 @@ from coverage import (  # bench/coverage.py: the simulated cultures, gated as co
     simulated_cultures,
 )
 
-from cikflow.gating.tails import tail_below
+from cikflow.gating.tails import spill_above, tail_below
 from cikflow.gating.template import make_transform, transform_name
 from cikflow.io import read_fcs, read_template, read_yaml
 from cikflow.simulate import LABELS
 
 REPO = Path(__file__).resolve().parents[1]
-#: divider key → the true population above it (None: T and CIK, above the CD3 divider;
-#: the notch's CD3-dim CIK cells above it within CD3−CD56+)
+#: divider key → the true population above it (T above the CD3 divider, on the CD56−
+#: side; the notch's CD3-dim CIK cells above it within CD3−CD56+)
 DIVIDERS = {
     "CD56 within CD3+": "CIK",
     "CD56 within CD3-": "NK",
-    "CD3": None,
+    "CD3": "T",
     "CD3 within CD3-CD56+": "CIK",
 }
 
@@ -69,12 +74,22 @@ def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
     fits = info.fit["fits"]
     cd3 = next(f for f in fits if f["dimension"] == info.gate.xdim and "within" not in f)
     out = []
+    signs = dict(info.gate.quadrants)
+    y_side = {  # each y side of the quadrants, over the base's events
+        sign: np.logical_or.reduce(
+            [outcome.membership[q][rows] for q in signs if signs[q][1] == sign]
+        )
+        for sign in "+-"
+    }
     for threshold in info.gate.thresholds():
         pop = DIVIDERS[threshold.key]
         divided = info.gate.subset(threshold, at, parent=np.ones(len(rows), dtype=bool))
+        if threshold.key == "CD3":  # taken on each CD56 side apart, as the intervals do
+            out.extend(_spills(at["CD3"], float(threshold.value), kind=kind, y_side=y_side))
+            divided = divided & y_side["-"]
         values = at[threshold.dimension][divided]
         t = float(threshold.value)
-        positive = np.isin(kind[divided], ["T", "CIK"] if pop is None else [pop])
+        positive = kind[divided] == pop
         out.append(
             {
                 "divider": threshold.key,
@@ -88,6 +103,22 @@ def tube_rows(outcome, *, labels: np.ndarray, template) -> list[dict]:
                 )
                 / len(rows),
                 "truth_pct": 100.0 * np.count_nonzero(positive & (values < t)) / len(rows),
+            }
+        )
+    return out
+
+
+def _spills(cd3: np.ndarray, t: float, *, kind: np.ndarray, y_side: dict) -> list[dict]:
+    """The CD3 divider's negatives above it, estimated and true, on each CD56 side."""
+    out = []
+    for sign, negatives in (("-", ["other"]), ("+", ["NK"])):
+        side = y_side[sign]
+        truth = np.isin(kind[side], negatives) & (cd3[side] >= t)
+        out.append(
+            {
+                "divider": f"CD3 spill, CD56{sign}",
+                "estimate_pct": 100.0 * spill_above(cd3[side], t) / len(cd3),
+                "truth_pct": 100.0 * np.count_nonzero(truth) / len(cd3),
             }
         )
     return out
@@ -127,9 +158,12 @@ def main() -> None:
     q1, med, q3 = cik.quantile([0.25, 0.5, 0.75])
     cd3 = df[df["divider"] == "CD3"]["ratio"].dropna()
     s1, smed, s3 = cd3.quantile([0.25, 0.5, 0.75])
+    spill = df[df["divider"].str.startswith("CD3 spill")]["ratio"].dropna()
+    p1, pmed, p3 = spill.quantile([0.25, 0.5, 0.75])
     print(
         f"tail_ratio_median={med:.2f} tail_ratio_iqr={q1:.2f}-{q3:.2f} "
         f"cd3_ratio_median={smed:.2f} cd3_ratio_iqr={s1:.2f}-{s3:.2f} "
+        f"spill_ratio_median={pmed:.2f} spill_ratio_iqr={p1:.2f}-{p3:.2f} "
         f"tubes={df[['seed', 'sample']].drop_duplicates().shape[0]}"
     )
 
