@@ -39,8 +39,10 @@ beyond it, in quadrature.
 
 A fourth, also a bias: events of the base whose side scatter exceeds twice its
 median (monocytes inside a fitted lymphocyte scatter gate, as
-:func:`cikflow.gating.confidence.scatter_outliers` sees them) may be no
-lymphocytes. Without them a population's share of the base would be
+:func:`cikflow.gating.confidence.scatter_outliers` sees them), and events of the
+base whose viability dye lies between the first valley above the live peak and the
+viability threshold (dying cells counted live, as ``dying_cells`` sees them), may be
+no viable lymphocytes. Without them a population's share of the base would be
 ``(k − i) / (n − m)`` (``i`` of its own ``k`` events and ``m`` of the base's ``n``
 above that side scatter); the interval reaches to it, up for T, CIK and NK (the
 monocytes are CD3−CD56−), down for the CD3−CD56− cells that hold them.
@@ -484,7 +486,17 @@ def population_intervals(
     if template.kind == "yaml" and outcome.compensated is not None:
         dividers = _dividers(outcome, template=template, settings=settings)
     n_base = int(np.count_nonzero(base_mask)) if base_mask is not None else 0
-    outliers = _base_outliers(outcome, base=base_gate) if base_mask is not None else None
+    outliers = None
+    if base_mask is not None:
+        found = [
+            m
+            for m in (
+                _base_outliers(outcome, base=base_gate),
+                _base_dying(outcome, base=base_gate, template=template),
+            )
+            if m is not None
+        ]
+        outliers = np.logical_or.reduce(found) if found else None
     crossings = dividers and _crossings(outcome, template=template, settings=settings)
     n_out = int(np.count_nonzero(outliers & base_mask)) if outliers is not None else 0
     rows = []
@@ -549,6 +561,46 @@ def _base_outliers(outcome: Any, *, base: str) -> np.ndarray | None:
     side = np.asarray(comp.column(comp.pnn.index(outcome.channel_map[ssc]))[rows], dtype=float)
     out[rows] = scatter_outliers(side)
     return out
+
+
+def _base_dying(outcome: Any, *, base: str, template: Any) -> np.ndarray | None:
+    """Base events of intermediate viability staining: dying cells counted live.
+
+    For a fitted viability valley above the base (a gate whose template raises an
+    ``intermediate_flag``), the base's events between the first valley above the
+    live peak and the threshold, as ``dying_cells`` sees them. Boolean over all
+    events; None without such a gate or where the first valley is the threshold.
+    """
+    comp = outcome.compensated
+    by_name = {g["name"]: g for g in template.spec.get("gates", [])}
+    above = next((i.path for i in outcome.infos if i.name == base), ())
+    for info in outcome.infos:
+        params = by_name.get(info.name, {}).get("params") or {}
+        fits = [f for f in (info.fit or {}).get("fits", []) if "threshold_transformed" in f]
+        if info.name not in above or not params.get("intermediate_flag") or len(fits) != 1:
+            continue
+        fit = fits[0]
+        if not fit.get("search_transformed") or comp is None:
+            continue
+        xform = _xform_of(template.spec, fit["dimension"])
+        column = comp.column(comp.pnn.index(outcome.channel_map[fit["dimension"]]))
+        rows = np.flatnonzero(outcome.membership[info.parent])
+        if rows.size > 100_000:  # the valley fit's own subsample size
+            rows = np.sort(np.random.default_rng(0).choice(rows, 100_000, replace=False))
+        values = column[rows].astype(float)
+        values = xform.apply(values) if xform is not None else values
+        lo, hi = fit["search_transformed"]
+        first = ValleyThreshold(search=(lo, hi), pick="first", fallback="upper").fit(values)
+        cut = float(first.threshold_)
+        if cut >= float(fit["threshold_transformed"]):
+            return None
+        inside = np.flatnonzero(outcome.membership[base])
+        staining = column[inside].astype(float)
+        staining = xform.apply(staining) if xform is not None else staining
+        out = np.zeros(len(outcome.membership[base]), dtype=bool)
+        out[inside[staining >= cut]] = True
+        return out
+    return None
 
 
 @dataclass(frozen=True)

@@ -319,6 +319,49 @@ def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):
     assert without["T"] < true_t <= with_out["T"]
 
 
+def test_dying_cells_in_the_base_widen_nk_up_and_t_down(realistic_tube, monkeypatch):
+    """Dying cells (intermediate viability dye) that the viability valley counts live.
+
+    On the day-0 tube the viability threshold sits at the deepest valley, above the
+    first valley over the live peak; the base's events between the two are dying
+    cells, every one dead by the truth. Without them (and the base's high side-scatter
+    events) NK's share is higher: its interval reaches up by the difference; T's, which
+    holds most of them, lower: it reaches down.
+    """
+    import cikflow.uncertainty as unc
+
+    tube, outcome, template = realistic_tube(0, 30_000)
+    base = outcome.membership["lymphocytes"]
+    dying = unc._base_dying(outcome, base="lymphocytes", template=template) & base
+    dead = tube.labels == LABELS.index("dead")
+    assert dying.sum() > 100  # 189 of the base's 325 dead cells
+    assert (dying & dead).sum() == dying.sum()
+    cols = ["percent_of_base_low", "percent_of_base_high"]
+    with_dying = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    monkeypatch.setattr(unc, "_base_dying", lambda *a, **k: None)
+    without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    # by hand: each share of the base without the suspect events, with and without the
+    # dying ones among them; the interval's end moves by the difference of the two
+    high_ssc = unc._base_outliers(outcome, base="lymphocytes")
+
+    def moved(pop, side):
+        mask = outcome.membership[pop]
+        p = 100 * mask.sum() / base.sum()
+
+        def away(suspect):
+            alt = 100 * (mask & base & ~suspect).sum() / (base & ~suspect).sum()
+            return max(side * (alt - p), 0)
+
+        return side * (away(high_ssc | dying) - away(high_ssc))
+
+    assert moved("NK", +1) > 0.02  # 0.04 of a point: NK holds none of the dying cells
+    assert moved("T", -1) < -0.05
+    for pop, side, end in (("NK", +1, cols[1]), ("T", -1, cols[0])):
+        assert with_dying.loc[pop, end] == pytest.approx(without.loc[pop, end] + moved(pop, side))
+    true_nk = next(r["percent_of_base"] for r in tube.truth if r["population"] == "NK")
+    assert with_dying.loc["NK", cols[0]] <= true_nk <= with_dying.loc["NK", cols[1]]
+
+
 @given(
     values=st.lists(
         st.floats(min_value=-1.0, max_value=2.0, allow_nan=False), min_size=0, max_size=400
