@@ -44,8 +44,9 @@ base whose viability dye lies between the first valley above the live peak and t
 viability threshold (dying cells counted live, as ``dying_cells`` sees them), may be
 no viable lymphocytes. Without them a population's share of the base would be
 ``(k − i) / (n − m)`` (``i`` of its own ``k`` events and ``m`` of the base's ``n``
-above that side scatter); the interval reaches to it, up for T, CIK and NK (the
-monocytes are CD3−CD56−), down for the CD3−CD56− cells that hold them.
+among those events); the interval reaches to it, up for T, CIK and NK (the
+monocytes are CD3−CD56−), down for the CD3−CD56− cells that hold them (and for T,
+which holds most dying cells).
 
 A divider placed at a smear's lower edge (``negative_edge``: the CD3 divider, below
 CD3-dim T cells that down-regulated CD3 by any factor over a wide range) differs in
@@ -590,7 +591,12 @@ def _base_dying(outcome: Any, *, base: str, template: Any) -> np.ndarray | None:
         values = column[rows].astype(float)
         values = xform.apply(values) if xform is not None else values
         lo, hi = fit["search_transformed"]
-        first = ValleyThreshold(search=(lo, hi), pick="first", fallback="upper").fit(values)
+        first = ValleyThreshold(
+            search=(lo, hi),
+            pick="first",
+            fallback="upper",
+            bandwidth=float(params.get("bandwidth", 0.012)),
+        ).fit(values)
         cut = float(first.threshold_)
         if cut >= float(fit["threshold_transformed"]):
             return None
