@@ -570,7 +570,8 @@ def _base_dying(outcome: Any, *, base: str, template: Any) -> np.ndarray | None:
     For a fitted viability valley above the base (a gate whose template raises an
     ``intermediate_flag``), the base's events between the first valley above the
     live peak and the threshold, as ``dying_cells`` sees them. Boolean over all
-    events; None without such a gate or where the first valley is the threshold.
+    events; None without such a gate or where the first valley is the threshold
+    (within a kernel width).
     """
     comp = outcome.compensated
     by_name = {g["name"]: g for g in template.spec.get("gates", [])}
@@ -591,14 +592,13 @@ def _base_dying(outcome: Any, *, base: str, template: Any) -> np.ndarray | None:
         values = column[rows].astype(float)
         values = xform.apply(values) if xform is not None else values
         lo, hi = fit["search_transformed"]
+        bandwidth = float(params.get("bandwidth", 0.012))
         first = ValleyThreshold(
-            search=(lo, hi),
-            pick="first",
-            fallback="upper",
-            bandwidth=float(params.get("bandwidth", 0.012)),
+            search=(lo, hi), pick="first", fallback="upper", bandwidth=bandwidth
         ).fit(values)
         cut = float(first.threshold_)
-        if cut >= float(fit["threshold_transformed"]):
+        # the same valley found again on another subsample is no first valley below it
+        if cut >= float(fit["threshold_transformed"]) - bandwidth:
             return None
         inside = np.flatnonzero(outcome.membership[base])
         staining = column[inside].astype(float)
