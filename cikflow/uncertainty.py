@@ -569,9 +569,9 @@ def _base_dying(outcome: Any, *, base: str, template: Any) -> np.ndarray | None:
 
     For a fitted viability valley above the base (a gate whose template raises an
     ``intermediate_flag``), the base's events between the first valley above the
-    live peak and the threshold, as ``dying_cells`` sees them. Boolean over all
-    events; None without such a gate or where the first valley is the threshold
-    (within a kernel width).
+    live peak and the threshold, as ``dying_cells`` sees them (the fit records that
+    valley). Boolean over all events; None without such a gate or where the first
+    valley is the threshold.
     """
     comp = outcome.compensated
     by_name = {g["name"]: g for g in template.spec.get("gates", [])}
@@ -581,30 +581,16 @@ def _base_dying(outcome: Any, *, base: str, template: Any) -> np.ndarray | None:
         fits = [f for f in (info.fit or {}).get("fits", []) if "threshold_transformed" in f]
         if info.name not in above or not params.get("intermediate_flag") or len(fits) != 1:
             continue
-        fit = fits[0]
-        if not fit.get("search_transformed") or comp is None:
-            continue
-        xform = _xform_of(template.spec, fit["dimension"])
-        column = comp.column(comp.pnn.index(outcome.channel_map[fit["dimension"]]))
-        rows = np.flatnonzero(outcome.membership[info.parent])
-        if rows.size > 100_000:  # the valley fit's own subsample size
-            rows = np.sort(np.random.default_rng(0).choice(rows, 100_000, replace=False))
-        values = column[rows].astype(float)
-        values = xform.apply(values) if xform is not None else values
-        lo, hi = fit["search_transformed"]
-        bandwidth = float(params.get("bandwidth", 0.012))
-        first = ValleyThreshold(
-            search=(lo, hi), pick="first", fallback="upper", bandwidth=bandwidth
-        ).fit(values)
-        cut = float(first.threshold_)
-        # the same valley found again on another subsample is no first valley below it
-        if cut >= float(fit["threshold_transformed"]) - bandwidth:
+        first = fits[0].get("first_valley_transformed")
+        if first is None or first >= fits[0]["threshold_transformed"] or comp is None:
             return None
+        xform = _xform_of(template.spec, fits[0]["dimension"])
+        column = comp.column(comp.pnn.index(outcome.channel_map[fits[0]["dimension"]]))
         inside = np.flatnonzero(outcome.membership[base])
         staining = column[inside].astype(float)
         staining = xform.apply(staining) if xform is not None else staining
         out = np.zeros(len(outcome.membership[base]), dtype=bool)
-        out[inside[staining >= cut]] = True
+        out[inside[staining >= first]] = True
         return out
     return None
 

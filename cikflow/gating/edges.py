@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TAIL_END", "balanced_edge", "negative_mode"]
+__all__ = ["TAIL_END", "balanced_edge", "negative_mode", "smear_level"]
 
 #: the negatives' tail ends where the density is within this factor of the smear's level
 TAIL_END = 1.25
@@ -67,6 +67,18 @@ def negative_mode(density: np.ndarray, valley: int) -> int:
         if below[i] == below[max(0, i - 5) : i + 6].max() and below[i] >= 0.5 * below.max()
     ]
     return peaks[0] if peaks else int(np.argmax(below))
+
+
+def smear_level(density: np.ndarray, start: int) -> tuple[int, float]:
+    """The positives' mode above ``start`` and the smear's level: the lowest density up to it.
+
+    Examples
+    --------
+    >>> smear_level(np.array([5.0, 2, 1, 1.5, 1.2, 4, 6, 3]), 2)
+    (6, 1.0)
+    """
+    top = start + int(np.argmax(density[start:]))
+    return top, float(density[start : top + 1].min())
 
 
 def balanced_edge(x: np.ndarray, density: np.ndarray, *, valley: int, start: int) -> int:
@@ -112,8 +124,7 @@ def balanced_edge(x: np.ndarray, density: np.ndarray, *, valley: int, start: int
         half += 1
     if half >= valley:  # the smear is the highest density: no negatives of their own
         return valley
-    top = valley + int(np.argmax(density[valley:]))
-    level = float(density[valley : top + 1].min())
+    _, level = smear_level(density, valley)
     step = float(x[1] - x[0])
     # the negatives' tail ends where the density has come down to the smear (a quarter
     # above its floor): beyond, the excess is the smear's own noise, not negatives

@@ -72,6 +72,8 @@ def _threshold(
         "events": int(est.n_events_),
         # share of events staining between the valley and the upper population (valley)
         "intermediate_share": getattr(est, "intermediate_share_", None),
+        # a first valley above the main peak below the chosen one (the dying cells)
+        "first_valley_transformed": getattr(est, "first_valley_", None),
         "flags": [
             {"flag": f.flag, "reason": f"{dim}: {f.text(lambda v: unscale(dim, v))}"}
             for f in est.flags_

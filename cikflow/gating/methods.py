@@ -286,6 +286,8 @@ class ValleyThreshold(_Threshold):
         """
         self.intermediate_share_ = 0.0
         first, deepest, chosen = valleys
+        below = first is not None and chosen is not None and first < chosen
+        self.first_valley_ = float(x[first]) if below else None  # below the chosen one
         found = [i for i in (first, deepest) if i is not None]
         if not found:
             return

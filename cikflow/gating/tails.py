@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from cikflow.gating.edges import TAIL_END
+from cikflow.gating.edges import TAIL_END, smear_level
 from cikflow.gating.methods import smoothed_density
 
 __all__ = ["TAIL_MIN_EVENTS", "hidden_below", "shoulder_below", "spill_above", "tail_below"]
@@ -40,6 +40,22 @@ def _spread(log_sd: float) -> float:
     The simplex may try spreads far below any kernel width, or ones that overflow exp.
     """
     return math.exp(min(max(log_sd, -14.0), 14.0))
+
+
+def _events_density(
+    values: np.ndarray, threshold: float, *, bandwidth: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The events' density around a divider: grid, events per transformed unit, its index.
+
+    The grid reaches four kernel widths beyond the events and the threshold, in bins of a
+    quarter kernel width (256 to 4,096 of them).
+    """
+    lo = min(float(values.min()), threshold) - 4 * bandwidth
+    hi = max(float(values.max()), threshold) + 4 * bandwidth
+    bins = int(min(4096, max(256, np.ceil((hi - lo) / (bandwidth / 4)))))
+    x, density = smoothed_density(values, lo=lo, hi=hi, bins=bins, bandwidth=bandwidth)
+    i = int(np.clip(np.searchsorted(x, threshold), 0, len(x) - 1))
+    return x, density * values.size, i
 
 
 def hidden_below(
@@ -123,13 +139,9 @@ def hidden_below(
     top = 0.0 if ceiling is None else float(norm.sf(ceiling, mu, sd))
     kept = max(float(norm.sf(threshold, mu, sd)) - top, 1e-12)
     tail = upper.size * float(norm.cdf(threshold, mu, sd)) / kept
-    lo = float(values.min()) - 4 * bandwidth
-    hi = max(float(values.max()), threshold) + 4 * bandwidth
-    bins = int(min(4096, max(256, np.ceil((hi - lo) / (bandwidth / 4)))))
-    x, density = smoothed_density(values, lo=lo, hi=hi, bins=bins, bandwidth=bandwidth)
-    i = int(np.clip(np.searchsorted(x, threshold), 0, len(x) - 1))
+    x, density, i = _events_density(values, threshold, bandwidth=bandwidth)
     mode = int(np.argmax(density[: i + 1]))
-    floor = values.size * float(density[i]) * float(x[i] - x[mode]) if mode < i else n_below
+    floor = float(density[i]) * float(x[i] - x[mode]) if mode < i else n_below
     return max(min(tail, floor, float(n_below)), 0.0)
 
 
@@ -197,14 +209,8 @@ def shoulder_below(
     n_below = values.size - n_above
     if n_above < TAIL_MIN_EVENTS or n_below == 0:
         return 0.0
-    lo = min(float(values.min()), threshold) - 4 * bandwidth
-    hi = max(float(values.max()), threshold) + 4 * bandwidth
-    bins = int(min(4096, max(256, np.ceil((hi - lo) / (bandwidth / 4)))))
-    x, density = smoothed_density(values, lo=lo, hi=hi, bins=bins, bandwidth=bandwidth)
-    density = density * values.size  # events per transformed unit
-    i = int(np.clip(np.searchsorted(x, threshold), 0, len(x) - 1))
-    top = i + int(np.argmax(density[i:]))
-    level = float(density[i : top + 1].min())
+    x, density, i = _events_density(values, threshold, bandwidth=bandwidth)
+    _, level = smear_level(density, i)
     mode = int(np.argmax(density[: i + 1]))
     half = mode
     while half < i and density[half] > density[mode] / 2:
@@ -263,14 +269,8 @@ def spill_above(values: np.ndarray, threshold: float, *, bandwidth: float = 0.01
     n_above = int(np.count_nonzero(values >= threshold))
     if n_above < TAIL_MIN_EVENTS or values.size - n_above < TAIL_MIN_EVENTS:
         return 0.0
-    lo = min(float(values.min()), threshold) - 4 * bandwidth
-    hi = max(float(values.max()), threshold) + 4 * bandwidth
-    bins = int(min(4096, max(256, np.ceil((hi - lo) / (bandwidth / 4)))))
-    x, density = smoothed_density(values, lo=lo, hi=hi, bins=bins, bandwidth=bandwidth)
-    density = density * values.size  # events per transformed unit
-    i = int(np.clip(np.searchsorted(x, threshold), 0, len(x) - 1))
-    top = i + int(np.argmax(density[i:]))
-    level = float(density[i : top + 1].min())
+    x, density, i = _events_density(values, threshold, bandwidth=bandwidth)
+    top, level = smear_level(density, i)
     end = i + int(np.argmax(density[i : top + 1] <= TAIL_END * level))
     excess = np.maximum(density[i:end] - level, 0.0)
     return min(float(excess.sum()) * float(x[1] - x[0]), float(n_above))
