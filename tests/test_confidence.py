@@ -179,3 +179,62 @@ def test_a_positive_tail_below_the_divider_is_flagged_and_a_clean_gap_is_not():
             assert flag["gate"] == "pos"
             held = float(re.search(r"holds about (\d+\.\d) points", flag["reason"])[1])
             assert held == pytest.approx(expected, abs=0.15)
+
+
+def _edge_info(threshold):
+    """A ``negative_edge`` divider on ``a`` (its fit record), as the CD3 divider is."""
+    info = _range_info(threshold)
+    info.fit["fits"] = [{"dimension": "a", "negative_edge": True, "search_transformed": [0.1, 0.7]}]
+    return info
+
+
+def test_a_divider_left_inside_a_smear_is_flagged_and_one_at_its_edge_is_not():
+    # negatives N(0, 0.05) 10,000, a flat smear of 30,000 over [0.1, 0.7] (50,000 per
+    # unit) and positives N(0.8, 0.05) 40,000: 80,000 events. The negatives' half height
+    # above the smear they stand on lies at 0.032, below the search bound (0.1), so a
+    # divider at 0.5 leaves a shoulder of 50,000 × (0.5 − 0.1) = 20,000 events below it,
+    # 25 points (the smear's true count there), with no negatives above it to balance
+    # them. At the smear's lower edge (0.12) the shoulder is 50,000 × 0.02 = 1,000
+    # events, 1.25 points: no flag.
+    rng = np.random.default_rng(2)
+    a = np.concatenate(
+        [rng.normal(0, 0.05, 10000), rng.uniform(0.1, 0.7, 30000), rng.normal(0.8, 0.05, 40000)]
+    )
+    inside = _flags([_edge_info(0.5)], {"pos": a >= 0.5}, {"a": a})
+    (flag,) = [f for f in inside if f["flag"] == "hidden_tail"]
+    held = float(re.search(r"holds about (\d+\.\d) points", flag["reason"])[1])
+    # the smear's level is its lowest density above the divider: a little under its mean
+    assert held == pytest.approx(25.0, rel=0.05)
+    edge = _flags([_edge_info(0.12)], {"pos": a >= 0.12}, {"a": a})
+    assert [f for f in edge if f["flag"] == "hidden_tail"] == []
+    # the same divider inside the smear without negative_edge: the Gaussian tail only
+    plain = _flags([_range_info(0.5)], {"pos": a >= 0.5}, {"a": a})
+    assert [f for f in plain if f["flag"] == "hidden_tail"] == []
+
+
+def test_a_small_tube_s_viability_is_imprecise():
+    # 1,505 leukocytes, 1,137 of them viable: 75.5 %, Wilson ±2.17 points (of the
+    # leukocytes, the viable gate's parent above the base); with 20 times the events ±0.5
+    leuk_n, viable_n = 1505, 1137
+    leuk = np.ones(leuk_n, dtype=bool)
+    viable = np.arange(leuk_n) < viable_n
+    lymph = viable & (np.arange(leuk_n) < 1000)
+    gates = {
+        "leuk": RangeGate("leuk", "root", bounds=(("a", 0.0, None),)),
+        "viable": RangeGate("viable", "leuk", bounds=(("a", 0.0, None),)),
+        "lymph": RangeGate("lymph", "viable", bounds=(("a", 0.0, None),)),
+    }
+    paths = {"leuk": ("root",), "viable": ("root", "leuk"), "lymph": ("root", "leuk", "viable")}
+    infos = [GateInfo(n, g.parent, "range", paths[n], ("a",), ("A",), g) for n, g in gates.items()]
+    flags = _flags(
+        infos,
+        {"leuk": leuk, "viable": viable, "lymph": lymph},
+        {"a": np.ones(leuk_n)},
+        base="lymph",
+        reported={"viable_leukocytes": "viable"},
+    )
+    (flag,) = flags
+    assert flag["gate"] == "viable"
+    assert "1137 of 1505 leuk events" in flag["reason"]
+    assert wilson_halfwidth(viable_n, leuk_n) == pytest.approx(2.17, abs=0.01)
+    assert wilson_halfwidth(20 * viable_n, 20 * leuk_n) < 1.0

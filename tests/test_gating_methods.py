@@ -342,6 +342,19 @@ def test_dying_cells_counted_as_live_by_the_deepest_valley_are_flagged():
     assert not clean.flags_
 
 
+def test_the_first_valley_cuts_a_plateau_of_dying_cells_at_its_lower_end():
+    # dying cells spread evenly (log-uniform dye) from 0.3 to 0.65 above a broad live
+    # peak (0.15) and below the dead one (0.8): the valley floor is flat across them, and
+    # its middle (0.52 here) would count 64 % of them live; the first valley takes the
+    # floor's lower end, right above the live cells
+    rng = np.random.default_rng(1)
+    dying = rng.uniform(0.3, 0.65, 4000)
+    values = np.concatenate([rng.normal(0.15, 0.08, 16000), dying, rng.normal(0.8, 0.03, 3000)])
+    first = ValleyThreshold(search=(0.1, 0.9), pick="first").fit(values)
+    assert 0.25 < first.threshold_ < 0.35
+    assert np.mean(dying < first.threshold_) < 0.15
+
+
 def test_a_valley_search_range_narrower_than_the_grid_step_does_not_fail():
     # every event below the search range, which is narrower than the density's grid step:
     # the grid's last point falls inside it

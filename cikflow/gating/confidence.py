@@ -8,7 +8,8 @@ A fit can find a valley and still be unsafe. After gating, on every event:
   divides — the divider sits in a dense or flat stretch, not a clear valley;
 * ``imprecise``: a reported population's 95 % counting interval (Wilson) is
   wider than ± :data:`PRECISION_PP` points — too few events for the fraction's
-  precision (a 500-event tube);
+  precision (a 500-event tube); of the base below it, of their parent for the
+  base's ancestors (viable of the leukocytes: the viability);
 * ``compensation_suspect``: cells negative for a marker are brighter in it when
   they are positive for the other marker of a quadrant (CD56 of CD3+CD56− above
   CD56 of CD3−CD56−) by more than :data:`COMPENSATION_SHIFT` — the spillover of
@@ -32,7 +33,13 @@ A fit can find a valley and still be unsafe. After gating, on every event:
   by what the valley floor holds) of more than :data:`TAIL_PP` percentage points
   — the populations above it are that much low, those below it that much high,
   even with the divider in its valley (CD56 on CIK cells smearing into the T
-  cells on ``realistic`` day-14 and day-21 tubes).
+  cells on ``realistic`` day-14 and day-21 tubes). For a divider at a smear's
+  lower edge (``negative_edge``: CD3 below the CD3-dim T cells; ``pick: first``:
+  viability below the dying cells' intermediate staining) the tail is the
+  smear's shoulder below it (:func:`cikflow.gating.tails.tail_below`) less the
+  negatives' tail above it (:func:`cikflow.gating.tails.spill_above`), which the
+  count-balanced edge cancels it with: what is left is an error of the count (a
+  divider left inside the smear, where the negatives are too few to balance it).
 
 Percentages are of the template's base when the gate lies below it, otherwise
 of the gate's parent.
@@ -44,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cikflow.gating.tails import hidden_below
+from cikflow.gating.tails import hidden_below, spill_above, tail_below
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -159,20 +166,30 @@ def confidence_flags(
         flags += _impurity(infos, base=base, base_mask=of(base), raw=raw)
     if base:
         below = {i.name for i in infos if base in i.path}  # fractions of base: below it only
+        # above it, the base's ancestors' fractions of their parents (viability)
+        above = {
+            i.name: i.gate.parent
+            for i in infos
+            if i.gate is not None and i.name in next((j.path for j in infos if j.name == base), ())
+        }
         for pop, gate_name in reported.items():
-            if gate_name in below and gate_name in membership and base_n:
-                n = int(membership[gate_name].sum())
-                half = wilson_halfwidth(n, base_n)
-                if half > PRECISION_PP:
-                    flags.append(
-                        {
-                            "flag": "imprecise",
-                            "gate": gate_name,
-                            "reason": f"{pop}: {n} of {base_n} {base} events "
-                            f"({100 * n / base_n:.1f} %); 95 % counting interval ±{half:.1f} "
-                            f"points (> {PRECISION_PP:g})",
-                        }
-                    )
+            if gate_name not in membership:
+                continue
+            of_name = base if gate_name in below else above.get(gate_name)
+            if of_name is None or not int(of(of_name).sum()):
+                continue
+            n, of_n = int(membership[gate_name].sum()), int(of(of_name).sum())
+            half = wilson_halfwidth(n, of_n)
+            if half > PRECISION_PP:
+                flags.append(
+                    {
+                        "flag": "imprecise",
+                        "gate": gate_name,
+                        "reason": f"{pop}: {n} of {of_n} {of_name} events "
+                        f"({100 * n / of_n:.1f} %); 95 % counting interval ±{half:.1f} "
+                        f"points (> {PRECISION_PP:g})",
+                    }
+                )
     return flags
 
 
@@ -229,14 +246,23 @@ def _tail(
         return []
     at = {dim: values(dim, rows) for dim in gate.dims}
     scale = int(parent.sum()) / len(rows)
+    fits = {(f.get("dimension"), f.get("within", "")): f for f in (info.fit or {}).get("fits", [])}
     out = []
     for threshold in gate.thresholds():
         if threshold.value is None:
             continue
         divided = gate.subset(threshold, at, parent=np.ones(len(rows), dtype=bool))
-        hidden = hidden_below(
-            at[threshold.dimension][divided], float(threshold.value), ceiling=threshold.upto
-        )
+        x, t = at[threshold.dimension][divided], float(threshold.value)
+        fit = fits.get((threshold.dimension, threshold.within), {})
+        if fit.get("negative_edge") or fit.get("pick") == "first":
+            # a divider at a smear's lower edge (CD3-dim T cells, dying cells): its
+            # shoulder below and the negatives' tail above cancel in the count; what is
+            # left of the shoulder is the error
+            lowest = (fit.get("search_transformed") or [None])[0]
+            hidden = tail_below(x, t, ceiling=threshold.upto, shoulder=True, lowest=lowest)
+            hidden -= spill_above(x, t)
+        else:
+            hidden = hidden_below(x, t, ceiling=threshold.upto)
         pp = 100.0 * hidden * scale / total
         if pp > TAIL_PP:
             pops = ", ".join(p for p, _ in gate.populations())

@@ -69,6 +69,9 @@ def _threshold(
         "search_transformed": p.get("search") and list(p["search"]),
         # a positive smear into the negatives: the intervals continue its shoulder
         "negative_edge": bool(p.get("negative_edge", False)),
+        # the first valley over the lower population: at the lower end of what stains
+        # between it and the upper one (a viability dye's dying cells)
+        "pick": p.get("pick", "deepest") if name == "valley" else None,
         "events": int(est.n_events_),
         # share of events staining between the valley and the upper population (valley)
         "intermediate_share": getattr(est, "intermediate_share_", None),

@@ -362,14 +362,15 @@ class ValleyThreshold(_Threshold):
                 )
             )
         else:
-            # a flat valley floor (an empty gap between populations): take its middle
+            # a flat valley floor (an empty gap, or a plateau of intermediate staining
+            # such as dying cells'): its middle, or for the first valley its lower end
             floor = density[best] * 1.05 + 1e-12
             lo_i, hi_i = best, best
             while lo_i - 1 >= inside[0] and density[lo_i - 1] <= floor:
                 lo_i -= 1
             while hi_i + 1 <= inside[-1] and density[hi_i + 1] <= floor:
                 hi_i += 1
-            best = (lo_i + hi_i) // 2
+            best = lo_i if self.pick == "first" else (lo_i + hi_i) // 2
             if self.negative_edge:
                 best = min(best, balanced_edge(x, density, valley=best, start=int(inside[0])))
             self.threshold_ = float(x[best])

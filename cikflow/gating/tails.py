@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from cikflow.gating.edges import TAIL_END, smear_level
+from cikflow.gating.edges import TAIL_END, negative_mode, smear_level
 from cikflow.gating.methods import smoothed_density
 
 __all__ = ["TAIL_MIN_EVENTS", "hidden_below", "shoulder_below", "spill_above", "tail_below"]
@@ -153,8 +153,10 @@ def shoulder_below(
     The shoulder's level is the lowest density between the threshold and the
     positives' mode above it (events per transformed unit). It is continued flat
     below the threshold down to where the negatives begin: the point above their
-    mode (the highest density at or below the threshold) where their density has
-    fallen to half the mode's, or ``lowest`` if that is higher.
+    mode (:func:`cikflow.gating.edges.negative_mode`) where their density has
+    fallen half-way from the mode's down to the shoulder's level (their half height
+    above the shoulder they stand on; half the mode's alone would run far into a
+    shoulder almost as dense), or ``lowest`` if that is higher.
     Where the density does not fall to half before the threshold (no negative
     population of its own below it: few CD3− cells by day 21, the smear itself the
     highest density there), the shoulder reaches down to ``lowest``; without
@@ -211,9 +213,11 @@ def shoulder_below(
         return 0.0
     x, density, i = _events_density(values, threshold, bandwidth=bandwidth)
     _, level = smear_level(density, i)
-    mode = int(np.argmax(density[: i + 1]))
-    half = mode
-    while half < i and density[half] > density[mode] / 2:
+    mode = negative_mode(density, i)  # not a bump of the smear above the negatives
+    # the negatives' half height above the shoulder they stand on; a mode no clearer
+    # above the shoulder than its own noise is the shoulder's, no negatives of their own
+    half = mode if density[mode] > TAIL_END * level else i
+    while half < i and density[half] > (density[mode] + level) / 2:
         half += 1
     if half < i:
         end = float(x[half]) if lowest is None else max(float(x[half]), lowest)
