@@ -167,11 +167,8 @@ def confidence_flags(
     if base:
         below = {i.name for i in infos if base in i.path}  # fractions of base: below it only
         # above it, the base's ancestors' fractions of their parents (viability)
-        above = {
-            i.name: i.gate.parent
-            for i in infos
-            if i.gate is not None and i.name in next((j.path for j in infos if j.name == base), ())
-        }
+        ancestors = next((i.path for i in infos if i.name == base), ())
+        above = {i.name: i.gate.parent for i in infos if i.gate and i.name in ancestors}
         for pop, gate_name in reported.items():
             if gate_name not in membership:
                 continue

@@ -157,9 +157,11 @@ def shoulder_below(
     fallen half-way from the mode's down to the shoulder's level (their half height
     above the shoulder they stand on; half the mode's alone would run far into a
     shoulder almost as dense), or ``lowest`` if that is higher.
-    Where the density does not fall to half before the threshold (no negative
-    population of its own below it: few CD3− cells by day 21, the smear itself the
-    highest density there), the shoulder reaches down to ``lowest``; without
+    Where the negatives' mode rises no more than :data:`cikflow.gating.edges.TAIL_END`
+    times above the shoulder's level, or the density does not fall half-way before the
+    threshold (no negative population of its own below it: few CD3− cells by day 21,
+    the smear itself the highest density there), the shoulder reaches down to
+    ``lowest``; without
     ``lowest``, it is not continued at all. A deep valley has a low floor, so a
     small shoulder.
 
