@@ -57,7 +57,7 @@ from cikflow.gating.template import make_transform
 from cikflow.io import read_yaml
 from cikflow.io.simulated import write_simulated
 from cikflow.realism import DEFAULT_LOGICLE
-from cikflow.simulate import LABELS, POPULATION_MEMBERS, PRESETS, simulate_batches
+from cikflow.simulate import PRESETS, simulate_batches
 from cikflow.steps import cluster_batch, gate_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,14 +182,8 @@ def _score(tube, status: dict, out: Path, *, seed: int) -> dict:
         rec[f"f1_{pop}"] = f1_score(events[pop].to_numpy(bool), tube.members(pop))
     for pop in SUBSETS:
         rec[f"err_{pop}"] = abs(float(gates.loc[pop, "percent_of_base"]) - true_pct[pop])
-    alive = np.isin(
-        tube.labels, [LABELS.index(x) for x in POPULATION_MEMBERS["viable_lymphocytes"]]
-    )
-    alive |= tube.labels == LABELS.index("monocyte")
-    dead = tube.labels == LABELS.index("dead")
-    true_viability = 100.0 * alive.sum() / (alive.sum() + dead.sum())
     viability = 100.0 * gates.loc["viable", "events"] / gates.loc["leukocytes", "events"]
-    rec["err_viability"] = abs(float(viability) - true_viability)
+    rec["err_viability"] = abs(float(viability) - tube.true_viability)
     rec["review"] = bool(status["flags"])
     rec["flags"] = ",".join(sorted({f["flag"] for f in status["flags"]}))
     # "*": a flag on no gate (the whole sample)

@@ -35,7 +35,7 @@ import pandas as pd
 
 from cikflow.io import read_yaml
 from cikflow.io.simulated import write_simulated
-from cikflow.simulate import LABELS, POPULATION_MEMBERS, PRESETS, TOP_OF_SCALE, simulate_batches
+from cikflow.simulate import PRESETS, TOP_OF_SCALE, simulate_batches
 from cikflow.steps import gate_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,16 +62,12 @@ def with_gain(batches: list, fold: float) -> list:
 
 def truth(batches: list) -> dict[str, dict[str, float]]:
     """Sample → the simulator's T, CIK, NK (% of viable lymphocytes) and viability (%)."""
-    live = [LABELS.index(x) for x in POPULATION_MEMBERS["viable_lymphocytes"]]
-    live.append(LABELS.index("monocyte"))
     out = {}
     for tube in (t for b in batches for t in b.samples):
         true = {r["population"]: r["percent_of_base"] for r in tube.truth}
-        alive = np.count_nonzero(np.isin(tube.labels, live))
-        dead = np.count_nonzero(tube.labels == LABELS.index("dead"))
         out[tube.sample] = {
             **{p: float(true[p]) for p in NUMBERS[:3]},
-            "viability": 100.0 * alive / (alive + dead),
+            "viability": tube.true_viability,
         }
     return out
 

@@ -223,6 +223,14 @@ class SimulatedSample:
         codes = [LABELS.index(label) for label in POPULATION_MEMBERS[population]]
         return np.isin(self.labels, codes)
 
+    @property
+    def true_viability(self) -> float:
+        """Live ÷ (live + dead) cells, % (viable lymphocytes and monocytes are live)."""
+        alive = np.count_nonzero(self.members("viable_lymphocytes"))
+        alive += np.count_nonzero(self.labels == LABELS.index("monocyte"))
+        dead = np.count_nonzero(self.labels == LABELS.index("dead"))
+        return 100.0 * alive / (alive + dead)
+
 
 @dataclass(frozen=True)
 class SimulatedBatch:

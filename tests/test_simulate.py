@@ -369,3 +369,15 @@ def test_real_file_metrics_match_the_published_yardstick(shared_data):
     assert m["nk_in_cd3pos_valley_ratio"] == pytest.approx(0.5, abs=0.1)
     assert m["nk_negative_width"] == pytest.approx(0.186, abs=0.02)
     assert 0.1 <= m["cd3_valley_ratio"] <= 0.75
+
+
+def test_true_viability_counts_live_lymphocytes_and_monocytes_against_the_dead():
+    from dataclasses import replace
+
+    from cikflow.simulate import PRESETS
+
+    tube = _one(PRESETS["clean"], n_events=2000)
+    # 3 T cells, 1 monocyte, 1 dead cell, 2 debris events: 4 live of 5 cells, 80 %
+    names = ["T", "T", "T", "monocyte", "dead", "debris", "debris"]
+    hand = replace(tube, labels=np.array([LABELS.index(n) for n in names], dtype=np.int8))
+    assert hand.true_viability == pytest.approx(80.0)

@@ -161,9 +161,11 @@ def shoulder_below(
     times above the shoulder's level, or the density does not fall half-way before the
     threshold (no negative population of its own below it: few CD3− cells by day 21,
     the smear itself the highest density there), the shoulder reaches down to
-    ``lowest``; without
-    ``lowest``, it is not continued at all. A deep valley has a low floor, so a
-    small shoulder.
+    ``lowest``; without ``lowest``, it is not continued at all. A deep valley has a
+    low floor, so a small shoulder. (:func:`cikflow.gating.edges.balanced_edge` still
+    ends the smear at half the negatives' own height: with this end the CD3 divider
+    fell to its search bound on ``realistic`` days 14 and 21, counting NK cells' CD3
+    background as CIK, until the divider is fitted on each CD56 side apart.)
 
     No library models a plateau's continuation; it is a few lines on the binned
     density :func:`cikflow.gating.methods.smoothed_density` gives.
@@ -190,7 +192,8 @@ def shoulder_below(
     --------
     Negatives N(0, 0.05) and positives N(0.7, 0.05), 10,000 each, and a plateau of
     3,000 events evenly over [0.1, 0.7] (5,000 per unit), 1,000 of them below a
-    divider at 0.3. Continued from 0.3 down to the negatives' half-maximum (0.06):
+    divider at 0.3. Continued from 0.3 down to the negatives' half height above the
+    plateau, (79,788 + 5,000) / 2 at 0.056:
 
     >>> rng = np.random.default_rng(0)
     >>> plateau = rng.uniform(0.1, 0.7, 3000)
