@@ -96,6 +96,80 @@ def test_level_drift_names_scatter_and_gain_not_one_population():
     assert not again.loc["d28", "gain_drifted"]
 
 
+def _beads(gain=1.0, fsc=16000.0, events=2000):
+    return {
+        "events": events,
+        "scatter": {"FSC-A": fsc},
+        "fluorescence": {"CD45": 90000.0 * gain, "CD3": 110000.0 * gain, "CD56": 60000.0 * gain},
+    }
+
+
+def test_level_drift_reads_the_beads_not_the_culture():
+    """Only a day whose beads moved is drifted, whatever the culture did to the cells.
+
+    The cells change with the culture (blasts 2.5-fold FSC, CD3 and CD45 up); the
+    beads are the same particles every day.
+    """
+    levels = {
+        "d0": {**_levels(), "beads": _beads()},
+        "d7": {**_levels(fsc=125000.0, cd45=30000.0, cd3=12000.0), "beads": _beads()},
+        "d14": {**_levels(fsc=125000.0), "beads": _beads(gain=1.3)},  # every detector x1.3
+        "d21": {**_levels(), "beads": _beads(fsc=22400.0)},  # scatter x1.4
+    }
+    table = level_drift(levels, bead_limit=1.2, min_bead_events=200).set_index("sample")
+    assert table["level_source"].tolist() == ["beads"] * 4
+    assert table["scatter_drifted"].tolist() == [False, False, False, True]
+    assert table["gain_drifted"].tolist() == [False, False, True, False]
+    # d14 against the median of the others' beads (x1.0): 1.3; d21's FSC 22400 / 16000
+    assert table.loc["d14", "gain_fold"] == pytest.approx(1.3)
+    assert table.loc["d21", "scatter_fold"] == pytest.approx(1.4)
+    assert table.loc["d7", "gain_fold"] == pytest.approx(1.0)
+    assert table.loc["d14", "reason"] == (
+        "the beads' all-channel gain 1.30-fold the other days' (limit 1.2)"
+    )
+    assert table.loc["d21", "scatter_limit"] == 1.2
+    # without the beads, the cells' scatter is drift even at the cells' looser limit: d7
+    # and d14 at 125000 against a median of 50000 (2.5-fold), d0 and d21 at 50000 against
+    # 125000 (0.4-fold)
+    cells = level_drift({k: {**v, "beads": None} for k, v in levels.items()}).set_index("sample")
+    assert cells["level_source"].tolist() == ["cells"] * 4
+    assert cells["scatter_limit"].tolist() == [2.2] * 4
+    assert cells.loc["d0", "scatter_fold"] == pytest.approx(50000 / 125000)
+    assert cells.loc["d7", "scatter_fold"] == pytest.approx(2.5)
+    assert cells["scatter_drifted"].all()
+
+
+def test_level_drift_falls_back_to_the_cells_below_the_fewest_beads():
+    levels = {
+        "d0": {**_levels(), "beads": _beads()},
+        "d7": {**_levels(), "beads": _beads(gain=1.5, events=150)},  # too few beads to read
+        "d14": {**_levels(cd45=26000.0, cd3=10400.0), "beads": _beads()},
+    }
+    table = level_drift(levels, min_bead_events=200).set_index("sample")
+    assert table["level_source"].tolist() == ["beads", "cells", "beads"]
+    # d7 on its cells: CD45 20000 / median(20000, 26000), CD3 8000 / median(8000, 10400)
+    assert table.loc["d7", "gain_fold"] == pytest.approx(20000 / 23000)
+    assert not table["gain_drifted"].any()
+    assert table.loc["d14", "gain_fold"] == pytest.approx(1.0)  # d0's beads only
+
+
+def test_gate_step_records_the_beads_levels(tmp_path, repo_dir):
+    """The gate step keeps the beads' count and medians; the batch's drift reads them."""
+    from cikflow.steps import cluster_batch
+
+    dirs = gated_days(tmp_path, repo_dir=repo_dir, config=CONFIG)
+    status = read_status(dirs[0] / "status.json")
+    gates = read_table(dirs[0] / "gates.tsv").set_index("gate")
+    assert status.bead_levels["events"] == gates.loc["beads", "events"] > 0
+    # the simulated beads: CD56 (PE) 110000 and FSC-A 16000 (log-normal medians), gain 1
+    assert status.bead_levels["fluorescence"]["CD56"] == pytest.approx(110000, rel=0.1)
+    assert status.bead_levels["scatter"]["FSC-A"] == pytest.approx(16000, rel=0.1)
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    drift = cluster_batch(dirs, template_path=template, out_dir=tmp_path / "b", config=CONFIG)
+    assert drift["level_source"].tolist() == ["beads"] * 4
+    assert not drift["drifted"].any()
+
+
 def test_drift_table_carries_the_level_drift_and_its_reason():
     rng = np.random.default_rng(2)
     samples = {d: rng.normal(0.4, 0.05, (2000, 2)) for d in ("d0", "d7", "d14", "d21")}

@@ -78,6 +78,7 @@ from cikflow.clustering.sample import (
     cluster_outcome,
     cluster_sample,
     concordance,
+    gate_levels,
 )
 
 __all__ = [
@@ -102,6 +103,7 @@ __all__ = [
     "cluster_sample",
     "concordance",
     "drift_table",
+    "gate_levels",
     "label_clusters",
     "level_drift",
     "marker_values",

@@ -33,6 +33,7 @@ DRIFT_COLUMNS = [
     "mean_distance",
     "drift_ratio",
     "drift_limit",
+    "level_source",
     "scatter_fold",
     "scatter_limit",
     "gain_fold",
@@ -42,10 +43,12 @@ DRIFT_COLUMNS = [
 ]
 
 #: defaults of the scatter and all-channel gain drift limits (``clustering`` config)
-LEVEL_DRIFT_DEFAULTS: dict[str, float] = {
+LEVEL_DRIFT_DEFAULTS: dict[str, float | int] = {
     "scatter_drift_limit": 2.2,
     "gain_drift_limit": 1.2,
     "drift_min_level": 1000.0,
+    "bead_drift_limit": 1.2,
+    "drift_min_beads": 200,
 }
 
 
@@ -150,37 +153,53 @@ def _fold(level: float, others: Sequence[float]) -> float:
 
 
 def level_drift(
-    levels: Mapping[str, Mapping[str, Mapping[str, float]]],
+    levels: Mapping[str, Mapping[str, Any]],
     *,
     scatter_limit: float = 2.2,
     gain_limit: float = 1.2,
     min_level: float = 1000.0,
+    bead_limit: float = 1.2,
+    min_bead_events: int = 200,
 ) -> pd.DataFrame:
     """Scatter drift and all-channel gain drift of each day against the batch's other days.
 
-    Per sample and dimension, the fold = its base median ÷ the median of the
-    other samples' base medians. ``scatter_fold`` is the scatter dimension's fold
-    farthest from 1 (on a log scale); ``gain_fold`` is the median of the
-    fluorescence folds over channels whose level is at least ``min_level`` on
-    the day and on the other days (a gain change of every detector moves them
-    together; a population's change moves one). A fold beyond a limit, or
-    below its reciprocal, is drifted.
+    Per sample and dimension, the fold = its level ÷ the median of the other
+    samples' levels. ``scatter_fold`` is the scatter dimension's fold farthest
+    from 1 (on a log scale); ``gain_fold`` is the median of the fluorescence
+    folds over channels whose level is at least ``min_level`` on the day and on
+    the other days (a gain change of every detector moves them together). A
+    fold beyond a limit, or below its reciprocal, is drifted.
+
+    The levels are the counting beads' where the day and at least one other
+    day have ``min_bead_events`` bead events: beads are the same particles
+    every day, so their folds are the instrument's alone, held to
+    ``bead_limit``. Otherwise they are the base cells' medians, which the
+    culture moves too (blasts grow, a population's share changes a channel's
+    median), held to the looser ``scatter_limit`` and ``gain_limit``.
 
     Parameters
     ----------
     levels : mapping
-        Sample → :func:`base_levels`.
+        Sample → :func:`base_levels` of its base events, and optionally under
+        ``"beads"`` the :func:`base_levels` of its bead events with their
+        ``"events"`` (count).
     scatter_limit, gain_limit : float
-        Allowed folds (> 1).
+        Allowed folds (> 1) of the cells' levels.
     min_level : float
         Fluorescence levels below this (data units) are too near zero to give a
         fold.
+    bead_limit : float
+        Allowed fold (> 1) of the beads' levels, scatter and fluorescence.
+    min_bead_events : int
+        Fewest bead events whose medians are used.
 
     Returns
     -------
     pandas.DataFrame
-        ``sample``, ``scatter_fold``, ``gain_fold`` (NaN where not measurable),
-        ``scatter_drifted``, ``gain_drifted``, ``reason``.
+        ``sample``, ``level_source`` (``beads``, ``cells`` or empty),
+        ``scatter_fold``, ``scatter_limit``, ``gain_fold``, ``gain_limit``
+        (NaN where not measurable), ``scatter_drifted``, ``gain_drifted``,
+        ``reason``.
 
     Examples
     --------
@@ -190,60 +209,83 @@ def level_drift(
     >>> t[["sample", "gain_fold", "gain_drifted"]].values.tolist()
     [['a', 1.0, False], ['b', 1.0, False], ['c', 1.0, False], ['d', 1.6, True]]
     """
+    beads = {
+        k: v["beads"]
+        for k, v in levels.items()
+        if v.get("beads") and int(v["beads"].get("events", 0)) >= min_bead_events
+    }
     rows = []
     for sample, own in levels.items():
-        others = [v for k, v in levels.items() if k != sample]
-        folds = {
-            kind: {
-                dim: _fold(level, [o[kind][dim] for o in others if dim in o.get(kind, {})])
-                for dim, level in own.get(kind, {}).items()
-            }
-            for kind in ("scatter", "fluorescence")
-        }
-        scatter = [f for f in folds["scatter"].values() if np.isfinite(f)]
-        scatter_fold = max(scatter, key=lambda f: abs(np.log(f))) if scatter else np.nan
-        bright = [
-            f
-            for dim, f in folds["fluorescence"].items()
-            if np.isfinite(f)
-            and own["fluorescence"][dim] >= min_level
-            and own["fluorescence"][dim] / f >= min_level
-        ]
-        gain_fold = float(np.median(bright)) if bright else np.nan
-        s_out = bool(
-            np.isfinite(scatter_fold) and abs(np.log(scatter_fold)) > np.log(scatter_limit)
-        )
-        g_out = bool(np.isfinite(gain_fold) and abs(np.log(gain_fold)) > np.log(gain_limit))
+        if sample in beads and len(beads) > 1:
+            source, own_levels = "beads", beads[sample]
+            others = [v for k, v in beads.items() if k != sample]
+            s_lim, g_lim = bead_limit, bead_limit
+        else:
+            source, own_levels = "cells", own
+            others = [v for k, v in levels.items() if k != sample]
+            s_lim, g_lim = scatter_limit, gain_limit
+        scatter_fold, gain_fold = _level_folds(own_levels, others, min_level=min_level)
+        s_out = bool(np.isfinite(scatter_fold) and abs(np.log(scatter_fold)) > np.log(s_lim))
+        g_out = bool(np.isfinite(gain_fold) and abs(np.log(gain_fold)) > np.log(g_lim))
+        of = "the beads' " if source == "beads" else ""
         reason = []
         if s_out:
-            reason.append(
-                f"scatter {scatter_fold:.2f}-fold the other days' (limit {scatter_limit:g})"
-            )
+            reason.append(f"{of}scatter {scatter_fold:.2f}-fold the other days' (limit {s_lim:g})")
         if g_out:
             reason.append(
-                f"all-channel gain {gain_fold:.2f}-fold the other days' (limit {gain_limit:g})"
+                f"{of}all-channel gain {gain_fold:.2f}-fold the other days' (limit {g_lim:g})"
             )
+        measured = np.isfinite(scatter_fold) or np.isfinite(gain_fold)
         rows.append(
             {
                 "sample": sample,
+                "level_source": source if measured else "",
                 "scatter_fold": round(float(scatter_fold), 6),
+                "scatter_limit": float(s_lim),
                 "gain_fold": round(float(gain_fold), 6),
+                "gain_limit": float(g_lim),
                 "scatter_drifted": s_out,
                 "gain_drifted": g_out,
                 "reason": "; ".join(reason),
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "sample",
-            "scatter_fold",
-            "gain_fold",
-            "scatter_drifted",
-            "gain_drifted",
-            "reason",
-        ],
-    )
+    return pd.DataFrame(rows, columns=_LEVEL_COLUMNS)
+
+
+_LEVEL_COLUMNS = [
+    "sample",
+    "level_source",
+    "scatter_fold",
+    "scatter_limit",
+    "gain_fold",
+    "gain_limit",
+    "scatter_drifted",
+    "gain_drifted",
+    "reason",
+]
+
+
+def _level_folds(
+    own: Mapping[str, Any], others: Sequence[Mapping[str, Any]], *, min_level: float
+) -> tuple[float, float]:
+    """The scatter fold farthest from 1 and the median bright fluorescence fold (NaN: none)."""
+    folds = {
+        kind: {
+            dim: _fold(level, [o[kind][dim] for o in others if dim in o.get(kind, {})])
+            for dim, level in own.get(kind, {}).items()
+        }
+        for kind in ("scatter", "fluorescence")
+    }
+    scatter = [f for f in folds["scatter"].values() if np.isfinite(f)]
+    scatter_fold = max(scatter, key=lambda f: abs(np.log(f))) if scatter else np.nan
+    bright = [
+        f
+        for dim, f in folds["fluorescence"].items()
+        if np.isfinite(f)
+        and own["fluorescence"][dim] >= min_level
+        and own["fluorescence"][dim] / f >= min_level
+    ]
+    return scatter_fold, float(np.median(bright)) if bright else np.nan
 
 
 def _left_out_ratio(
@@ -272,7 +314,7 @@ def drift_table(
     batch: str = "",
     drift_limit: float = 1.5,
     pool_events: int = 50_000,
-    levels: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    levels: Mapping[str, Mapping[str, Any]] | None = None,
     level_limits: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """How far each day's events sit from a batch's reference centroids, and level drift.
@@ -303,10 +345,12 @@ def drift_table(
     pool_events : int
         Size of each leave-one-day-out pool.
     levels : mapping, optional
-        Sample → :func:`base_levels` (data units).
+        Sample → :func:`base_levels` (data units), with its beads' under
+        ``"beads"`` (:func:`level_drift`).
     level_limits : mapping, optional
-        ``scatter_drift_limit``, ``gain_drift_limit`` (folds) and
-        ``drift_min_level`` (data units); :data:`LEVEL_DRIFT_DEFAULTS` fill gaps.
+        ``scatter_drift_limit``, ``gain_drift_limit``, ``bead_drift_limit``
+        (folds), ``drift_min_level`` (data units) and ``drift_min_beads``
+        (events); :data:`LEVEL_DRIFT_DEFAULTS` fill gaps.
 
     Returns
     -------
@@ -320,6 +364,8 @@ def drift_table(
         scatter_limit=float(lim["scatter_drift_limit"]),
         gain_limit=float(lim["gain_drift_limit"]),
         min_level=float(lim["drift_min_level"]),
+        bead_limit=float(lim["bead_drift_limit"]),
+        min_bead_events=int(lim["drift_min_beads"]),
     ).set_index("sample")
     rows = []
     for sample, x in samples.items():
@@ -343,10 +389,13 @@ def drift_table(
                 "mean_distance": float(dist.mean()) if len(dist) else np.nan,
                 "drift_ratio": ratio,
                 "drift_limit": float(drift_limit),
+                "level_source": level["level_source"] if level is not None else "",
                 "scatter_fold": level["scatter_fold"] if level is not None else np.nan,
-                "scatter_limit": float(lim["scatter_drift_limit"]),
+                "scatter_limit": (
+                    level["scatter_limit"] if level is not None else lim["scatter_drift_limit"]
+                ),
                 "gain_fold": level["gain_fold"] if level is not None else np.nan,
-                "gain_limit": float(lim["gain_drift_limit"]),
+                "gain_limit": level["gain_limit"] if level is not None else lim["gain_drift_limit"],
                 "drifted": bool(reason),
                 "reason": "; ".join(reason),
             }

@@ -46,6 +46,7 @@ __all__ = [
     "cluster_outcome",
     "cluster_sample",
     "concordance",
+    "gate_levels",
 ]
 
 #: per-cluster table (``clusters.tsv``); marker medians follow as ``median_<marker>``
@@ -394,6 +395,39 @@ def base_events(
         },
         dividers={},  # the clusters place their own: independent of the gates' fits
     )
+
+
+def gate_levels(outcome: GatingOutcome, *, gate: str) -> dict[str, Any] | None:
+    """Median of every dimension of one gate's events (:func:`base_levels`), with their count.
+
+    The counting beads' levels are the batch's instrument reference
+    (:func:`~cikflow.clustering.level_drift`): the same particles every day.
+
+    Parameters
+    ----------
+    outcome : GatingOutcome
+        The sample's gating; its compensated events must still hold the
+        template's channels.
+    gate : str
+        The gate.
+
+    Returns
+    -------
+    dict or None
+        ``{"events": n, "scatter": {dim: median}, "fluorescence": {dim: median}}``
+        (compensated data units), or None where the gating has no such gate.
+    """
+    members = outcome.membership.get(gate)
+    if members is None:
+        return None
+    pnn = list(outcome.compensated.pnn)
+    dims = list(outcome.channel_map)
+    columns = [
+        np.asarray(outcome.compensated[members, pnn.index(outcome.channel_map[d])]) for d in dims
+    ]
+    n = int(np.count_nonzero(members))
+    values = np.column_stack(columns) if columns else np.empty((n, 0))
+    return {"events": n, **base_levels(values, channel_map=outcome.channel_map)}
 
 
 def cluster_outcome(

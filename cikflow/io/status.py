@@ -65,6 +65,11 @@ class SampleStatus:
         held no event.
     base : str, optional
         The template's base population (percent of base is relative to it).
+    bead_levels : dict, optional
+        ``{"events", "scatter", "fluorescence"}``: the counting beads' event
+        count and median of every dimension (compensated data units), the
+        batch's instrument reference for drift
+        (:func:`cikflow.clustering.level_drift`).
     review : list of dict, optional
         The reviewer's entries for this sample (:meth:`cikflow.review.Override.as_record`):
         gates set and flags accepted, with reason and author.
@@ -102,6 +107,7 @@ class SampleStatus:
     clustering: dict[str, Any] | None = None
     emptied: str | None = None
     base: str | None = None
+    bead_levels: dict[str, Any] | None = None
     review: list[dict[str, Any]] | None = None
     provenance: dict[str, Any] | None = None
 

@@ -461,7 +461,9 @@ def _read_subsamples(samples: Sequence[SampleFiles], *, markers: list[str]) -> _
         found.days[status.sample] = status.day
         found.dividers.append(pd.DataFrame(info.get("dividers") or []))
         if info.get("levels"):
-            found.levels[status.sample] = info["levels"]
+            found.levels[status.sample] = dict(info["levels"])
+            if status.bead_levels:  # the instrument's own reference for drift
+                found.levels[status.sample]["beads"] = status.bead_levels
         found.inputs[f"markers_{status.sample}"] = str(files.markers)
     return found
 

@@ -220,12 +220,23 @@ def _gate_sample(
         outcome.compensated.release(fcs.pnn.index(d) for d in outcome.channel_map.values())
         fcs = None
         gated.base = gate_base_events(outcome, template=template)
+        status.bead_levels = _bead_levels(outcome, template=template, config=config)
         if files.clusters is not None:  # clustered here, not by the sample's report job
             gated.clustered = cluster_events(gated.base, template=template, config=config)
     intervals = population_intervals(outcome, template=template, settings=config.get("uncertainty"))
     _tabulate(gated, status=status, outcome=outcome, template=template, qc=qc, intervals=intervals)
     if files.events is not None:
         _write_events(outcome, keep=qc.keep, path=files.events)
+
+
+def _bead_levels(
+    outcome: Any, *, template: Any, config: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The counting beads' levels (:func:`cikflow.clustering.gate_levels`), or None."""
+    from cikflow.clustering import gate_levels
+
+    population = str(config.get("counts", {}).get("bead_population", "beads"))
+    return gate_levels(outcome, gate=str(template.populations.get(population, population)))
 
 
 def _read_with_qc(
