@@ -104,12 +104,14 @@ def batch_reference(
     settings : mapping
         The ``clustering`` settings, defaults filled in (``markers``,
         ``n_clusters``, ``subsample`` in events, ``random_state``, ``drift_limit``,
-        ``scatter_drift_limit``, ``gain_drift_limit``, ``drift_min_level``).
+        ``scatter_drift_limit``, ``gain_drift_limit``, ``drift_min_level``,
+        ``bead_drift_limit``, ``drift_min_beads``).
     batch : str
         The batch.
     levels : mapping, optional
         Per sample, its base levels (:func:`cikflow.clustering.base_levels`,
-        data units), for the scatter and all-channel gain drift.
+        data units) and its beads' under ``"beads"``, for the scatter and
+        all-channel gain drift (:func:`cikflow.clustering.level_drift`).
 
     Returns
     -------

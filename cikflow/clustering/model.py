@@ -35,6 +35,8 @@ CLUSTERING_DEFAULTS: dict[str, Any] = {
     "scatter_drift_limit": 2.2,
     "gain_drift_limit": 1.2,
     "drift_min_level": 1000.0,
+    "bead_drift_limit": 1.2,
+    "drift_min_beads": 200,
 }
 
 
