@@ -23,7 +23,7 @@ from cikflow.clustering import (
 )
 from cikflow.evaluate import compare_to_truth, f1_score
 from cikflow.gating import gate_fcs
-from cikflow.io import read_fcs, read_json, read_table, read_template
+from cikflow.io import read_fcs, read_json, read_table, read_template, write_table
 from cikflow.io.simulated import write_simulated
 from cikflow.preprocess import compensate, spillover_matrix
 from cikflow.simulate import POPULATION_MEMBERS, simulate_batches
@@ -456,6 +456,19 @@ def test_batch_report_shows_drift_and_concordance(gated, tmp_path):
     assert 'id="concordance-B01"' in html
     assert 'id="batch-0-drift"' in html
     assert "gate_cluster_discordant</code>" not in html  # clean samples
+    # every day's level drift was measured on its counting beads, and none drifted
+    table = html[html.index('id="drift-B01"') :].split("</table>")[0]
+    assert table.count("<td>beads</td>") == len(dirs)
+    assert "drifted:" not in table
+    # a drifted day says what drifted
+    drift_path = results / "batch" / "B01" / "drift.tsv"
+    drift = read_table(drift_path)
+    drift["reason"] = drift["reason"].astype(object)  # empty: read as NaN
+    drift.loc[1, ["drifted", "reason"]] = [True, "the beads' scatter 1.30-fold the other days'"]
+    write_table(drift, drift_path)
+    batch_report(results, sample_dirs=dirs, out_path=index, batch_dirs=[results / "batch" / "B01"])
+    table = index.read_text().split('id="drift-B01"')[1].split("</table>")[0]
+    assert table.count("drifted: the beads&#39; scatter 1.30-fold the other days&#39;") == 1
 
 
 def test_a_per_subset_divider_labels_each_side_with_its_own_threshold():

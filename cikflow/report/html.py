@@ -594,7 +594,11 @@ def _cluster_blocks(
                 "mean_distance": _number(r["mean_distance"]),
                 "ratio": _number(r["drift_ratio"]),
                 "limit": _number(r["drift_limit"]),
+                "scatter_fold": _number(r.get("scatter_fold")),
+                "gain_fold": _number(r.get("gain_fold")),
+                "source": _text(r.get("level_source")),
                 "drifted": str(r["drifted"]).lower() == "true",
+                "reason": _text(r.get("reason")),
             }
             for r in rows.sort_values("day").to_dict("records")
         ]
