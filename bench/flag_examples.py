@@ -9,9 +9,11 @@ the sample report to open. The tubes:
 - ``B01``-``B03``: three ``realistic`` cultures (seed 1), days 0/7/14/21 — shallow
   and missing valleys, dividers in a flat stretch (``threshold_sensitive``), a
   CD56-bright NK shoulder the mixture cannot separate (``not_separated``), cluster
-  discordance, drift between days, monocytes inside the lymphocyte
-  scatter gate on day 7 (``scatter_impurity``), CD56 on CIK cells smearing below its
-  divider on day 14 (``hidden_tail``);
+  discordance, drift between days, CD56 on CIK cells smearing below its divider on
+  day 14 (``hidden_tail``);
+- ``M01``: a ``realistic`` culture (seed 5) with monocytes inside the lymphocyte
+  scatter gate on day 7 (``scatter_impurity``; since the viability gate takes the
+  first valley, none of the ``B`` tubes raises it);
 - ``C01``: a ``realistic`` culture whose file's ``$SPILLOVER`` under-states the
   FITC (CD3) → PE (CD56) spillover by 35 % (``compensation_suspect``);
 - ``S01``: a culture of 500-event tubes (``imprecise``);
@@ -51,7 +53,7 @@ EXPECTED = {
     # no dying_cells: the default viability valley is the first above the live peak, at
     # its floor's lower end, so no dying cells lie between it and the threshold (a
     # template with pick: deepest raises it, tests/test_gating_methods.py)
-    "scatter_impurity": "B",
+    "scatter_impurity": "M01",
     "hidden_tail": "B",
     "gate_cluster_discordant": "B",
     "drift": "B/H",
@@ -101,8 +103,10 @@ def simulate_examples() -> list:
         for s in jump.samples
     ]
     (hard,) = simulate_batches(n_batches=1, seed=1, preset="hard")
+    (monocytes,) = simulate_batches(n_batches=1, seed=5, preset="realistic")
     return [
         *natural,
+        _renamed(monocytes, "M01"),
         comp,
         _renamed(small, "S01"),
         replace(jump, samples=swapped),
