@@ -1,9 +1,11 @@
 """How far an instrument's gain change moves the default gating's numbers.
 
 The batch step flags a culture day ``drift`` (review required) when the gain of all
-its fluorescence channels moved together beyond ``clustering.gain_drift_limit``
-against the batch's other days. This bench measures what such a change does to the
-reported numbers, to set that limit where drift starts to matter: it simulates
+its fluorescence channels moved together against the batch's other days beyond
+``clustering.bead_drift_limit`` (measured on the counting beads) or, without beads,
+``clustering.gain_drift_limit`` (on the base cells). This bench measures what such a
+change does to the reported numbers, to set those limits where drift starts to
+matter: it simulates
 tubes of a preset without gain drift of their own (``--preset``, ``realistic`` by
 default, ``gain_drift`` set to 0), multiplies every fluorescence detector's values
 by each fold of ``--folds`` (as a gain or laser change would, clipped at the top of
