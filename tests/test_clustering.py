@@ -456,9 +456,10 @@ def test_batch_report_shows_drift_and_concordance(gated, tmp_path):
     assert 'id="concordance-B01"' in html
     assert 'id="batch-0-drift"' in html
     assert "gate_cluster_discordant</code>" not in html  # clean samples
-    # every day's level drift was measured on its counting beads, and none drifted
+    # the sheet rows give no beads_per_tube: every day's level drift was measured on its
+    # cells, and none drifted
     table = html[html.index('id="drift-B01"') :].split("</table>")[0]
-    assert table.count("<td>beads</td>") == len(dirs)
+    assert table.count("<td>cells</td>") == len(dirs)
     assert "drifted:" not in table
     # a drifted day says what drifted
     drift_path = results / "batch" / "B01" / "drift.tsv"

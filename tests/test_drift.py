@@ -170,6 +170,25 @@ def test_gate_step_records_the_beads_levels(tmp_path, repo_dir):
     assert not drift["drifted"].any()
 
 
+def test_a_tube_the_sheet_gives_no_beads_has_no_bead_levels(tmp_path, repo_dir):
+    """Whatever the bead gate catches in a tube without beads is no instrument reference."""
+    from cikflow.steps import gate_file
+    from cikflow.steps.demo import simulate_demo
+
+    sheet = simulate_demo(tmp_path / "data", n_batches=1, days=(0,), n_events=3000)
+    row = sheet.iloc[0].to_dict()
+    template = repo_dir / "config" / "gating" / "cik_default.yaml"
+    fcs = tmp_path / "data" / f"{row['sample']}.fcs"
+    with_beads = gate_file(
+        fcs, template_path=template, out_dir=tmp_path / "a", row=row, config=CONFIG
+    )
+    assert with_beads["bead_levels"]["events"] > 0
+    row["beads_per_tube"] = None  # the sheet's cell left empty
+    without = gate_file(fcs, template_path=template, out_dir=tmp_path / "b", row=row, config=CONFIG)
+    assert without["status"] == "ok"
+    assert "bead_levels" not in without
+
+
 def test_drift_table_carries_the_level_drift_and_its_reason():
     rng = np.random.default_rng(2)
     samples = {d: rng.normal(0.4, 0.05, (2000, 2)) for d in ("d0", "d7", "d14", "d21")}

@@ -69,7 +69,8 @@ class SampleStatus:
         ``{"events", "scatter", "fluorescence"}``: the counting beads' event
         count and median of every dimension (compensated data units), the
         batch's instrument reference for drift
-        (:func:`cikflow.clustering.level_drift`).
+        (:func:`cikflow.clustering.level_drift`); only for tubes whose sheet
+        row gives ``beads_per_tube``.
     review : list of dict, optional
         The reviewer's entries for this sample (:meth:`cikflow.review.Override.as_record`):
         gates set and flags accepted, with reason and author.

@@ -137,6 +137,10 @@ def gate_file(
         _gate_sample(
             fcs_path, template=template, status=status, config=config, files=files, gated=gated
         )
+        if row is not None and not _row_value(row, "beads_per_tube"):
+            # the sheet says the tube holds no beads: what the bead gate caught is no
+            # instrument reference
+            status.bead_levels = None
     except CikflowError as exc:
         status.status, status.error, status.message = "failed", type(exc).__name__, str(exc)
         log.error("%s failed: %s: %s", status.sample, type(exc).__name__, exc)
