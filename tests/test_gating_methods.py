@@ -7,13 +7,12 @@ import pytest
 from cikflow.evaluate import f1_score
 from cikflow.gating import gate_fcs
 from cikflow.gating.methods import (
-    BlobGate,
     MixtureThreshold,
     QuantileThreshold,
-    SingletGate,
     TailThreshold,
     ValleyThreshold,
 )
+from cikflow.gating.shapes import BlobGate, SingletGate
 from cikflow.io import read_fcs, read_template, write_fcs
 from cikflow.io.simulated import write_simulated
 from cikflow.simulate import CHANNELS, LABELS, simulate_batches

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from cikflow.exceptions import GatingTemplateError
-from cikflow.gating.methods import BeadGate
 from cikflow.gating.registry import (
     METHODS,
     blob_estimator,
@@ -24,6 +23,7 @@ from cikflow.gating.registry import (
     singlet_estimator,
     threshold_estimator,
 )
+from cikflow.gating.shapes import BeadGate
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -1,6 +1,6 @@
 """Convex gate outlines that do not swallow a neighbouring population.
 
-A fitted 2-D gate (:class:`cikflow.gating.methods.BlobGate`) is the convex hull of
+A fitted 2-D gate (:class:`cikflow.gating.shapes.BlobGate`) is the convex hull of
 the grid points where its population's mixture components win; GatingML 2.0
 polygons are drawn from it. A broad member component (scattered background events)
 may win on both sides of a small neighbouring component (monocytes beside the

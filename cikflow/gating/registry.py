@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cikflow.exceptions import GatingTemplateError
-from cikflow.gating.methods import BlobGate, SingletGate, make_threshold
+from cikflow.gating.methods import make_threshold
+from cikflow.gating.shapes import BlobGate, SingletGate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
