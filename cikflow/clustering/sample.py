@@ -379,16 +379,9 @@ def base_events(
     base = outcome.membership[template.base] if template.base else None
     if base is None:
         raise ConfigError(f"template '{template.name}' has no base gate to cluster")
-    compensated = outcome.compensated if compensated is None else compensated
-    pnn = list(compensated.pnn if pnn is None else pnn)
-    dims = list(outcome.channel_map)
-    # each column as gating held it (float32, or float64 where float32 is not exact):
-    # stacking widens to the widest, which float64 holds exactly
-    columns = [np.asarray(compensated[base, pnn.index(outcome.channel_map[d])]) for d in dims]
-    n = int(np.count_nonzero(base))
     return BaseEvents(
         sample=outcome.sample,
-        values=np.column_stack(columns) if columns else np.empty((n, 0), dtype=np.float32),
+        values=_gate_values(outcome, base, compensated=compensated, pnn=pnn),
         channel_map=dict(outcome.channel_map),
         membership={
             gate: np.asarray(m[base], dtype=bool) for gate, m in outcome.membership.items()
@@ -420,14 +413,28 @@ def gate_levels(outcome: GatingOutcome, *, gate: str) -> dict[str, Any] | None:
     members = outcome.membership.get(gate)
     if members is None:
         return None
-    pnn = list(outcome.compensated.pnn)
-    dims = list(outcome.channel_map)
+    values = _gate_values(outcome, members)
+    return {"events": len(values), **base_levels(values, channel_map=outcome.channel_map)}
+
+
+def _gate_values(
+    outcome: GatingOutcome,
+    members: np.ndarray,
+    *,
+    compensated: Any = None,
+    pnn: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Compensated values of a gate's events, one column per template dimension."""
+    compensated = outcome.compensated if compensated is None else compensated
+    pnn = list(compensated.pnn if pnn is None else pnn)
+    # each column as gating held it (float32, or float64 where float32 is not exact):
+    # stacking widens to the widest, which float64 holds exactly
     columns = [
-        np.asarray(outcome.compensated[members, pnn.index(outcome.channel_map[d])]) for d in dims
+        np.asarray(compensated[members, pnn.index(outcome.channel_map[d])])
+        for d in outcome.channel_map
     ]
     n = int(np.count_nonzero(members))
-    values = np.column_stack(columns) if columns else np.empty((n, 0))
-    return {"events": n, **base_levels(values, channel_map=outcome.channel_map)}
+    return np.column_stack(columns) if columns else np.empty((n, 0), dtype=np.float32)
 
 
 def cluster_outcome(

@@ -135,12 +135,15 @@ def gate_file(
         template = read_template(template_path)
         template_info.update(name=template.name, version=template.version, sha256=template.sha256)
         _gate_sample(
-            fcs_path, template=template, status=status, config=config, files=files, gated=gated
+            fcs_path,
+            template=template,
+            status=status,
+            config=config,
+            files=files,
+            gated=gated,
+            # a tube the sheet gives no beads: what the bead gate catches is no reference
+            beads=row is None or bool(_row_value(row, "beads_per_tube")),
         )
-        if row is not None and not _row_value(row, "beads_per_tube"):
-            # the sheet says the tube holds no beads: what the bead gate caught is no
-            # instrument reference
-            status.bead_levels = None
     except CikflowError as exc:
         status.status, status.error, status.message = "failed", type(exc).__name__, str(exc)
         log.error("%s failed: %s: %s", status.sample, type(exc).__name__, exc)
@@ -189,10 +192,12 @@ def _gate_sample(
     config: Mapping[str, Any],
     files: SampleFiles,
     gated: _Gated,
+    beads: bool = True,
 ) -> None:
     """Read, QC, gate and plot one file, keep its base events; fill ``gated`` and ``status``.
 
-    The sample is clustered here only when ``files`` names ``clusters``.
+    The sample is clustered here only when ``files`` names ``clusters``; its counting
+    beads' levels are kept only when it has ``beads``.
     """
     from cikflow.plotdata import gate_plot_data
     from cikflow.report.panels import PanelContext, panel_data
@@ -224,7 +229,8 @@ def _gate_sample(
         outcome.compensated.release(fcs.pnn.index(d) for d in outcome.channel_map.values())
         fcs = None
         gated.base = gate_base_events(outcome, template=template)
-        status.bead_levels = _bead_levels(outcome, template=template, config=config)
+        if beads:
+            status.bead_levels = _bead_levels(outcome, template=template, config=config)
         if files.clusters is not None:  # clustered here, not by the sample's report job
             gated.clustered = cluster_events(gated.base, template=template, config=config)
     intervals = population_intervals(outcome, template=template, settings=config.get("uncertainty"))
