@@ -79,6 +79,32 @@ def test_negative_edge_counts_a_smear_with_the_positives():
     assert (both >= gap.threshold_).sum() - (both >= valley.threshold_).sum() <= 5
 
 
+def test_negative_edge_below_a_smear_denser_than_the_negatives():
+    """Day 21: few CD3− cells left, the CD3-dim T cells' smear denser than their peak.
+
+    Negatives N(0.2, 0.03) (600: a peak of 7,979 per unit); positives N(0.8, 0.04)
+    (10,000) plus a smear of 6,000 per unit from 0.235 up to 0.75 (3,090). Above the
+    negatives' mode the density never falls to half (3,989): the smear holds it up.
+    Below it, it does at 0.2 − 0.03 √(2 ln 2) = 0.165, so their flank is taken to end
+    as far above: 0.235. From there the smear below a divider at ``t`` is
+    6,000 (t − 0.235) and the negatives above it 600 (1 − Φ((t − 0.2) / 0.03)): they
+    meet at 0.243 (≈ 47 each way; the kernel, 0.012, widens the negatives' tail). The
+    plain valley fit stops at a dip of the smear's own noise, near 0.5, losing most of it.
+    """
+    rng = np.random.default_rng(3)
+    negatives = rng.normal(0.2, 0.03, 600)
+    smear = rng.uniform(0.235, 0.75, 3090)
+    values = np.concatenate([negatives, smear, rng.normal(0.8, 0.04, 10000)])
+    plain = ValleyThreshold(search=(0.22, 0.7), fallback=0.6).fit(values)
+    edge = ValleyThreshold(search=(0.22, 0.7), negative_edge=True, fallback=0.6).fit(values)
+    assert (smear < plain.threshold_).sum() > 1000
+    assert 0.235 <= edge.threshold_ <= 0.26
+    lost = int(np.count_nonzero(smear < edge.threshold_))
+    taken = int(np.count_nonzero(negatives >= edge.threshold_))
+    assert lost < 200
+    assert taken < 60
+
+
 def test_mixture_splits_a_shoulder_where_no_valley_is():
     """CD56-bright NK as a shoulder: 15 % at 0.75 beside 85 % at 0.61 (sd 0.04 each).
 

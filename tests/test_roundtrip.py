@@ -460,7 +460,7 @@ def test_a_notched_quadrant_exports_and_reimports_the_same(tmp_path):
     gates, and a FlowJo workspace gated by flowkit alone the same quadrant counts.
     """
     sheet = write_simulated(
-        simulate_batches(n_batches=1, days=(21,), n_events=30_000, seed=1, preset="realistic"),
+        simulate_batches(n_batches=1, days=(21,), n_events=30_000, seed=6, preset="realistic"),
         tmp_path,
     )
     fcs = read_fcs(tmp_path / f"{sheet['sample'].iloc[0]}.fcs")

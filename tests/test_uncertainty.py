@@ -21,10 +21,11 @@ from cikflow.uncertainty import (
 
 @pytest.fixture(scope="module")
 def realistic_tube(tmp_path_factory):
-    """``(tube, outcome, template)`` of a seed-1 ``realistic`` culture's tube, gated once.
+    """``(tube, outcome, template)`` of a ``realistic`` culture's tube, gated once.
 
-    Called with the culture day and the tube's events; the default template and the
-    config's panel aliases, as the workflow's gate step uses them (``cut=False``: its
+    Called with the culture day and the tube's events (and ``seed``, 1 unless given);
+    the default template and the config's panel aliases, as the workflow's gate step
+    uses them (``cut=False``: its
     lymphocytes blob without ``cut_enclosed``, so monocytes stay in the base;
     ``pick="deepest"``: its viability threshold at the deepest valley).
     """
@@ -52,21 +53,21 @@ def realistic_tube(tmp_path_factory):
             templates[cut, pick] = read_template(path)
         return templates[cut, pick]
 
-    def make(day: int, n_events: int, *, cut: bool = True, pick: str = "first"):
-        if (day, n_events) not in tubes:  # one simulated tube, gated by any template
+    def make(day: int, n_events: int, *, cut: bool = True, pick: str = "first", seed: int = 1):
+        if (day, n_events, seed) not in tubes:  # one simulated tube, gated by any template
             folder = tmp_path_factory.mktemp(f"day{day}")
             (batch,) = simulate_batches(
-                n_batches=1, days=(day,), n_events=n_events, seed=1, preset="realistic"
+                n_batches=1, days=(day,), n_events=n_events, seed=seed, preset="realistic"
             )
             write_simulated([batch], folder)
             tube = batch.samples[0]
-            tubes[day, n_events] = (tube, folder / f"{tube.sample}.fcs")
-        if (day, n_events, cut, pick) not in made:
-            tube, path = tubes[day, n_events]
+            tubes[day, n_events, seed] = (tube, folder / f"{tube.sample}.fcs")
+        if (day, n_events, seed, cut, pick) not in made:
+            tube, path = tubes[day, n_events, seed]
             chosen = template(cut=cut, pick=pick)
             outcome = gate_fcs(read_fcs(path), chosen, aliases=aliases)
-            made[day, n_events, cut, pick] = (tube, outcome, chosen)
-        return made[day, n_events, cut, pick]
+            made[day, n_events, seed, cut, pick] = (tube, outcome, chosen)
+        return made[day, n_events, seed, cut, pick]
 
     return make
 
@@ -391,12 +392,14 @@ def test_a_notch_takes_cd3_dim_cik_cells_out_of_nk(realistic_tube):
     The default template's notch finds the valley between the NK cells and that mode
     and takes the mode into CIK: nearly all of it is CIK by the true labels, NK's
     per-event F1 rises, and NK's and CIK's intervals still hold their true fractions.
+    (Seed 6: where the CD3 divider itself reaches down below that mode, as on seed 1's
+    day 21, there is no notch to make.)
     """
     from cikflow.evaluate import f1_score
     from cikflow.gating.template import make_transform, transform_name
     from cikflow.uncertainty import population_intervals
 
-    tube, outcome, template = realistic_tube(21, 30_000)
+    tube, outcome, template = realistic_tube(21, 30_000, seed=6)
     (gate,) = [i.gate for i in outcome.infos if i.name == "cd3_cd56"]
     assert gate.notched
     member, truth = outcome.membership, {p: tube.members(p) for p in ("CIK", "NK")}

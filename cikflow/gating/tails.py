@@ -163,9 +163,10 @@ def shoulder_below(
     the smear itself the highest density there), the shoulder reaches down to
     ``lowest``; without ``lowest``, it is not continued at all. A deep valley has a
     low floor, so a small shoulder. (:func:`cikflow.gating.edges.balanced_edge` still
-    ends the smear at half the negatives' own height: with this end the CD3 divider
-    fell to its search bound on ``realistic`` days 14 and 21, counting NK cells' CD3
-    background as CIK, until the divider is fitted on each CD56 side apart.)
+    ends the smear at half the negatives' own height, or where their lower flank,
+    mirrored, ends: with this end the CD3 divider fell to its search bound on
+    ``realistic`` days 14 and 21, counting NK cells' CD3 background as CIK, until the
+    divider is fitted on each CD56 side apart.)
 
     No library models a plateau's continuation; it is a few lines on the binned
     density :func:`cikflow.gating.methods.smoothed_density` gives.
