@@ -103,6 +103,13 @@ def test_negative_edge_below_a_smear_denser_than_the_negatives():
     taken = int(np.count_nonzero(negatives >= edge.threshold_))
     assert lost < 200
     assert taken < 60
+    # a search range from 0.3 holds the edge at its bound, and the flag says where it lies
+    held = ValleyThreshold(search=(0.3, 0.7), negative_edge=True, fallback=0.6).fit(values)
+    assert held.threshold_ == pytest.approx(0.3, abs=0.005)
+    (flag,) = held.flags_
+    assert flag.flag == "at_bound"
+    assert "count-balanced edge lies below it" in flag.reason
+    assert 0.235 <= flag.values[3] <= 0.27
 
 
 def test_mixture_splits_a_shoulder_where_no_valley_is():

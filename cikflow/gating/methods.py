@@ -178,16 +178,23 @@ class _Threshold:
             return lo, hi, None
         return lo, hi, _subsample(checked, self.max_events, self.random_state)
 
-    def _at_bound(self, lo: float, hi: float) -> None:
-        """Flag ``at_bound`` when the threshold is within 1 % of the range's width of a bound."""
-        if min(self.threshold_ - lo, hi - self.threshold_) <= 0.01 * (hi - lo):
-            self.flags_.append(
-                Flag(
-                    "at_bound",
-                    "threshold {0} at the search range [{1}, {2}]",
-                    (self.threshold_, lo, hi),
-                )
+    def _at_bound(self, lo: float, hi: float, *, edge: float | None = None) -> None:
+        """Flag ``at_bound`` when the threshold is within 1 % of the range's width of a bound.
+
+        ``edge``: where a count-balanced edge the search range held the threshold above
+        lies (:class:`ValleyThreshold` with ``negative_edge``), named in the reason.
+        """
+        if min(self.threshold_ - lo, hi - self.threshold_) > 0.01 * (hi - lo):
+            return
+        if edge is not None and edge < self.threshold_:
+            reason = (
+                "threshold {0} held at the search range [{1}, {2}]: the count-balanced "
+                "edge lies below it, at {3}"
             )
+            self.flags_.append(Flag("at_bound", reason, (self.threshold_, lo, hi, edge)))
+            return
+        reason = "threshold {0} at the search range [{1}, {2}]"
+        self.flags_.append(Flag("at_bound", reason, (self.threshold_, lo, hi)))
 
 
 def _named(fallback: str | float) -> str:
@@ -342,11 +349,12 @@ class ValleyThreshold(_Threshold):
         deepest = min(candidates, key=lambda i: density[i]) if candidates else None
         best = first if self.pick == "first" and first is not None else deepest
         self._intermediate(sample, x, density, (first, deepest, best))
+        free = None  # a count-balanced edge below the search range, held at its bound
         if best is None:
             self.threshold_ = self._fallback(sample, lo, hi)
             if self.negative_edge:  # a smear without a valley: no higher than its edge
                 at = min(int(np.searchsorted(x, self.threshold_)), len(x) - 1)
-                edge = balanced_edge(x, density, valley=at, start=int(inside[0]))
+                edge, free = _edge(x, density, valley=at, start=int(inside[0]))
                 self.threshold_ = min(self.threshold_, float(x[edge]))
             numeric = isinstance(self.fallback, int | float)
             fallback = "{2}" if numeric else _named(self.fallback)
@@ -370,13 +378,30 @@ class ValleyThreshold(_Threshold):
                 hi_i += 1
             best = lo_i if self.pick == "first" else (lo_i + hi_i) // 2
             if self.negative_edge:
-                best = min(best, balanced_edge(x, density, valley=best, start=int(inside[0])))
+                edge, free = _edge(x, density, valley=best, start=int(inside[0]))
+                best = min(best, edge)
             self.threshold_ = float(x[best])
             self.depth_ratio_ = float(
                 density[best] / min(density[: best + 1].max(), density[best:].max())
             )
-        self._at_bound(lo, hi)
+        self._at_bound(lo, hi, edge=free)
         return self
+
+
+def _edge(
+    x: np.ndarray, density: np.ndarray, *, valley: int, start: int
+) -> tuple[int, float | None]:
+    """The count-balanced edge no lower than ``start``, and where it lies if that held it.
+
+    Returns ``(index, free)``: the edge's grid index
+    (:func:`cikflow.gating.edges.balanced_edge`), and the edge without the lower limit
+    (transformed units) where ``start`` stopped it, else None.
+    """
+    edge = balanced_edge(x, density, valley=valley, start=start)
+    if edge > start:
+        return edge, None
+    free = balanced_edge(x, density, valley=valley, start=0)
+    return edge, float(x[free]) if free < start else None
 
 
 class MixtureThreshold(_Threshold):
