@@ -212,21 +212,37 @@ def lineage(template: Path) -> dict[str, set[str]]:
     return out
 
 
-def real_file_f1() -> list[str]:
-    """F1 of the second panel's NK and NK T gates against the expert labels of 68983."""
+#: 68983's gates and the expert's label for each
+REAL_POPULATIONS = (("NK_cells", "NK cells"), ("NKT_cells", "NK T cells"))
+
+
+def gate_68983():
+    """``(outcome, template, labels)`` of 68983 under its panel's template, or None if absent.
+
+    ``labels``: the expert's per-event population names (``gatingResult.csv``).
+    """
     from cikflow.gating import gate_fcs
     from cikflow.io import read_fcs, read_template
 
     folder = SHARED / "flowsom-68983"
     if not (folder / "68983.fcs").is_file():
-        return ["68983: skipped (../shared/data/flowsom-68983 absent)"]
+        return None
     template = read_template(REPO / "config" / "gating" / "flowsom_68983.yaml")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = gate_fcs(read_fcs(folder / "68983.fcs"), template, aliases={"NK1.1": ["NK1/1"]})
+        outcome = gate_fcs(read_fcs(folder / "68983.fcs"), template, aliases={"NK1.1": ["NK1/1"]})
     labels = pd.read_csv(folder / "gatingResult.csv", header=None)[0].to_numpy()
+    return outcome, template, labels
+
+
+def real_file_f1() -> list[str]:
+    """F1 of the second panel's NK and NK T gates against the expert labels of 68983."""
+    gated = gate_68983()
+    if gated is None:
+        return ["68983: skipped (../shared/data/flowsom-68983 absent)"]
+    result, _, labels = gated
     lines = []
-    for gate, label in (("NK_cells", "NK cells"), ("NKT_cells", "NK T cells")):
+    for gate, label in REAL_POPULATIONS:
         truth = labels == label
         f1 = f1_score(result.membership[gate], truth)
         lines.append(

@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# bench/accuracy.py: 68983 gated under its panel's template, with the expert's labels
+from accuracy import REAL_POPULATIONS, gate_68983
+
 from cikflow.acquisition import run_acquisition_qc
 from cikflow.gating.apply import gate_fcs
 from cikflow.io import read_fcs, read_template, read_yaml
@@ -44,7 +47,6 @@ from cikflow.simulate import simulate_batches
 from cikflow.uncertainty import cells_per_uL_interval, population_intervals
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
 POPULATIONS = ("T", "CIK", "NK")
 DAYS = (0, 7, 14, 21)
 
@@ -132,24 +134,16 @@ def tube_rows(fcs_path: Path, *, sheet_row: dict, truth: pd.DataFrame, template,
 
 def real_file_lines() -> list[str]:
     """68983's NK and NK T intervals against the expert's events in the same base gate."""
-    import warnings
-
-    from cikflow.gating import gate_fcs
-
-    folder = SHARED / "flowsom-68983"
-    if not (folder / "68983.fcs").is_file():
+    gated = gate_68983()
+    if gated is None:
         return ["68983: skipped (../shared/data/flowsom-68983 absent)"]
-    template = read_template(REPO / "config" / "gating" / "flowsom_68983.yaml")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = gate_fcs(read_fcs(folder / "68983.fcs"), template, aliases={"NK1.1": ["NK1/1"]})
+    out, template, labels = gated
     gates = out.gates.set_index("gate").join(
         population_intervals(out, template=template).set_index("gate")
     )
-    labels = pd.read_csv(folder / "gatingResult.csv", header=None)[0].to_numpy()
     base = out.membership[template.spec["base"]]
     lines = []
-    for gate, label in (("NK_cells", "NK cells"), ("NKT_cells", "NK T cells")):
+    for gate, label in REAL_POPULATIONS:
         g = gates.loc[gate]
         expert = 100.0 * np.count_nonzero((labels == label) & base) / np.count_nonzero(base)
         inside = g["percent_of_base_low"] <= expert <= g["percent_of_base_high"]
