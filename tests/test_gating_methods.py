@@ -158,6 +158,21 @@ def test_singlet_band():
     assert 0.92 < hi < 0.99
 
 
+def test_singlet_band_is_narrower_on_the_doublets_side():
+    # ratios 0.80, 0.84, 0.86, 0.88, 0.92 (200 each): median 0.86, MAD 0.02, robust
+    # spread s = 1.4826 × 0.02 = 0.029652; band 0.86 − 3 s = 0.771044 to 0.86 + 5 s = 1.00826
+    ratio = np.repeat([0.80, 0.84, 0.86, 0.88, 0.92], 200)
+    area = np.linspace(30000, 200000, len(ratio))
+    est = SingletGate(k=5, k_doublets=3).fit(np.column_stack([area, area * ratio]))
+    assert est.band_ == pytest.approx((0.771044, 1.00826), abs=1e-9)
+    doublet = np.array([[100000.0, 75000.0]])  # ratio 0.75: more area for its height
+    assert not _in_polygon(est.vertices_, doublet)[0]
+    # without k_doublets the band is symmetric (0.86 − 5 s = 0.71174) and keeps it
+    symmetric = SingletGate(k=5).fit(np.column_stack([area, area * ratio]))
+    assert symmetric.band_[0] == pytest.approx(0.71174, abs=1e-9)
+    assert _in_polygon(symmetric.vertices_, doublet)[0]
+
+
 def test_singlet_band_covers_a_22_bit_scale():
     # a Cytek Aurora writes FSC-A up to $PnR 4194304: the band must reach the events,
     # not stop at the 18-bit 262144 (which left the singlets gate empty)
