@@ -305,6 +305,25 @@ def test_data_driven_template_matches_truth_on_every_day(culture, repo_dir):
             assert static_table.loc["CIK", "error"] > 5 * max(table.loc["CIK", "error"], 0.1)
 
 
+def test_a_scatter_gate_cutting_off_lymphoblasts_is_flagged(culture, repo_dir, tmp_path):
+    """A lymphocyte blob of four mixture components takes the day-21 blasts for a
+    population of their own and leaves them out: T comes out 10 points high. That must
+    not pass silently (``excluded_cells``); the default three components keep them."""
+    folder, tubes = culture
+    text = (repo_dir / "config" / "gating" / "cik_default.yaml").read_text()
+    assert "n_components: 3, level:" in text
+    (tmp_path / "four.yaml").write_text(
+        text.replace("n_components: 3, level:", "n_components: 4, level:")
+    )
+    four = read_template(tmp_path / "four.yaml")
+    tube = next(t for t in tubes if t.day == 21)
+    table, outcome = _errors(folder, tube, four)
+    assert table.loc["T", "error"] > 5.0
+    excluded = [f for f in outcome.flags if f["flag"] == "excluded_cells"]
+    assert excluded and {f["gate"] for f in excluded} == {"lymphocytes"}
+    assert any(" fall in T by cd3_cd56's dividers" in f["reason"] for f in excluded)
+
+
 def test_fitted_gates_are_custom_sample_gates(culture, repo_dir):
     folder, tubes = culture
     dd = read_template(repo_dir / "config" / "gating" / "cik_default.yaml")
