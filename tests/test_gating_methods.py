@@ -306,9 +306,12 @@ def test_data_driven_template_matches_truth_on_every_day(culture, repo_dir):
 
 
 def test_a_scatter_gate_cutting_off_lymphoblasts_is_flagged(culture, repo_dir, tmp_path):
-    """A lymphocyte blob of four mixture components takes the day-21 blasts for a
-    population of their own and leaves them out: T comes out 10 points high. That must
-    not pass silently (``excluded_cells``); the default three components keep them."""
+    """A four-component lymphocyte blob leaves the day-21 blasts out, and it is flagged.
+
+    The blob takes the blasts for a population of their own and leaves them out: T comes
+    out 10 points high. That must not pass silently (``excluded_cells``); the default
+    three components keep them.
+    """
     folder, tubes = culture
     text = (repo_dir / "config" / "gating" / "cik_default.yaml").read_text()
     assert "n_components: 3, level:" in text
@@ -320,7 +323,8 @@ def test_a_scatter_gate_cutting_off_lymphoblasts_is_flagged(culture, repo_dir, t
     table, outcome = _errors(folder, tube, four)
     assert table.loc["T", "error"] > 5.0
     excluded = [f for f in outcome.flags if f["flag"] == "excluded_cells"]
-    assert excluded and {f["gate"] for f in excluded} == {"lymphocytes"}
+    assert excluded
+    assert {f["gate"] for f in excluded} == {"lymphocytes"}
     assert any(" fall in T by cd3_cd56's dividers" in f["reason"] for f in excluded)
 
 
