@@ -35,7 +35,9 @@ A fit can find a valley and still be unsafe. After gating, on every event:
   mixture components instead of three, the ``clean`` preset's CIK cells of days 14
   and 21 fell outside, T 8-13 points high, and nothing was flagged). Monocytes and
   debris left out carry no lymphocyte marker; on ``realistic`` tubes the lymphocytes
-  left out are 0.1 % or less.
+  left out are 0.1 % or less. Only left-out events within the base's side-scatter
+  range (at most :data:`IMPURITY_FOLD` × its median) count: the blasts lie inside
+  it, the monocytes above.
 
 * ``hidden_tail``: the positives above a fitted divider have a tail below it
   (:func:`cikflow.gating.tails.hidden_below`: a Gaussian fitted to them, capped
@@ -173,8 +175,7 @@ def confidence_flags(
         flags += _compensation(info, membership=membership, values=values)
     if base and raw is not None:
         flags += _impurity(infos, base=base, base_mask=of(base), raw=raw)
-    if base:
-        flags += _excluded(infos, base=base, of=of, values=values, reported=reported)
+        flags += _excluded(infos, base=base, of=of, values=values, raw=raw, reported=reported)
     if base:
         below = {i.name for i in infos if base in i.path}  # fractions of base: below it only
         # above it, the base's ancestors' fractions of their parents (viability)
@@ -319,16 +320,27 @@ def _excluded(
     base: str,
     of: Callable[[str], np.ndarray],
     values: Callable[[str, np.ndarray], np.ndarray],
+    raw: Callable[[str, np.ndarray], np.ndarray],
     reported: Mapping[str, str],
 ) -> list[dict[str, Any]]:
-    """``excluded_cells`` when a fitted scatter base leaves out cells its children count."""
+    """``excluded_cells`` when a fitted scatter base leaves out cells its children count.
+
+    Only the left-out events within the base's own side-scatter range count (at most
+    :data:`IMPURITY_FOLD` × its median, as for ``scatter_impurity``): the monocytes a
+    scatter gate is meant to leave out lie above it, and with the compensation of a
+    ``hard`` tube enough of them fell in T's quadrant to flag 15 of 36 tubes whose
+    scatter gate had left out at most 1.3 points of true lymphocytes.
+    """
     info = next((i for i in infos if i.name == base), None)
-    if impurity_scatter(info) is None:
+    ssc = impurity_scatter(info)
+    n_base = int(of(base).sum())
+    if ssc is None or not n_base:
         return []
     parent = info.gate.parent
     rows = np.flatnonzero(of(parent) & ~of(base))
-    n_base = int(of(base).sum())
-    if not len(rows) or not n_base:
+    median = float(np.median(raw(ssc, np.flatnonzero(of(base)))))
+    rows = rows[np.asarray(raw(ssc, rows), dtype=float) <= IMPURITY_FOLD * median]
+    if not len(rows):
         return []
     counted = set(reported.values())
     flags = []
