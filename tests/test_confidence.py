@@ -33,6 +33,7 @@ def _flags(infos, membership, columns, *, base=None, reported=None):
         band=band,
         base=base,
         reported=reported or {},
+        raw=values,  # the columns stand for data units too
     )
 
 
@@ -159,6 +160,41 @@ def test_a_scatter_base_holding_large_cells_is_flagged():
     # a side-scatter width or a gate without forward scatter (a singlet gate) is not judged
     assert flags_for(ssc, dims=("SSC-W", "SSC-H")) == []
     assert flags_for(ssc, dims=("SSC-A",)) == []
+
+
+def test_a_scatter_base_leaving_out_cells_its_children_count_is_flagged():
+    # 1,000 base events; of the 100 parent events outside the base, 30 are positive by
+    # the child's divider (a ≥ 0.5): 30 / 1,000 = 3.0 points of the base (> 2)
+    def flags_for(n_left, *, method="blob", side=1.0):
+        inside = np.r_[np.ones(1000, bool), np.zeros(100, bool)]
+        a = np.r_[np.zeros(1000), np.ones(n_left), np.zeros(100 - n_left)]
+        # the left-out positives' side scatter, in units of the base's (all 1)
+        ssc = np.r_[np.ones(1000), np.full(n_left, side), np.ones(100 - n_left)]
+        dims = ("FSC-A", "SSC-A")
+        lymph = RangeGate(
+            "lymph", "root", method=method, bounds=tuple((d, 0.0, None) for d in dims)
+        )
+        pos = RangeGate("pos", "lymph", method="valley", bounds=(("a", 0.5, None),))
+        infos = [
+            GateInfo("lymph", "root", "range", ("root",), dims, dims, lymph, method),
+            GateInfo("pos", "lymph", "range", ("root", "lymph"), ("a",), ("A",), pos, "valley"),
+        ]
+        membership = {"lymph": inside, "pos": inside & (a >= 0.5)}
+        columns = {"a": a, "FSC-A": np.ones(1100), "SSC-A": ssc}
+        found = _flags(infos, membership, columns, base="lymph", reported={"pos": "pos"})
+        return [f for f in found if f["flag"] == "excluded_cells"]
+
+    (flag,) = flags_for(30)
+    assert flag["gate"] == "lymph"
+    assert flag["reason"].startswith("30 root events outside lymph fall in pos")
+    assert "(3.0 points of lymph; limit 2)" in flag["reason"]
+    # 15 of them: 1.5 points, within the limit
+    assert flags_for(15) == []
+    # at twice the base's median side scatter they count; above it (monocytes) not
+    assert len(flags_for(30, side=2.0)) == 1
+    assert flags_for(30, side=2.01) == []
+    # a static base (drawn by hand) is not judged
+    assert flags_for(30, method="static") == []
 
 
 def test_a_positive_tail_below_the_divider_is_flagged_and_a_clean_gap_is_not():

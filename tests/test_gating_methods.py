@@ -158,6 +158,21 @@ def test_singlet_band():
     assert 0.92 < hi < 0.99
 
 
+def test_singlet_band_is_narrower_on_the_doublets_side():
+    # ratios 0.80, 0.84, 0.86, 0.88, 0.92 (200 each): median 0.86, MAD 0.02, robust
+    # spread s = 1.4826 × 0.02 = 0.029652; band 0.86 − 3 s = 0.771044 to 0.86 + 5 s = 1.00826
+    ratio = np.repeat([0.80, 0.84, 0.86, 0.88, 0.92], 200)
+    area = np.linspace(30000, 200000, len(ratio))
+    est = SingletGate(k=5, k_doublets=3).fit(np.column_stack([area, area * ratio]))
+    assert est.band_ == pytest.approx((0.771044, 1.00826), abs=1e-9)
+    doublet = np.array([[100000.0, 75000.0]])  # ratio 0.75: more area for its height
+    assert not _in_polygon(est.vertices_, doublet)[0]
+    # without k_doublets the band is symmetric (0.86 − 5 s = 0.71174) and keeps it
+    symmetric = SingletGate(k=5).fit(np.column_stack([area, area * ratio]))
+    assert symmetric.band_[0] == pytest.approx(0.71174, abs=1e-9)
+    assert _in_polygon(symmetric.vertices_, doublet)[0]
+
+
 def test_singlet_band_covers_a_22_bit_scale():
     # a Cytek Aurora writes FSC-A up to $PnR 4194304: the band must reach the events,
     # not stop at the 18-bit 262144 (which left the singlets gate empty)
@@ -288,6 +303,29 @@ def test_data_driven_template_matches_truth_on_every_day(culture, repo_dir):
         if tube.day >= 14:
             static_table, _ = _errors(folder, tube, static)
             assert static_table.loc["CIK", "error"] > 5 * max(table.loc["CIK", "error"], 0.1)
+
+
+def test_a_scatter_gate_cutting_off_lymphoblasts_is_flagged(culture, repo_dir, tmp_path):
+    """A four-component lymphocyte blob leaves the day-21 blasts out, and it is flagged.
+
+    The blob takes the blasts for a population of their own and leaves them out: T comes
+    out 10 points high. That must not pass silently (``excluded_cells``); the default
+    three components keep them.
+    """
+    folder, tubes = culture
+    text = (repo_dir / "config" / "gating" / "cik_default.yaml").read_text()
+    assert "n_components: 3, level:" in text
+    (tmp_path / "four.yaml").write_text(
+        text.replace("n_components: 3, level:", "n_components: 4, level:")
+    )
+    four = read_template(tmp_path / "four.yaml")
+    tube = next(t for t in tubes if t.day == 21)
+    table, outcome = _errors(folder, tube, four)
+    assert table.loc["T", "error"] > 5.0
+    excluded = [f for f in outcome.flags if f["flag"] == "excluded_cells"]
+    assert excluded
+    assert {f["gate"] for f in excluded} == {"lymphocytes"}
+    assert any(" fall in T by cd3_cd56's dividers" in f["reason"] for f in excluded)
 
 
 def test_fitted_gates_are_custom_sample_gates(culture, repo_dir):

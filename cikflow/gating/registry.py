@@ -148,9 +148,9 @@ METHODS: dict[str, Method] = {
         Method(
             "singlets",
             ("polygon",),
-            {"k": 5.0},
+            {"k": 5.0, "k_doublets": None},
             imported=True,
-            description="FSC-H / FSC-A ratio band (median ± k MAD)",
+            description="FSC-H / FSC-A ratio band (median + k, − k_doublets robust spreads)",
         ),
         Method(
             "beads",
@@ -216,4 +216,5 @@ def blob_estimator(
 
 def singlet_estimator(params: Mapping[str, Any], *, where: str) -> SingletGate:
     """The ``singlets`` estimator."""
-    return SingletGate(k=METHODS["singlets"].params(params, where=where)["k"])
+    p = METHODS["singlets"].params(params, where=where)
+    return SingletGate(k=p["k"], k_doublets=p["k_doublets"])

@@ -152,20 +152,36 @@ class SingletGate:
     """A band around the singlet ratio FSC-H / FSC-A.
 
     Singlets share one height-to-area ratio; doublets have more area for their
-    height. The band is ``median ± k × 1.4826 × MAD`` of the ratio, drawn as a
-    polygon between two lines through the origin over ``x_range``.
+    height, so they lie below it only. The band is ``median − k_doublets × s`` to
+    ``median + k × s`` of the ratio, ``s = 1.4826 × MAD`` (a robust spread), drawn as
+    a polygon between two lines through the origin over ``x_range``. Above the
+    median nothing but singlets' own spread lies; below, doublets side by side
+    (partly overlapping) reach up to the singlets in a continuum, so a band as wide
+    there keeps them: on the ``realistic`` preset 5 spreads keep 34 % of the
+    doublets, 3 spreads 2.3 %, at a loss of 0.06 % of the singlets. On human PBMC
+    (30 Cytek Aurora files) 0-0.8 % of the events lie above 3 spreads (singlets'
+    tail) and 0.5-2.6 % below (their tail and doublets).
 
     Parameters
     ----------
     k : float
-        Robust spreads on each side.
+        Robust spreads above the median.
+    k_doublets : float, optional
+        Robust spreads below it, the doublets' side; ``k`` when not given.
     x_range : tuple of float
         FSC-A extent of the polygon (data units); it reaches further when the
         events do (a 22-bit instrument's FSC-A goes to 4,194,304).
     """
 
-    def __init__(self, *, k: float = 5.0, x_range: tuple[float, float] = (0.0, 262144.0)) -> None:
+    def __init__(
+        self,
+        *,
+        k: float = 5.0,
+        k_doublets: float | None = None,
+        x_range: tuple[float, float] = (0.0, 262144.0),
+    ) -> None:
         self.k = k
+        self.k_doublets = k if k_doublets is None else k_doublets
         self.x_range = x_range
 
     def fit(self, area_height: np.ndarray) -> SingletGate:
@@ -182,7 +198,7 @@ class SingletGate:
         med = float(np.median(ratio))
         mad = float(np.median(np.abs(ratio - med))) * 1.4826
         self.ratio_ = med
-        self.band_ = (med - self.k * mad, med + self.k * mad)
+        self.band_ = (med - self.k_doublets * mad, med + self.k * mad)
         x0, x1 = self.x_range
         x1 = max(x1, float(ah[:, 0].max()) * 1.01)  # the band covers every event's FSC-A
         lo, hi = self.band_
