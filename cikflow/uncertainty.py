@@ -358,7 +358,7 @@ def _divider(
     # stretch above it is positives), the smear's flat shoulder continues below it,
     # and the negatives' upper tail reaches above it
     smear = bool(fit.get("negative_edge"))
-    if smear or fit.get("floor") == "lower":  # at a flat floor's lower end, as much so
+    if smear:
         above = bandwidth
     hidden = tail_below(
         values,

@@ -202,48 +202,6 @@ def test_the_cd56_tail_widens_cik_up_and_t_down(realistic_tube, monkeypatch):
     assert with_tail.loc["CIK", cols[0]] <= true_cik <= with_tail.loc["CIK", cols[1]]
 
 
-def test_a_divider_at_a_floors_lower_end_has_a_band_of_one_kernel_above(realistic_tube):
-    """The CD56 divider within CD3+ sits at its valley floor's lower end (floor: lower).
-
-    The floor above it is CIK's CD56 smear, no plausible place for it: its band above is
-    one kernel width, as for the CD3 divider at the smear's edge; below it, the valley's.
-    """
-    import cikflow.uncertainty as unc
-
-    _tube, outcome, template = realistic_tube(21, 30_000)
-    (fit,) = [
-        f
-        for i in outcome.infos
-        if i.name == "cd3_cd56"
-        for f in i.fit["fits"]
-        if f.get("within") == "CD3+"
-    ]
-    assert fit["floor"] == "lower"
-    t = float(fit["threshold_transformed"])
-    comp = outcome.compensated
-    cd56 = unc._xform_of(template.spec, "CD56").apply(
-        comp.column(comp.pnn.index(outcome.channel_map["CD56"])).astype(float)
-    )
-    cd3_pos = outcome.membership["T"] | outcome.membership["CIK"]
-    settings = unc.UNCERTAINTY_DEFAULTS
-    (divider,) = [
-        d
-        for d in unc._dividers(outcome, template=template, settings=settings)
-        if d.gate == "cd3_cd56"
-        and (d.upper == (cd3_pos & (cd56 >= t))).all()
-        and (d.lower == (cd3_pos & (cd56 < t))).all()
-    ]
-    kernel = settings["placement_bandwidth"]
-    assert divider.above.sum() == pytest.approx(
-        (cd3_pos & (cd56 >= t) & (cd56 < t + kernel)).sum(), abs=2
-    )
-    # the valley's own band above reaches across the floor: several kernels wide
-    _below, above = unc.valley_halfwidths(
-        cd56[cd3_pos], t, depth=float(settings["placement_depth"]), bandwidth=kernel
-    )
-    assert above > 3 * kernel
-
-
 def _cd3_and_divider(outcome, template):
     """Every event's CD3 (transformed as gated) and the fitted CD3 divider of cd3_cd56."""
     import cikflow.uncertainty as unc

@@ -72,8 +72,6 @@ def _threshold(
         # the first valley over the lower population: at the lower end of what stains
         # between it and the upper one (a viability dye's dying cells)
         "pick": p.get("pick", "deepest") if name == "valley" else None,
-        # where on a flat floor: its lower end (the smear above it is positives)
-        "floor": getattr(est, "floor", None),
         "events": int(est.n_events_),
         # share of events staining between the valley and the upper population (valley)
         "intermediate_share": getattr(est, "intermediate_share_", None),
