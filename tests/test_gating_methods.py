@@ -425,6 +425,25 @@ def test_the_first_valley_cuts_a_plateau_of_dying_cells_at_its_lower_end():
     assert np.mean(dying < first.threshold_) < 0.15
 
 
+def test_floor_lower_takes_a_flat_floor_at_its_lower_end_whichever_valley_is_picked():
+    # peaks at 0 and 1 (SD 0.05) on an even background: the density is flat within 5 %
+    # from about 0.2 (3.3 SDs, where a peak adds 5 % of the background) to 0.8; the one
+    # valley's floor is taken at its middle (0.5 by symmetry, noise aside) or, with
+    # floor="lower" or the first valley's pick, at its lower end; a floor given wins
+    rng = np.random.default_rng(1)
+    flat = rng.uniform(-0.3, 1.3, 40000)
+    values = np.concatenate([rng.normal(0.0, 0.05, 40000), flat, rng.normal(1.0, 0.05, 40000)])
+
+    def fit(**kw):
+        return ValleyThreshold(search=(0.1, 0.9), bandwidth=0.04, **kw).fit(values).threshold_
+
+    middle, lower = fit(), fit(floor="lower")
+    assert 0.35 < middle < 0.65
+    assert 0.15 < lower < 0.32
+    assert fit(pick="first") == lower
+    assert fit(pick="first", floor="middle") == middle
+
+
 def test_a_valley_search_range_narrower_than_the_grid_step_does_not_fail():
     # every event below the search range, which is narrower than the density's grid step:
     # the grid's last point falls inside it

@@ -229,6 +229,10 @@ class ValleyThreshold(_Threshold):
         Which valley when there are several: the deepest, or the first above the
         highest mode (a viability dye: the valley right above the live cells, not
         the one between dying and dead cells).
+    floor : {"middle", "lower"}, optional
+        Where on a flat valley floor: its middle, or its lower end (where the upper
+        population's smear down into the valley ends: CD56 on CIK cells rising out of
+        the T cells). ``"lower"`` when not given and ``pick`` is ``"first"``.
     intermediate_flag : str, optional
         Flag raised when intermediate staining is counted low (see ``_intermediate``).
     intermediate_max_share : float
@@ -254,6 +258,7 @@ class ValleyThreshold(_Threshold):
         fallback: str | float = "quantile",
         fallback_quantile: float = 0.5,
         pick: str = "deepest",
+        floor: str | None = None,
         intermediate_flag: str | None = None,
         intermediate_max_share: float = 0.03,
         max_events: int = 100_000,
@@ -267,6 +272,7 @@ class ValleyThreshold(_Threshold):
         self.fallback = fallback
         self.fallback_quantile = fallback_quantile
         self.pick = pick
+        self.floor = floor or ("lower" if pick == "first" else "middle")
         self.intermediate_flag = intermediate_flag
         self.intermediate_max_share = intermediate_max_share
         self.max_events = max_events
@@ -369,14 +375,14 @@ class ValleyThreshold(_Threshold):
             )
         else:
             # a flat valley floor (an empty gap, or a plateau of intermediate staining
-            # such as dying cells'): its middle, or for the first valley its lower end
+            # such as dying cells'): its middle, or its lower end (``floor="lower"``)
             floor = density[best] * 1.05 + 1e-12
             lo_i, hi_i = best, best
             while lo_i - 1 >= inside[0] and density[lo_i - 1] <= floor:
                 lo_i -= 1
             while hi_i + 1 <= inside[-1] and density[hi_i + 1] <= floor:
                 hi_i += 1
-            best = lo_i if self.pick == "first" else (lo_i + hi_i) // 2
+            best = lo_i if self.floor == "lower" else (lo_i + hi_i) // 2
             if self.negative_edge:
                 edge, free = _edge(x, density, valley=best, start=int(inside[0]))
                 best = min(best, edge)
@@ -585,6 +591,7 @@ def make_threshold(params: dict[str, Any], *, random_state: int = 0) -> Any:
             fallback=params.get("fallback", "quantile"),
             fallback_quantile=params.get("fallback_quantile", 0.5),
             pick=params.get("pick", "deepest"),
+            floor=params.get("floor"),
             intermediate_flag=params.get("intermediate_flag"),
             intermediate_max_share=params.get("intermediate_max_share", 0.03),
             negative_edge=bool(params.get("negative_edge", False)),

@@ -89,6 +89,7 @@ METHODS: dict[str, Method] = {
                 "fallback": "quantile",
                 "fallback_quantile": 0.5,
                 "pick": "deepest",
+                "floor": None,
                 "intermediate_flag": None,
                 "intermediate_max_share": 0.03,
                 "negative_edge": False,
