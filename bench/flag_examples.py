@@ -11,9 +11,9 @@ the sample report to open. The tubes:
   CD56-bright NK shoulder the mixture cannot separate (``not_separated``), cluster
   discordance, drift between days, CD56 on CIK cells smearing below its divider on
   day 14 (``hidden_tail``);
-- ``M01``: a ``realistic`` culture (seed 5) with monocytes inside the lymphocyte
-  scatter gate on day 7 (``scatter_impurity``; since the viability gate takes the
-  first valley, none of the ``B`` tubes raises it);
+- ``M01``: a ``realistic`` culture (seed 5) with monocytes on day 7; they had been
+  inside the lymphocyte scatter gate (``scatter_impurity``), which since the blob
+  stops at its 99.95 % contour leaves them out; the ``B`` tubes' day 0 raises it;
 - ``C01``: a ``realistic`` culture whose file's ``$SPILLOVER`` under-states the
   FITC (CD3) → PE (CD56) spillover by 35 % (``compensation_suspect``);
 - ``S01``: a culture of 500-event tubes (``imprecise``);
@@ -21,7 +21,19 @@ the sample report to open. The tubes:
   mislabelled tube (``implausible_jump``);
 - ``H01``: a ``hard`` culture (±30 % gain drift between days, 2,000 events).
 
-Exit status 1 when a flag of :data:`EXPECTED` was raised by no sample.
+Two flags no tube raises under the default template get a run of their own, in a
+folder beside it (``<out>-<flag>``) with the default template changed as a QC lead
+might (:data:`VARIANTS`):
+
+- ``excluded_cells``: a lymphocyte blob of four mixture components instead of three
+  takes the blasts of a ``clean`` culture (seed 23, ``X01``) for a population of their
+  own and leaves them out by day 14;
+- ``dying_cells``: the viability threshold at the deepest valley instead of the first
+  (``pick: deepest``) counts the dying cells of a ``realistic`` culture (seed 3,
+  ``D01``) live.
+
+Exit status 1 when a flag of :data:`EXPECTED` or :data:`VARIANTS` was raised by no
+sample.
 
 Usage: python bench/flag_examples.py [--out .flag_examples] [--cores 2]
 """
@@ -50,18 +62,31 @@ EXPECTED = {
     "no_valley": "B",
     "at_bound": "B",
     "not_separated": "B",
-    # no dying_cells: the default viability valley is the first above the live peak, at
-    # its floor's lower end, so no dying cells lie between it and the threshold (a
-    # template with pick: deepest raises it, tests/test_gating_methods.py)
-    "scatter_impurity": "M01",
-    # no excluded_cells: the default lymphocyte blob keeps the blasts on every tube here
-    # (a blob of four components cuts them off and raises it, tests/test_gating_methods.py)
+    # no dying_cells nor excluded_cells: the default viability valley is the first above
+    # the live peak, at its floor's lower end, so no dying cells lie between it and the
+    # threshold; the default lymphocyte blob keeps the blasts on every tube (VARIANTS)
+    "scatter_impurity": "B",
     "hidden_tail": "B",
     "gate_cluster_discordant": "B",
     "drift": "B/H",
     "compensation_suspect": "C01",
     "imprecise": "S01",
     "implausible_jump": "J01",
+}
+
+
+#: flag → (tubes meant to raise it, the default template's text → a variant's, its cultures)
+VARIANTS = {
+    "excluded_cells": (
+        "X01",
+        ("params: {n_components: 3,", "params: {n_components: 4,"),
+        {"seed": 23, "preset": "clean"},
+    ),
+    "dying_cells": (
+        "D01",
+        ("pick: first, ", "pick: deepest, "),
+        {"seed": 3, "preset": "realistic"},
+    ),
 }
 
 
@@ -116,17 +141,50 @@ def simulate_examples() -> list:
     ]
 
 
-def write_run_dir(out: Path) -> None:
-    """The workflow folder: config, templates, release spec, FCS files, sample sheet."""
+def write_run_dir(out: Path, *, cultures: list, template_edit: tuple[str, str] | None = None):
+    """The workflow folder: config, templates, release spec, FCS files, sample sheet.
+
+    ``template_edit``: ``(old, new)`` text replaced once in the default template.
+    """
     if out.exists():
         shutil.rmtree(out)
     for sub in ("gating", "release"):
         shutil.copytree(REPO / "config" / sub, out / "config" / sub)
+    if template_edit is not None:
+        path = out / "config" / "gating" / "cik_default.yaml"
+        text = path.read_text(encoding="utf-8")
+        if text.count(template_edit[0]) != 1:
+            raise SystemExit(f"the default template no longer holds {template_edit[0]!r} once")
+        path.write_text(text.replace(*template_edit), encoding="utf-8")
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config.update(samples="config/samples.tsv")
     (out / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    sheet = write_simulated(simulate_examples(), out / "data", fcs_prefix="data/")
+    sheet = write_simulated(cultures, out / "data", fcs_prefix="data/")
     sheet.to_csv(out / "config" / "samples.tsv", sep="\t", index=False)
+
+
+def run_workflow(out: Path, *, cores: int) -> pd.DataFrame:
+    """Run the whole workflow in ``out``; its ``results/flags.tsv``."""
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(out)]
+    print("running the workflow:", " ".join([*cmd, "--cores", str(cores)]), flush=True)
+    subprocess.run([*cmd, "--cores", str(cores), "--quiet"], check=True)
+    return pd.read_csv(out / "results" / "flags.tsv", sep="\t", dtype=str).fillna("")
+
+
+def _show(flag: str, meant: str, flags: pd.DataFrame, out: Path) -> bool:
+    """Print the samples that raised ``flag``, its first reason and report; whether any."""
+    rows = flags[flags["flag"] == flag]
+    if rows.empty:
+        print(f"{flag:<24} {meant:<9} {'(none)':<40}")
+        return False
+    samples = ",".join(sorted(set(rows["sample"])))
+    meant_rows = rows[rows["sample"].str.startswith(tuple(meant.split("/")))]
+    first = (meant_rows if not meant_rows.empty else rows).iloc[0]
+    print(f"{flag:<24} {meant:<9} {samples[:40]:<40} {first.get('gate', '')}")
+    print(f"    {first['sample']}: {first['reason'][:160]}")
+    report = out / "results" / "report" / "samples" / f"{first['sample']}.html"
+    print(f"    report: {report if report.exists() else '(no sample report)'}")
+    return True
 
 
 def main() -> int:
@@ -136,27 +194,20 @@ def main() -> int:
     args = parser.parse_args()
     out = args.out.resolve()
     print(f"writing the example cultures to {out}", flush=True)
-    write_run_dir(out)
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(out)]
-    print("running the workflow:", " ".join([*cmd, "--cores", str(args.cores)]), flush=True)
-    subprocess.run([*cmd, "--cores", str(args.cores), "--quiet"], check=True)
-    flags = pd.read_csv(out / "results" / "flags.tsv", sep="\t", dtype=str).fillna("")
+    write_run_dir(out, cultures=simulate_examples())
+    runs = [(EXPECTED, run_workflow(out, cores=args.cores), out)]
+    for flag, (meant, edit, culture) in VARIANTS.items():
+        folder = out.with_name(f"{out.name}-{flag}")
+        print(f"writing {meant} to {folder} (template: {edit[0]!r} -> {edit[1]!r})", flush=True)
+        (batch,) = simulate_batches(n_batches=1, **culture)
+        write_run_dir(folder, cultures=[_renamed(batch, meant)], template_edit=edit)
+        runs.append(({flag: meant}, run_workflow(folder, cores=args.cores), folder))
     missing = []
     print(f"\n{'flag':<24} {'meant for':<9} {'samples':<40} gate / first reason")
-    for flag, meant in EXPECTED.items():
-        rows = flags[flags["flag"] == flag]
-        if rows.empty:
-            missing.append(flag)
-            print(f"{flag:<24} {meant:<9} {'(none)':<40}")
-            continue
-        samples = ",".join(sorted(set(rows["sample"])))
-        meant_rows = rows[rows["sample"].str.startswith(tuple(meant.split("/")))]
-        first = (meant_rows if not meant_rows.empty else rows).iloc[0]
-        print(f"{flag:<24} {meant:<9} {samples[:40]:<40} {first.get('gate', '')}")
-        print(f"    {first['sample']}: {first['reason'][:160]}")
-        report = out / "results" / "report" / "samples" / f"{first['sample']}.html"
-        print(f"    report: {report if report.exists() else '(no sample report)'}")
-    print(f"\nflags_raised={len(EXPECTED) - len(missing)} of {len(EXPECTED)}", end="")
+    for expected, flags, folder in runs:
+        missing += [f for f, meant in expected.items() if not _show(f, meant, flags, folder)]
+    total = len(EXPECTED) + len(VARIANTS)
+    print(f"\nflags_raised={total - len(missing)} of {total}", end="")
     print(f" missing={','.join(missing) or '-'}")
     return 1 if missing else 0
 
