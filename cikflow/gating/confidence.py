@@ -339,7 +339,7 @@ def _excluded(
     parent = info.gate.parent
     rows = np.flatnonzero(of(parent) & ~of(base))
     median = float(np.median(raw(ssc, np.flatnonzero(of(base)))))
-    rows = rows[np.asarray(raw(ssc, rows), dtype=float) <= IMPURITY_FOLD * median]
+    rows = rows[~scatter_outliers(raw(ssc, rows), median=median)]
     if not len(rows):
         return []
     counted = set(reported.values())
@@ -384,16 +384,21 @@ def impurity_scatter(info: GateInfo | None) -> str | None:
     return sides[0] if sides and any(u.startswith("FSC") for u in dims) else None
 
 
-def scatter_outliers(side: np.ndarray) -> np.ndarray:
+def scatter_outliers(side: np.ndarray, *, median: float | None = None) -> np.ndarray:
     """Events whose side scatter exceeds :data:`IMPURITY_FOLD` × the median (data units).
+
+    ``median``: another population's (the base's, for events outside it); by default
+    that of ``side`` itself.
 
     >>> scatter_outliers(np.array([10.0, 10, 10, 19, 21])).tolist()
     [False, False, False, False, True]
+    >>> scatter_outliers(np.array([19.0, 21]), median=10.0).tolist()
+    [False, True]
     """
     side = np.asarray(side, dtype=float)
     if not side.size:
         return np.zeros(0, dtype=bool)
-    median = float(np.median(side))
+    median = float(np.median(side)) if median is None else float(median)
     return side > IMPURITY_FOLD * median if median > 0 else np.zeros(side.size, dtype=bool)
 
 
