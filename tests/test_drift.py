@@ -32,10 +32,12 @@ CONFIG = {"panel": {"aliases": {"Viability": ["7-AAD"]}}, "gating": {"min_events
         # two gaps alike: the template's search range (0.5-0.7) picks the second
         ([0.1, 0.4, 0.8], [100, 100, 100], (0.5, 0.7), 0.6),
         ([0.1, 0.4, 0.8], [100, 100, 100], (0.2, 0.3), 0.25),
+        # no gap in the search range: no divider (the template's coordinate stays)
+        ([0.1, 0.4, 0.8], [100, 100, 100], (0.9, 1.0), None),
         # one median only: nothing to divide
         ([0.3, 0.3], [10, 10], None, None),
     ],
-    ids=["small-class-apart", "search-high", "search-low", "one-median"],
+    ids=["small-class-apart", "search-high", "search-low", "search-outside", "one-median"],
 )
 def test_median_divider_splits_at_the_gap_between_classes(medians, weights, search, expected):
     got = median_divider(

@@ -38,6 +38,10 @@ def test_one_mode_gives_no_valley_and_the_fallback():
     upper = ValleyThreshold(search=(0.3, 0.6), fallback="upper").fit(NEG)
     assert upper.threshold_ == 0.6
     assert {f.flag for f in upper.flags_} == {"no_valley", "at_bound"}
+    # a smear's edge needs negatives with a peak of their own: without, the fallback
+    alone = ValleyThreshold(search=(0.25, 0.6), negative_edge=True, fallback=0.5).fit(POS)
+    assert (alone.threshold_, alone.placed_) == (0.5, "fallback")
+    assert [f.flag for f in alone.flags_] == ["no_valley"]
 
 
 def test_valley_outside_search_is_at_bound():
@@ -99,6 +103,8 @@ def test_negative_edge_below_a_smear_denser_than_the_negatives():
     edge = ValleyThreshold(search=(0.22, 0.7), negative_edge=True, fallback=0.6).fit(values)
     assert (smear < plain.threshold_).sum() > 1000
     assert 0.235 <= edge.threshold_ <= 0.26
+    # the smear's edge placed the divider, not the fallback or a dip in the smear
+    assert (edge.placed_, edge.flags_) == ("edge", [])
     lost = int(np.count_nonzero(smear < edge.threshold_))
     taken = int(np.count_nonzero(negatives >= edge.threshold_))
     assert lost < 200
@@ -110,6 +116,12 @@ def test_negative_edge_below_a_smear_denser_than_the_negatives():
     assert flag.flag == "at_bound"
     assert "count-balanced edge lies below it" in flag.reason
     assert 0.235 <= flag.values[3] <= 0.27
+    # held at 0.27, just above an edge near 0.26: about 60 of the 13,690 events lie
+    # between (the smear's 6,000 per unit over 0.01, a few negatives), 0.4 % ≤ 1 %; the
+    # bound decides too little to flag
+    near = ValleyThreshold(search=(0.27, 0.7), negative_edge=True, fallback=0.6).fit(values)
+    assert near.threshold_ == pytest.approx(0.27, abs=0.005)
+    assert near.flags_ == []
 
 
 def test_mixture_splits_a_shoulder_where_no_valley_is():

@@ -202,7 +202,7 @@ def median_divider(
     least 0.02 transformed units) is read at the gaps between the clusters.
     Each gap between adjacent sorted medians that leaves at least 1 % of the
     events on either side, and whose midpoint lies in ``search`` (the
-    template's allowed range, when any gap does), is a candidate; the divider
+    template's allowed range), is a candidate; the divider
     is the midpoint of the gap whose density is lowest relative to the lower of
     the density's peaks on its two sides (the deepest valley). Where no gap
     dips below 0.9 of that peak (a smear, no valley), the gap of lowest
@@ -222,7 +222,7 @@ def median_divider(
         0 when not given.
     search : tuple of float, optional
         The range a divider may take (transformed units; the template's
-        ``search``), used when a candidate gap lies in it.
+        ``search``): a gap outside it is no candidate.
     values : numpy.ndarray, optional
         The parent clusters' events in the marker (transformed units): the
         density is then theirs (binned Gaussian kernel, Silverman's bandwidth)
@@ -255,9 +255,11 @@ def median_divider(
         if m[k] > m[k - 1] and _MIN_SIDE_SHARE <= share[k - 1] <= 1 - _MIN_SIDE_SHARE
     ]
     if search is not None:
+        # the template's range: a gap outside it splits other populations (NK cells'
+        # CD56-dim from CD56-bright clusters where the CD3− cells hold few CD56−
+        # ones by day 21), not the two this divider is for
         lo, hi = min(search), max(search)
-        inside = [k for k in splits if lo <= (m[k - 1] + m[k]) / 2 <= hi]
-        splits = inside or splits
+        splits = [k for k in splits if lo <= (m[k - 1] + m[k]) / 2 <= hi]
     if not splits:
         return None
     grid = np.linspace(m[0], m[-1], 401)
@@ -500,8 +502,16 @@ def _fit_divider(
         # between cluster medians lies in it, and the clusters the smear shares with
         # the negatives' upper edge would go negative whole; like the gate's, the
         # clusters' divider goes no higher than the count-balanced edge of their events
+        # where there is no valley, the edge is found below the template's own fallback,
+        # as the gate's is: below the search range's upper bound, on the positives' flank
+        # by day 21, the negatives' small peak is no mode and there is no edge at all
+        # (the clusters' CD3 divider stayed at the gap between medians, 2,400–2,600, in
+        # the CD3-dim T cells: cluster T 4–6 points below the gate on realistic day 21)
+        fallback = _numeric_fallback(template, gate=gate, dim=dim)
         edge = ValleyThreshold(
-            search=(min(search), max(search)), fallback="upper", negative_edge=True
+            search=(min(search), max(search)),
+            fallback="upper" if fallback is None else fallback,
+            negative_edge=True,
         ).fit(values)
         fitted = min(fitted, float(edge.threshold_))
     return Divider(gate, dim, fitted, inv(fitted), "cluster medians")
@@ -518,14 +528,29 @@ def _negative_edge(template: Template, *, gate: str, dim: str) -> bool:
     )
 
 
-def _search_range(template: Template, *, gate: str, dim: str) -> tuple[float, float] | None:
-    """The template's ``search`` range of a gate's divider on ``dim`` (transformed units)."""
+def _divider_param(template: Template, *, gate: str, dim: str, name: str) -> Any:
+    """A parameter of a gate's divider on ``dim`` as the template writes it, or None."""
     spec = next((g for g in template.spec["gates"] if g["name"] == gate), {})
-    found = (spec.get("params") or {}).get("search")
+    found = (spec.get("params") or {}).get(name)
     for axis in ("x", "y"):
         part = spec.get(axis)
-        if isinstance(part, dict) and part.get("dimension") == dim and part.get("search"):
-            found = part["search"]
+        if isinstance(part, dict) and part.get("dimension") == dim and part.get(name) is not None:
+            found = part[name]
+    return found
+
+
+def _numeric_fallback(template: Template, *, gate: str, dim: str) -> float | None:
+    """The template's numeric ``fallback`` of a gate's divider on ``dim`` (transformed units)."""
+    found = _divider_param(template, gate=gate, dim=dim, name="fallback")
+    if not isinstance(found, int | float) or isinstance(found, bool):
+        return None
+    fwd, _ = _transformer(template, dim)
+    return fwd(float(found))
+
+
+def _search_range(template: Template, *, gate: str, dim: str) -> tuple[float, float] | None:
+    """The template's ``search`` range of a gate's divider on ``dim`` (transformed units)."""
+    found = _divider_param(template, gate=gate, dim=dim, name="search")
     if not isinstance(found, (list, tuple)) or len(found) != 2:
         return None
     if any(v is None or isinstance(v, (dict, list)) for v in found):

@@ -77,6 +77,9 @@ def _threshold(
         "intermediate_share": getattr(est, "intermediate_share_", None),
         # a first valley above the main peak below the chosen one (the dying cells)
         "first_valley_transformed": getattr(est, "first_valley_", None),
+        # what placed a valley fit's threshold: "valley", "edge" (a smear's count-balanced
+        # edge where there is no valley) or "fallback" (the template's)
+        "placed": getattr(est, "placed_", None),
         "flags": [
             {"flag": f.flag, "reason": f"{dim}: {f.text(lambda v: unscale(dim, v))}"}
             for f in est.flags_

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cikflow.gating.edges import balanced_edge
+from cikflow.gating.edges import balanced_edge, negatives_begin
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,6 +43,10 @@ __all__ = [
 MIN_FIT_EVENTS = 20
 #: least events on each side of a valley (fewer make a bump, not a mode)
 _MIN_MODE_EVENTS = 10
+#: a count-balanced edge held at the search range's bound is flagged when more than this
+#: share of the fitted events lies between the edge and the bound (what the bound
+#: decides): the 1-point limit of ``threshold_sensitive``
+_HELD_MAX_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -178,18 +182,25 @@ class _Threshold:
             return lo, hi, None
         return lo, hi, _subsample(checked, self.max_events, self.random_state)
 
-    def _at_bound(self, lo: float, hi: float, *, edge: float | None = None) -> None:
+    def _at_bound(
+        self, lo: float, hi: float, *, edge: float | None = None, sample: np.ndarray | None = None
+    ) -> None:
         """Flag ``at_bound`` when the threshold is within 1 % of the range's width of a bound.
 
         ``edge``: where a count-balanced edge the search range held the threshold above
-        lies (:class:`ValleyThreshold` with ``negative_edge``), named in the reason.
+        lies (:class:`ValleyThreshold` with ``negative_edge``), named in the reason. The
+        data placed such a threshold, the bound only held it: it is flagged when more
+        than ``_HELD_MAX_SHARE`` of ``sample`` (the fitted events) lies between the two.
         """
         if min(self.threshold_ - lo, hi - self.threshold_) > 0.01 * (hi - lo):
             return
         if edge is not None and edge < self.threshold_:
+            held = float(np.mean((sample >= edge) & (sample < self.threshold_)))
+            if held <= _HELD_MAX_SHARE:
+                return
             reason = (
                 "threshold {0} held at the search range [{1}, {2}]: the count-balanced "
-                "edge lies below it, at {3}"
+                f"edge lies below it, at {{3}}, and {held:.1%} of the events between"
             )
             self.flags_.append(Flag("at_bound", reason, (self.threshold_, lo, hi, edge)))
             return
@@ -211,7 +222,8 @@ class ValleyThreshold(_Threshold):
     ``fallback``: ``"quantile"`` (the ``fallback_quantile`` of the events),
     ``"lower"``/``"upper"`` (a bound of the search range) or a number; the
     ``no_valley`` flag says so. A threshold within 1 % of the search range's
-    width from its bounds raises ``at_bound``.
+    width from its bounds raises ``at_bound``. A valley needs at least ten events on
+    each side: fewer make a bump, not a mode.
 
     Parameters
     ----------
@@ -244,9 +256,16 @@ class ValleyThreshold(_Threshold):
     negative_edge : bool
         No higher than the count-balanced edge
         (:func:`cikflow.gating.edges.balanced_edge`): a positive population smearing
-        down into the valley is counted, not cut at a flat stretch's middle.
+        down into the valley is counted, not cut at a flat stretch's middle. Where
+        there is no valley, the edge below the fallback places the divider when the
+        negatives have a peak of their own (ten events at least): no ``no_valley``.
 
-    A valley needs at least ten events on each side: fewer make a bump, not a mode.
+    Attributes
+    ----------
+    threshold_ : float
+        The threshold (transformed units).
+    placed_ : {"valley", "edge", "fallback"}
+        What placed it: a valley, the count-balanced edge, or the fallback.
     """
 
     def __init__(
@@ -356,12 +375,25 @@ class ValleyThreshold(_Threshold):
         best = first if self.pick == "first" and first is not None else deepest
         self._intermediate(sample, x, density, (first, deepest, best))
         free = None  # a count-balanced edge below the search range, held at its bound
+        self.placed_ = "valley"
         if best is None:
             self.threshold_ = self._fallback(sample, lo, hi)
+            self.placed_ = "fallback"
             if self.negative_edge:  # a smear without a valley: no higher than its edge
                 at = min(int(np.searchsorted(x, self.threshold_)), len(x) - 1)
                 edge, free = _edge(x, density, valley=at, start=int(inside[0]))
-                self.threshold_ = min(self.threshold_, float(x[edge]))
+                half = negatives_begin(density, at)
+                own = half is not None and np.searchsorted(ordered, x[half]) >= _MIN_MODE_EVENTS
+                if edge < at and own:
+                    # the edge of the smear above the negatives' own peak (ten events at
+                    # least, as a valley's side) placed it: a divider the data gave, for
+                    # the very case of no valley (CD3 by day 21, when the CD3-dim T cells
+                    # fill the stretch to the few CD3− cells), not the template's
+                    # fallback; no ``no_valley``
+                    self.threshold_, self.placed_ = float(x[edge]), "edge"
+                    self._at_bound(lo, hi, edge=free, sample=sample)
+                    return self
+                free = None
             numeric = isinstance(self.fallback, int | float)
             fallback = "{2}" if numeric else _named(self.fallback)
             values = (lo, hi, *((float(self.fallback),) if numeric else ()), self.threshold_)
@@ -385,12 +417,13 @@ class ValleyThreshold(_Threshold):
             best = lo_i if self.floor == "lower" else (lo_i + hi_i) // 2
             if self.negative_edge:
                 edge, free = _edge(x, density, valley=best, start=int(inside[0]))
-                best = min(best, edge)
+                if edge < best:
+                    best, self.placed_ = edge, "edge"
             self.threshold_ = float(x[best])
             self.depth_ratio_ = float(
                 density[best] / min(density[: best + 1].max(), density[best:].max())
             )
-        self._at_bound(lo, hi, edge=free)
+        self._at_bound(lo, hi, edge=free, sample=sample)
         return self
 
 
