@@ -347,7 +347,7 @@ def test_a_notch_above_x_moves_its_side_of_the_positives_the_other_way():
     b = np.array([3.0, 3.0, 1.0, 0.2, 2.0, 0.6])
     gate = SplitQuadrantGate("q", "root", xdim="a", ydim="b", x=2.0, y=0.5, y_xneg=2.5,
                              x_notch=3.0, quadrants=QUADS)  # fmt: skip
-    assert gate.notched and gate.raised
+    assert (gate.notched, gate.raised) == (True, True)
     ones = np.ones(6, dtype=bool)
     got = gate.members({"a": a, "b": b}, parent=ones, populations={})
     expected = {"mp": [0, 1, 5], "pp": [2], "pm": [3], "mm": [4]}
