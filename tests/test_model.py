@@ -301,15 +301,12 @@ def test_split_quadrant_thresholds_are_keyed_by_subset():
     assert outline.paths[2] == ([1.0, 4.0], [2.0, 2.0])
 
 
-def test_notched_quadrants_by_hand_and_by_flowkit():
-    # x at 2; y at 0.5 within a ≥ 2 and at 2.5 within a < 2; the notch at a = 1 moves the
-    # a < 2, b ≥ 2.5 events with a ≥ 1 into "++" (CD3-dim CIK cells out of the NK quadrant)
-    a = np.array([0.5, 1.5, 1.5, 2.5, 2.5, 0.5])
-    b = np.array([3.0, 3.0, 2.0, 1.0, 0.2, 0.2])
-    gate = SplitQuadrantGate("q", "root", xdim="a", ydim="b", x=2.0, y=0.5, y_xneg=2.5,
-                             x_notch=1.0, quadrants=QUADS)  # fmt: skip
-    got = gate.members({"a": a, "b": b}, parent=np.ones(6, dtype=bool), populations={})
-    expected = {"mp": [0], "pp": [1, 3], "mm": [2, 5], "pm": [4]}
+def _notched_members(gate, *, a, b, expected):
+    """The quadrants' members by hand; flowkit's polygons and rectangles agree with them.
+
+    Both quadrants on the notch's side are polygons, the others rectangles.
+    """
+    got = gate.members({"a": a, "b": b}, parent=np.ones(len(a), dtype=bool), populations={})
     for quad, rows in expected.items():
         np.testing.assert_array_equal(np.flatnonzero(got[quad]), rows, err_msg=quad)
     made = gate.to_flowkit(dimension=_dimension, divider=_divider, paths={})
@@ -317,10 +314,20 @@ def test_notched_quadrants_by_hand_and_by_flowkit():
     assert kinds == {"pp": "PolygonGate", "pm": "RectangleGate", "mp": "PolygonGate",
                      "mm": "RectangleGate"}  # fmt: skip
     frame = pd.DataFrame({"a": a, "b": b})
-    for fk_gate in made:  # flowkit's own point-in-polygon and rectangle tests agree
+    for fk_gate in made:
         np.testing.assert_array_equal(
             np.asarray(fk_gate.apply(frame), dtype=bool), got[fk_gate.gate_name]
         )
+
+
+def test_notched_quadrants_by_hand_and_by_flowkit():
+    # x at 2; y at 0.5 within a ≥ 2 and at 2.5 within a < 2; the notch at a = 1 moves the
+    # a < 2, b ≥ 2.5 events with a ≥ 1 into "++" (CD3-dim CIK cells out of the NK quadrant)
+    a = np.array([0.5, 1.5, 1.5, 2.5, 2.5, 0.5])
+    b = np.array([3.0, 3.0, 2.0, 1.0, 0.2, 0.2])
+    gate = SplitQuadrantGate("q", "root", xdim="a", ydim="b", x=2.0, y=0.5, y_xneg=2.5,
+                             x_notch=1.0, quadrants=QUADS)  # fmt: skip
+    _notched_members(gate, a=a, b=b, expected={"mp": [0], "pp": [1, 3], "mm": [2, 5], "pm": [4]})
     notch = gate.thresholds()[3]
     assert (notch.key, notch.value, notch.upto) == ("a within a-b+", 1.0, 2.0)
     np.testing.assert_array_equal(
@@ -349,19 +356,7 @@ def test_a_notch_above_x_moves_its_side_of_the_positives_the_other_way():
                              x_notch=3.0, quadrants=QUADS)  # fmt: skip
     assert (gate.notched, gate.raised) == (True, True)
     ones = np.ones(6, dtype=bool)
-    got = gate.members({"a": a, "b": b}, parent=ones, populations={})
-    expected = {"mp": [0, 1, 5], "pp": [2], "pm": [3], "mm": [4]}
-    for quad, rows in expected.items():
-        np.testing.assert_array_equal(np.flatnonzero(got[quad]), rows, err_msg=quad)
-    made = gate.to_flowkit(dimension=_dimension, divider=_divider, paths={})
-    kinds = {g.gate_name: type(g).__name__ for g in made}
-    assert kinds == {"pp": "PolygonGate", "pm": "RectangleGate", "mp": "PolygonGate",
-                     "mm": "RectangleGate"}  # fmt: skip
-    frame = pd.DataFrame({"a": a, "b": b})
-    for fk_gate in made:  # the L-shaped "-+" polygon as flowkit applies it
-        np.testing.assert_array_equal(
-            np.asarray(fk_gate.apply(frame), dtype=bool), got[fk_gate.gate_name]
-        )
+    _notched_members(gate, a=a, b=b, expected={"mp": [0, 1, 5], "pp": [2], "pm": [3], "mm": [4]})
     notch = gate.thresholds()[3]
     assert (notch.key, notch.value, notch.upto) == ("a within b+", 3.0, None)
     np.testing.assert_array_equal(  # the b+ cells of both sides, without the notch

@@ -183,8 +183,25 @@ def _fit_notch(
         "max_depth_ratio": _NOTCH_DEPTH_RATIO,
         "bandwidth": bandwidth,
     }
+    record = _notch_record(gate, quadrant, params, fitting=fitting, where=where)
+    if record["flags"] or record["threshold_transformed"] > x[1] - bandwidth:
+        return None  # one mode only, or a valley at the divider itself: no second mode
+    record["within"] = f"{dim}-{gate['y']['dimension']}+"
+    return record
+
+
+def _notch_record(
+    gate: Mapping[str, Any],
+    events: np.ndarray,
+    params: Mapping[str, Any],
+    *,
+    fitting: _Fitting,
+    where: str,
+) -> dict[str, Any]:
+    """The fit record of a notch's valley on ``events`` (boolean over the parent)."""
+    dim = gate["x"]["dimension"]
     _, record = _threshold(
-        fitting.values(dim, quadrant),
+        fitting.values(dim, events),
         params,
         dim=dim,
         scale=fitting.scale,
@@ -192,9 +209,6 @@ def _fit_notch(
         random_state=fitting.seed,
         where=f"{where} notch",
     )
-    if record["flags"] or record["threshold_transformed"] > x[1] - bandwidth:
-        return None  # one mode only, or a valley at the divider itself: no second mode
-    record["within"] = f"{dim}-{gate['y']['dimension']}+"
     return record
 
 
@@ -217,7 +231,6 @@ def _fit_raised_notch(
     is none, and nothing to flag.
     """
     divider = gate["x"]
-    dim = divider["dimension"]
     if not divider.get("search") or np.count_nonzero(positive) < _NOTCH_MIN_EVENTS:
         return None
     params = {
@@ -227,15 +240,7 @@ def _fit_raised_notch(
         "negative_edge": True,
         "bandwidth": float(divider.get("bandwidth", METHODS["valley"].defaults["bandwidth"])),
     }
-    _, record = _threshold(
-        fitting.values(dim, positive),
-        params,
-        dim=dim,
-        scale=fitting.scale,
-        unscale=fitting.unscale,
-        random_state=fitting.seed,
-        where=f"{where} notch",
-    )
+    record = _notch_record(gate, positive, params, fitting=fitting, where=where)
     if record["flags"] or record["threshold_transformed"] <= x[1]:
         return None
     record["within"] = f"{gate['y']['dimension']}+"
