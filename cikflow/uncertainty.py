@@ -320,7 +320,8 @@ def _y_sides(outcome: Any, info: Any, fit: Mapping[str, Any]) -> list[np.ndarray
     if not isinstance(gate, QuadrantGate) or fit.get("within") or fit["dimension"] != gate.xdim:
         return [None]
     sides = []
-    for sign in "+-":
+    # a notch above x divides the y+ side in its place (a divider of its own)
+    for sign in "-" if getattr(gate, "raised", False) else "+-":
         quads = [q for q, signs in gate.quadrants if signs[1] == sign and q in outcome.membership]
         if quads:
             sides.append(np.logical_or.reduce([outcome.membership[q] for q in quads]))

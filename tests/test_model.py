@@ -301,6 +301,25 @@ def test_split_quadrant_thresholds_are_keyed_by_subset():
     assert outline.paths[2] == ([1.0, 4.0], [2.0, 2.0])
 
 
+def _notched_members(gate, *, a, b, expected):
+    """The quadrants' members by hand; flowkit's polygons and rectangles agree with them.
+
+    Both quadrants on the notch's side are polygons, the others rectangles.
+    """
+    got = gate.members({"a": a, "b": b}, parent=np.ones(len(a), dtype=bool), populations={})
+    for quad, rows in expected.items():
+        np.testing.assert_array_equal(np.flatnonzero(got[quad]), rows, err_msg=quad)
+    made = gate.to_flowkit(dimension=_dimension, divider=_divider, paths={})
+    kinds = {g.gate_name: type(g).__name__ for g in made}
+    assert kinds == {"pp": "PolygonGate", "pm": "RectangleGate", "mp": "PolygonGate",
+                     "mm": "RectangleGate"}  # fmt: skip
+    frame = pd.DataFrame({"a": a, "b": b})
+    for fk_gate in made:
+        np.testing.assert_array_equal(
+            np.asarray(fk_gate.apply(frame), dtype=bool), got[fk_gate.gate_name]
+        )
+
+
 def test_notched_quadrants_by_hand_and_by_flowkit():
     # x at 2; y at 0.5 within a ≥ 2 and at 2.5 within a < 2; the notch at a = 1 moves the
     # a < 2, b ≥ 2.5 events with a ≥ 1 into "++" (CD3-dim CIK cells out of the NK quadrant)
@@ -308,19 +327,7 @@ def test_notched_quadrants_by_hand_and_by_flowkit():
     b = np.array([3.0, 3.0, 2.0, 1.0, 0.2, 0.2])
     gate = SplitQuadrantGate("q", "root", xdim="a", ydim="b", x=2.0, y=0.5, y_xneg=2.5,
                              x_notch=1.0, quadrants=QUADS)  # fmt: skip
-    got = gate.members({"a": a, "b": b}, parent=np.ones(6, dtype=bool), populations={})
-    expected = {"mp": [0], "pp": [1, 3], "mm": [2, 5], "pm": [4]}
-    for quad, rows in expected.items():
-        np.testing.assert_array_equal(np.flatnonzero(got[quad]), rows, err_msg=quad)
-    made = gate.to_flowkit(dimension=_dimension, divider=_divider, paths={})
-    kinds = {g.gate_name: type(g).__name__ for g in made}
-    assert kinds == {"pp": "PolygonGate", "pm": "RectangleGate", "mp": "RectangleGate",
-                     "mm": "RectangleGate"}  # fmt: skip
-    frame = pd.DataFrame({"a": a, "b": b})
-    for fk_gate in made:  # flowkit's own point-in-polygon and rectangle tests agree
-        np.testing.assert_array_equal(
-            np.asarray(fk_gate.apply(frame), dtype=bool), got[fk_gate.gate_name]
-        )
+    _notched_members(gate, a=a, b=b, expected={"mp": [0], "pp": [1, 3], "mm": [2, 5], "pm": [4]})
     notch = gate.thresholds()[3]
     assert (notch.key, notch.value, notch.upto) == ("a within a-b+", 1.0, 2.0)
     np.testing.assert_array_equal(
@@ -337,6 +344,28 @@ def test_notched_quadrants_by_hand_and_by_flowkit():
     assert len(flat.thresholds()) == 3
     assert np.flatnonzero(flat.members({"a": a, "b": b}, parent=np.ones(6, dtype=bool),
                                        populations={})["mp"]).tolist() == [0, 1]  # fmt: skip
+
+
+def test_a_notch_above_x_moves_its_side_of_the_positives_the_other_way():
+    # x at 2; y at 0.5 within a ≥ 2 and at 2.5 within a < 2; the notch at a = 3, above x,
+    # moves the a ≥ 2, b ≥ 0.5 events with a < 3 into "-+" (NK cells whose CD3
+    # background lies above a divider placed for the CD3-dim T cells)
+    a = np.array([0.5, 2.5, 3.5, 2.5, 1.5, 2.2])
+    b = np.array([3.0, 3.0, 1.0, 0.2, 2.0, 0.6])
+    gate = SplitQuadrantGate("q", "root", xdim="a", ydim="b", x=2.0, y=0.5, y_xneg=2.5,
+                             x_notch=3.0, quadrants=QUADS)  # fmt: skip
+    assert (gate.notched, gate.raised) == (True, True)
+    ones = np.ones(6, dtype=bool)
+    _notched_members(gate, a=a, b=b, expected={"mp": [0, 1, 5], "pp": [2], "pm": [3], "mm": [4]})
+    notch = gate.thresholds()[3]
+    assert (notch.key, notch.value, notch.upto) == ("a within b+", 3.0, None)
+    np.testing.assert_array_equal(  # the b+ cells of both sides, without the notch
+        np.flatnonzero(gate.subset(notch, {"a": a, "b": b}, parent=ones)), [0, 1, 2, 5]
+    )
+    assert gate.with_thresholds({"a within b+": 3.5}).x_notch == 3.5
+    outline = gate.outline([(0.0, 4.0), (0.0, 4.0)])
+    assert outline.paths[0] == ([2.0, 2.0], [0.0, 2.5])
+    assert outline.paths[-1] == ([3.0, 3.0], [0.5, 4.0])  # the notch above y within a+
 
 
 def test_split_quadrant_from_the_template_form():
@@ -357,5 +386,7 @@ def test_split_quadrant_from_the_template_form():
     gate = from_spec(spec, scale=identity_scale)
     assert isinstance(gate, SplitQuadrantGate)
     assert (gate.x_notch, gate.notched) == (2.0, False)
+    moved = gate.with_thresholds({"a": 1.0})  # x placed below the template's: still none
+    assert (moved.x_notch, moved.notched) == (1.0, False)
     spec["x"]["notch"] = 1.5
     assert from_spec(spec, scale=identity_scale).x_notch == 1.5

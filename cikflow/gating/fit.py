@@ -145,6 +145,11 @@ def _fit_quadrant(
         quadrant = np.zeros_like(mask)  # x−, y+
         quadrant[mask & ~above] = fitting.values(ydim, mask & ~above) >= y_neg
         found = _fit_notch(gate, quadrant, x=(x, x_t), fitting=fitting, where=where)
+        if found is None:
+            y_pos = float(fitting.scale(ydim, [at["+"]])[0])
+            positive = quadrant.copy()  # the y+ cells of both sides
+            positive[above] = fitting.values(ydim, above) >= y_pos
+            found = _fit_raised_notch(gate, positive, x=(x, x_t), fitting=fitting, where=where)
         if found is not None:
             records.append(found)
     return (xdim, x), (ydim, at), records
@@ -178,8 +183,25 @@ def _fit_notch(
         "max_depth_ratio": _NOTCH_DEPTH_RATIO,
         "bandwidth": bandwidth,
     }
+    record = _notch_record(gate, quadrant, params, fitting=fitting, where=where)
+    if record["flags"] or record["threshold_transformed"] > x[1] - bandwidth:
+        return None  # one mode only, or a valley at the divider itself: no second mode
+    record["within"] = f"{dim}-{gate['y']['dimension']}+"
+    return record
+
+
+def _notch_record(
+    gate: Mapping[str, Any],
+    events: np.ndarray,
+    params: Mapping[str, Any],
+    *,
+    fitting: _Fitting,
+    where: str,
+) -> dict[str, Any]:
+    """The fit record of a notch's valley on ``events`` (boolean over the parent)."""
+    dim = gate["x"]["dimension"]
     _, record = _threshold(
-        fitting.values(dim, quadrant),
+        fitting.values(dim, events),
         params,
         dim=dim,
         scale=fitting.scale,
@@ -187,9 +209,41 @@ def _fit_notch(
         random_state=fitting.seed,
         where=f"{where} notch",
     )
-    if record["flags"] or record["threshold_transformed"] > x[1] - bandwidth:
-        return None  # one mode only, or a valley at the divider itself: no second mode
-    record["within"] = f"{dim}-{gate['y']['dimension']}+"
+    return record
+
+
+def _fit_raised_notch(
+    gate: Mapping[str, Any],
+    positive: np.ndarray,
+    *,
+    x: tuple[float, float],
+    fitting: _Fitting,
+    where: str,
+) -> dict[str, Any] | None:
+    """A notch above the x divider, for the y+ cells of both sides: its record, or None.
+
+    The x divider is placed for the y− cells (the CD3-dim T cells' edge against the
+    CD3−CD56− cells, ``negative_edge``); among the y+ cells the negatives are others
+    (NK cells, whose CD3 background reaches higher) and the positives' smear too (the
+    CD3-dim CIK cells). Their own valley, no higher than its count-balanced edge, in the
+    x search range: a notch where it lies above the x divider (``x``: data and
+    transformed units). Without a valley, or with one at or below the x divider, there
+    is none, and nothing to flag.
+    """
+    divider = gate["x"]
+    if not divider.get("search") or np.count_nonzero(positive) < _NOTCH_MIN_EVENTS:
+        return None
+    params = {
+        "method": "valley",
+        "search": list(divider["search"]),
+        "fallback": "lower",
+        "negative_edge": True,
+        "bandwidth": float(divider.get("bandwidth", METHODS["valley"].defaults["bandwidth"])),
+    }
+    record = _notch_record(gate, positive, params, fitting=fitting, where=where)
+    if record["flags"] or record["threshold_transformed"] <= x[1]:
+        return None
+    record["within"] = f"{gate['y']['dimension']}+"
     return record
 
 
@@ -355,8 +409,9 @@ def fit_gate(
         if isinstance(spec["y"]["at"], dict):
             spec["y"]["per_side"] = True
         if gate["x"].get("notch") is True:  # where it was found, or none (false)
-            within = f"{gate['x']['dimension']}-{gate['y']['dimension']}+"
-            notch = [f["threshold"] for f in fits[2] if f.get("within") == within]
+            ydim = gate["y"]["dimension"]
+            within = (f"{gate['x']['dimension']}-{ydim}+", f"{ydim}+")  # below x, above
+            notch = [f["threshold"] for f in fits[2] if f.get("within") in within]
             # a reviewer's set x has the notch they set with it, if any
             found = dict(fixed["x"]).get("notch", False) if "x" in (fixed or {}) else None
             spec["x"]["notch"] = found if found is not None else (notch[0] if notch else False)

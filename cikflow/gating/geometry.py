@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Outline", "Threshold", "even_odd", "span_fraction"]
+__all__ = ["Outline", "Threshold", "even_odd", "notched_polygon", "span_fraction"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,51 @@ def even_odd(vertices: np.ndarray, points: np.ndarray) -> np.ndarray:
             xcross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
         inside ^= crosses & (x < xcross)
     return inside
+
+
+def notched_polygon(
+    *,
+    x: tuple[float, float],
+    y: tuple[float, float],
+    far: tuple[float, float, float],
+    high: bool,
+) -> list[tuple[float, float]]:
+    """A notched quadrant's x+, y+ (``high``) or x−, y+ quadrant as a polygon.
+
+    ``x``: the x divider and the notch (the x divider of the y+ cells; at x: none);
+    ``y``: the y divider within x− and within x+; ``far``: x below and x, y above every
+    event. The notch below x moves the x−, y+ events above it to x+, y+ (which reaches
+    left to it above the x− side's y divider); above x, the x+, y+ events below it to
+    x−, y+ (which reaches right to it above the x+ side's y divider).
+
+    Examples
+    --------
+    x at 2, the notch at 3, y at 2.5 within x− and 0.5 within x+: x−, y+ is L-shaped.
+
+    >>> notched_polygon(x=(2, 3), y=(2.5, 0.5), far=(-9, 9, 9), high=False)
+    [(-9.0, 2.5), (2.0, 2.5), (2.0, 0.5), (3.0, 0.5), (3.0, 9.0), (-9.0, 9.0)]
+    >>> notched_polygon(x=(2, 3), y=(2.5, 0.5), far=(-9, 9, 9), high=True)
+    [(3.0, 0.5), (9.0, 0.5), (9.0, 9.0), (3.0, 9.0)]
+    """
+    (x0, notch), (y_neg, y_pos), (near_x, far_x, far_y) = x, y, far
+    if high and notch > x0:
+        corners = [(notch, y_pos), (far_x, y_pos), (far_x, far_y), (notch, far_y)]
+    elif high:
+        corners = [
+            (notch, y_neg if notch < x0 else y_pos),
+            (x0, y_neg if notch < x0 else y_pos),
+            (x0, y_pos),
+            (far_x, y_pos),
+            (far_x, far_y),
+            (notch, far_y),
+        ]
+    elif notch > x0:
+        corners = [(near_x, y_neg), (x0, y_neg), (x0, y_pos), (notch, y_pos), (notch, far_y)]
+        corners.append((near_x, far_y))
+    else:
+        corners = [(near_x, y_neg), (notch, y_neg), (notch, far_y), (near_x, far_y)]
+    out = [corners[0]]
+    for c in corners[1:]:  # equal dividers: drop the repeated corner
+        if c != out[-1]:
+            out.append(c)
+    return [(float(a), float(b)) for a, b in out]

@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from cikflow.exceptions import GatingTemplateError
-from cikflow.gating.geometry import Outline, Threshold, even_odd, span_fraction
+from cikflow.gating.geometry import (
+    Outline,
+    Threshold,
+    even_odd,
+    notched_polygon,
+    span_fraction,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -446,11 +452,10 @@ class SplitQuadrantGate(QuadrantGate):
     GatingML has no such gate: its populations are written as plain rectangle
     gates under the parent (as FlowJo stores quadrants).
 
-    A *notch* splits the x−, y+ quadrant once more on x, at a valley of its own
-    between its mode and the x divider: events above it join the x+, y+ quadrant
-    (CD3-dim CIK cells among the CD3−CD56+ NK cells by day 21, activated cells that
-    down-regulated CD3 and form a second mode next to the CD3 divider). The x+, y+
-    quadrant is then L-shaped, exported as a polygon.
+    A *notch* is the y+ cells' own x divider. Below x, the x−, y+ events above it join
+    x+, y+ (CD3-dim CIK cells, a second mode among the NK cells by day 21); above x, the
+    x+, y+ events below it join x−, y+ (NK cells with CD3 background above a divider
+    placed for the CD3-dim T cells). Both are exported as polygons, one L-shaped.
 
     Attributes
     ----------
@@ -459,13 +464,13 @@ class SplitQuadrantGate(QuadrantGate):
     y_xneg : float or None
         The y divider within the x− side.
     x_notch : float or None
-        The x divider within the x−, y+ quadrant (None: none; at or above ``x``: no
-        events move).
+        The x divider of the y+ cells (None: none; at ``x``: no events move).
     """
 
     y_xneg: float | None = None
     x_notch: float | None = None
     far: tuple[float, float] = (1e12, 1e12)  # the polygon's far corner (transformed units)
+    near: float = -1e12  # the x−, y+ polygon's far side on x (transformed units)
 
     #: data units beyond any event: the polygon's far corner, before transforming (a
     #: corner every transform and its inverse keep finite; the polygon's edges are
@@ -475,13 +480,20 @@ class SplitQuadrantGate(QuadrantGate):
     def _within(self, sign: str) -> str:
         return f"{self.xdim}{sign}"
 
-    def _notch_within(self) -> str:
-        return f"{self.xdim}-{self.ydim}+"
+    def _notch_within(self, *, above: bool | None = None) -> str:
+        """The notch's subset: the x−, y+ quadrant (below x), the y+ cells (above)."""
+        above = self.raised if above is None else above
+        return f"{self.ydim}+" if above else f"{self.xdim}-{self.ydim}+"
 
     @property
     def notched(self) -> bool:
-        """Whether the notch moves any part of the x−, y+ quadrant."""
-        return self.x_notch is not None and self.x is not None and self.x_notch < self.x
+        """Whether the notch moves any events (below or above ``x``)."""
+        return self.x_notch is not None and self.x is not None and self.x_notch != self.x
+
+    @property
+    def raised(self) -> bool:
+        """Whether the notch lies above ``x``: x+, y+ events below it join x−, y+."""
+        return self.notched and self.x_notch > self.x  # type: ignore[operator]
 
     def y_at(self, sign: str) -> float | None:
         """The y divider within the ``"+"`` or ``"-"`` side of the x divider."""
@@ -495,7 +507,8 @@ class SplitQuadrantGate(QuadrantGate):
             Threshold(self.ydim, self.y, "at", within=self._within("+")),
         ]
         if self.notched:  # one that moves events: a divider a fit or labelling may move
-            notch = Threshold(self.xdim, self.x_notch, "at", self._notch_within(), self.x)
+            upto = None if self.raised else self.x  # the x−, y+ quadrant ends at x
+            notch = Threshold(self.xdim, self.x_notch, "at", self._notch_within(), upto)
             out.append(notch)
         return out
 
@@ -503,13 +516,17 @@ class SplitQuadrantGate(QuadrantGate):
         """As :meth:`Gate.with_thresholds` (the notch moves by its own key only)."""
         neg, pos = (self.thresholds()[k].key for k in (1, 2))
         whole = values.get(self.ydim)
-        notch = Threshold(self.xdim, None, "at", within=self._notch_within()).key
+        keys = [f"{self.xdim} within {self._notch_within(above=a)}" for a in (False, True)]
+        x = values.get(self.xdim, self.x)
+        # a notch that moves nothing (at x: `notch: true` unfitted) stays at x as x moves
+        unmoved = x if self.x_notch is not None and not self.notched else self.x_notch
+        notch = next((values[k] for k in keys if k in values), unmoved)
         return replace(
             self,
-            x=values.get(self.xdim, self.x),
+            x=x,
             y_xneg=values.get(neg, self.y_xneg if whole is None else whole),
             y=values.get(pos, self.y if whole is None else whole),
-            x_notch=values.get(notch, self.x_notch),
+            x_notch=notch,
         )
 
     def population_path(self, path: tuple[str, ...]) -> tuple[str, ...]:
@@ -523,8 +540,10 @@ class SplitQuadrantGate(QuadrantGate):
         if not threshold.within:
             return parent
         above = values[self.xdim] >= self.x
-        if threshold.within == self._notch_within():  # the x−, y+ quadrant, notch undone
+        if threshold.within == self._notch_within(above=False):  # x−, y+, notch undone
             return parent & ~above & (values[self.ydim] >= self.y_xneg)
+        if threshold.within == self._notch_within(above=True):  # the y+ cells of both sides
+            return parent & self._above_y(values, above)
         return parent & (above if threshold.within == self._within("+") else ~above)
 
     def members(
@@ -534,14 +553,17 @@ class SplitQuadrantGate(QuadrantGate):
         parent: np.ndarray,
         populations: Mapping[str, np.ndarray],
     ) -> dict[str, np.ndarray]:
-        """As :meth:`Gate.members`; the notch's events move from x−, y+ to x+, y+."""
+        """As :meth:`Gate.members`; the notch's events move between x−, y+ and x+, y+."""
         out = super().members(values, parent=parent, populations=populations)
         by_signs = {signs: quad for quad, signs in self.quadrants}
         low, high = by_signs.get("-+"), by_signs.get("++")
         if self.notched and low and high:
-            moved = out[low] & (values[self.xdim] >= self.x_notch)
-            out[low] = out[low] & ~moved
-            out[high] = out[high] | moved
+            if self.raised:  # x+, y+ below the notch: to x−, y+
+                moved = out[high] & (values[self.xdim] < self.x_notch)
+                out[high], out[low] = out[high] & ~moved, out[low] | moved
+            else:  # x−, y+ at or above the notch: to x+, y+
+                moved = out[low] & (values[self.xdim] >= self.x_notch)
+                out[low], out[high] = out[low] & ~moved, out[high] | moved
         return out
 
     def _above_y(self, values: Mapping[str, np.ndarray], above_x: np.ndarray) -> np.ndarray:
@@ -558,10 +580,11 @@ class SplitQuadrantGate(QuadrantGate):
             ([xlo, self.x], [self.y_xneg, self.y_xneg]),
             ([self.x, xhi], [self.y, self.y]),
         ]
-        if self.notched:  # x+, y+ reaches left to the notch above y within x−
+        if self.notched:  # x+, y+ reaches left to the notch, or x−, y+ right to it
             top = max(self.y, self.y_xneg)
             paths[0] = ([self.x, self.x], [ylo, top])
-            paths.append(([self.x_notch, self.x_notch], [self.y_xneg, yhi]))
+            bottom = self.y if self.raised else self.y_xneg
+            paths.append(([self.x_notch, self.x_notch], [bottom, yhi]))
         return replace(base, paths=paths)
 
     def to_flowkit(
@@ -573,8 +596,8 @@ class SplitQuadrantGate(QuadrantGate):
     ) -> Any:
         """As :meth:`Gate.to_flowkit`: one 2-D rectangle gate per quadrant.
 
-        With a notch, the x−, y+ quadrant's rectangle ends at it and the x+, y+
-        quadrant is an L-shaped polygon (a polygon also where this sample's notch
+        With a notch, the x−, y+ and x+, y+ quadrants are polygons, one of them
+        L-shaped where the notch moves events (polygons also where this sample's notch
         moves nothing: flowkit keeps one gate type per gate across samples).
         """
         import flowkit as fk
@@ -582,39 +605,19 @@ class SplitQuadrantGate(QuadrantGate):
         gates = []
         for quad, signs in self.quadrants:
             y = self.y_at(signs[0])
-            if self.x_notch is not None and signs == "++":
-                gates.append(
-                    fk.gates.PolygonGate(
-                        quad,
-                        [dimension(self.xdim, None, None), dimension(self.ydim, None, None)],
-                        self._notched_polygon(),
-                    )
+            if self.x_notch is not None and signs in ("++", "-+"):
+                x = (self.x, self.x_notch if self.notched else self.x)
+                corners = notched_polygon(
+                    x=x, y=(self.y_xneg, self.y), far=(self.near, *self.far), high=signs == "++"
                 )
+                dims = [dimension(self.xdim, None, None), dimension(self.ydim, None, None)]
+                gates.append(fk.gates.PolygonGate(quad, dims, corners))
                 continue
-            x_hi = self.x_notch if self.notched and signs == "-+" else self.x
-            xr = (self.x, None) if signs[0] == "+" else (None, x_hi)
+            xr = (self.x, None) if signs[0] == "+" else (None, self.x)
             yr = (y, None) if signs[1] == "+" else (None, y)
             dims = [dimension(self.xdim, *xr), dimension(self.ydim, *yr)]
             gates.append(fk.gates.RectangleGate(quad, dims))
         return gates
-
-    def _notched_polygon(self) -> list[tuple[float, float]]:
-        """The x+, y+ quadrant with the notch: x ≥ x, y ≥ y, or x ≥ x_notch, y ≥ y_xneg."""
-        (far_x, far_y) = self.far
-        x_notch, y_xneg = (self.x_notch, self.y_xneg) if self.notched else (self.x, self.y)
-        corners = [
-            (x_notch, y_xneg),
-            (self.x, y_xneg),
-            (self.x, self.y),
-            (far_x, self.y),
-            (far_x, far_y),
-            (x_notch, far_y),
-        ]
-        out = [corners[0]]
-        for c in corners[1:]:  # equal y dividers: drop the repeated corner
-            if c != out[-1]:
-                out.append(c)
-        return [(float(x), float(y)) for x, y in out]
 
 
 @dataclass(frozen=True)
@@ -733,6 +736,8 @@ def _quadrant_spec(spec: Mapping[str, Any], scale: Callable[[str, Any], np.ndarr
         common["x_notch"] = float(scale(xdim, [notch])[0]) if numeric else common["x"]
         far = SplitQuadrantGate.FAR
         common["far"] = (float(scale(xdim, [far])[0]), float(scale(ydim, [far])[0]))
+        near = float(scale(xdim, [-far])[0])  # a log scale has no −FAR: as far below x
+        common["near"] = near if np.isfinite(near) else 2 * common["x"] - common["far"][0]
     sides = at if isinstance(at, dict) else {"-": at, "+": at}
     if set(sides) != {"-", "+"}:
         raise GatingTemplateError(
