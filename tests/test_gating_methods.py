@@ -462,3 +462,33 @@ def test_a_valley_search_range_narrower_than_the_grid_step_does_not_fail():
     x = np.random.default_rng(0).normal(0.2, 0.02, 300)
     est = ValleyThreshold(search=(0.2698, 0.27), fallback="upper").fit(x)
     assert est.threshold_ == pytest.approx(0.27, abs=1e-3)
+
+
+def test_a_raised_notch_leaves_the_cd3_divider_the_cd56_negative_cells(repo_dir, tmp_path):
+    """Day 21 (realistic, seed 2, B02): the CD3 divider held at its search range's bound.
+
+    Its count-balanced edge (171) lies below the bound (300), with 2.0 % of the
+    lymphocytes between: more than the 1 % a held edge may leave to the bound. The
+    CD56+ cells' own CD3 divider, a notch above it (309), divides them in its place; of
+    the CD56− cells, which the CD3 divider still decides, 0.42 % of the lymphocytes lie
+    between: no ``at_bound``. Without the notch it decides every cell, and is flagged.
+    (``notch: false`` had not gated at all: the fitted gate dropped it, and its NK and
+    CIK quadrants were rectangles where the template's were polygons.)
+    """
+    (_, batch) = simulate_batches(n_batches=2, days=(0, 7, 14, 21), seed=2, preset="realistic")
+    write_simulated([batch], tmp_path)
+    fcs = read_fcs(tmp_path / "B02_d21.fcs")
+    text = (repo_dir / "config" / "gating" / "cik_default.yaml").read_text()
+    for notch, flagged in (("true", False), ("false", True)):
+        path = tmp_path / f"notch_{notch}.yaml"
+        path.write_text(text.replace("notch: true", f"notch: {notch}"))
+        outcome = gate_fcs(fcs, read_template(path), aliases=ALIASES)
+        (info,) = [i for i in outcome.infos if i.name == "cd3_cd56"]
+        x = info.fit["fits"][0]
+        assert x["threshold"] == pytest.approx(300, abs=5)
+        assert x["held_edge_transformed"] < x["threshold_transformed"]
+        flags = {f["flag"] for f in outcome.flags if f["gate"] == "cd3_cd56"}
+        assert ("at_bound" in flags) is flagged, notch
+        if notch == "true":
+            assert [f["within"] for f in info.fit["fits"] if f.get("within") == "CD56+"]
+            assert 0.002 < x["held_share"] < 0.006

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from cikflow.exceptions import GatingTemplateError
+from cikflow.gating.methods import HELD_MAX_SHARE
 from cikflow.gating.registry import (
     METHODS,
     blob_estimator,
@@ -80,6 +81,8 @@ def _threshold(
         # what placed a valley fit's threshold: "valley", "edge" (a smear's count-balanced
         # edge where there is no valley) or "fallback" (the template's)
         "placed": getattr(est, "placed_", None),
+        # the count-balanced edge below the search range, where its bound held the fit
+        "held_edge_transformed": getattr(est, "held_edge_", None),
         "flags": [
             {"flag": f.flag, "reason": f"{dim}: {f.text(lambda v: unscale(dim, v))}"}
             for f in est.flags_
@@ -150,9 +153,32 @@ def _fit_quadrant(
             positive = quadrant.copy()  # the y+ cells of both sides
             positive[above] = fitting.values(ydim, above) >= y_pos
             found = _fit_raised_notch(gate, positive, x=(x, x_t), fitting=fitting, where=where)
+            if found is not None:  # the notch divides the y+ cells: x, the y− cells only
+                _judge_held(records[0], decided=mask & ~positive, fitting=fitting, total=mask)
         if found is not None:
             records.append(found)
     return (xdim, x), (ydim, at), records
+
+
+def _judge_held(
+    record: dict[str, Any], *, decided: np.ndarray, fitting: _Fitting, total: np.ndarray
+) -> None:
+    """A divider its search range held, judged on the events it still decides.
+
+    Its ``at_bound`` flag goes where no more than
+    :data:`cikflow.gating.methods.HELD_MAX_SHARE` of the ``total`` events (boolean
+    over the parent) are ``decided`` ones between the held edge and the divider: a
+    notch above the x divider divides the y+ cells in its place, so x decides the y−
+    cells only.
+    """
+    edge = record.get("held_edge_transformed")
+    if edge is None:
+        return
+    values = fitting.values(record["dimension"], decided)
+    between = np.count_nonzero((values >= edge) & (values < record["threshold_transformed"]))
+    record["held_share"] = between / max(int(np.count_nonzero(total)), 1)
+    if record["held_share"] <= HELD_MAX_SHARE:
+        record["flags"] = [f for f in record["flags"] if f["flag"] != "at_bound"]
 
 
 def _fit_notch(
@@ -415,6 +441,8 @@ def fit_gate(
             # a reviewer's set x has the notch they set with it, if any
             found = dict(fixed["x"]).get("notch", False) if "x" in (fixed or {}) else None
             spec["x"]["notch"] = found if found is not None else (notch[0] if notch else False)
+        elif gate["x"].get("notch") is not None:  # false, or placed: as the template's,
+            spec["x"]["notch"] = gate["x"]["notch"]  # so that its gates keep their types
         record["fits"].extend(fits[2])
     elif method in ("blob", "singlets"):
         _fit_shape(gate, spec, record, method=method, params=params, fitting=fitting)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "HELD_MAX_SHARE",
     "MIN_FIT_EVENTS",
     "Flag",
     "MixtureThreshold",
@@ -46,7 +47,7 @@ _MIN_MODE_EVENTS = 10
 #: a count-balanced edge held at the search range's bound is flagged when more than this
 #: share of the fitted events lies between the edge and the bound (what the bound
 #: decides): the 1-point limit of ``threshold_sensitive``
-_HELD_MAX_SHARE = 0.01
+HELD_MAX_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -190,13 +191,13 @@ class _Threshold:
         ``edge``: where a count-balanced edge the search range held the threshold above
         lies (:class:`ValleyThreshold` with ``negative_edge``), named in the reason. The
         data placed such a threshold, the bound only held it: it is flagged when more
-        than ``_HELD_MAX_SHARE`` of ``sample`` (the fitted events) lies between the two.
+        than ``HELD_MAX_SHARE`` of ``sample`` (the fitted events) lies between the two.
         """
         if min(self.threshold_ - lo, hi - self.threshold_) > 0.01 * (hi - lo):
             return
         if edge is not None and edge < self.threshold_:
             held = float(np.mean((sample >= edge) & (sample < self.threshold_)))
-            if held <= _HELD_MAX_SHARE:
+            if held <= HELD_MAX_SHARE:
                 return
             reason = (
                 "threshold {0} held at the search range [{1}, {2}]: the count-balanced "
@@ -266,6 +267,8 @@ class ValleyThreshold(_Threshold):
         The threshold (transformed units).
     placed_ : {"valley", "edge", "fallback"}
         What placed it: a valley, the count-balanced edge, or the fallback.
+    held_edge_ : float or None
+        The count-balanced edge below the search range, where its bound held it.
     """
 
     def __init__(
@@ -392,6 +395,7 @@ class ValleyThreshold(_Threshold):
                     # fallback; no ``no_valley``
                     self.threshold_, self.placed_ = float(x[edge]), "edge"
                     self._at_bound(lo, hi, edge=free, sample=sample)
+                    self.held_edge_ = free
                     return self
                 free = None
             numeric = isinstance(self.fallback, int | float)
@@ -424,6 +428,7 @@ class ValleyThreshold(_Threshold):
                 density[best] / min(density[: best + 1].max(), density[best:].max())
             )
         self._at_bound(lo, hi, edge=free, sample=sample)
+        self.held_edge_ = free
         return self
 
 
