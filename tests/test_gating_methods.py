@@ -13,6 +13,7 @@ from cikflow.gating.methods import (
     ValleyThreshold,
 )
 from cikflow.gating.shapes import BlobGate, SingletGate
+from cikflow.gating.template import make_transform
 from cikflow.io import read_fcs, read_template, write_fcs
 from cikflow.io.simulated import write_simulated
 from cikflow.simulate import CHANNELS, LABELS, simulate_batches
@@ -103,8 +104,8 @@ def test_negative_edge_below_a_smear_denser_than_the_negatives():
     edge = ValleyThreshold(search=(0.22, 0.7), negative_edge=True, fallback=0.6).fit(values)
     assert (smear < plain.threshold_).sum() > 1000
     assert 0.235 <= edge.threshold_ <= 0.26
-    # the smear's edge placed the divider, not the fallback or a dip in the smear
-    assert (edge.placed_, edge.flags_) == ("edge", [])
+    # the smear's edge placed the divider below a dip in the smear, not that dip
+    assert (edge.placed_, edge.flags_) == ("valley edge", [])
     lost = int(np.count_nonzero(smear < edge.threshold_))
     taken = int(np.count_nonzero(negatives >= edge.threshold_))
     assert lost < 200
@@ -491,4 +492,13 @@ def test_a_raised_notch_leaves_the_cd3_divider_the_cd56_negative_cells(repo_dir,
         assert ("at_bound" in flags) is flagged, notch
         if notch == "true":
             assert [f["within"] for f in info.fit["fits"] if f.get("within") == "CD56+"]
-            assert 0.002 < x["held_share"] < 0.006
+            # recounted from the gating: the CD56− cells (T and CD3−CD56−) between the
+            # edge and the divider, of all the lymphocytes
+            m, comp = outcome.membership, outcome.compensated
+            logicle = make_transform(read_template(path).spec["transforms"]["logicle"])
+            cd3 = logicle.apply(comp.column(comp.pnn.index(outcome.channel_map["CD3"])))
+            between = (cd3 >= x["held_edge_transformed"]) & (cd3 < x["threshold_transformed"])
+            negative = m["T"] | m["CD3neg_CD56neg"]
+            share = np.count_nonzero(negative & between) / np.count_nonzero(m["lymphocytes"])
+            assert share < 0.01  # the flag's limit
+            assert x["held_share"] == pytest.approx(share, abs=0.0005)

@@ -78,8 +78,9 @@ def _threshold(
         "intermediate_share": getattr(est, "intermediate_share_", None),
         # a first valley above the main peak below the chosen one (the dying cells)
         "first_valley_transformed": getattr(est, "first_valley_", None),
-        # what placed a valley fit's threshold: "valley", "edge" (a smear's count-balanced
-        # edge where there is no valley) or "fallback" (the template's)
+        # what placed a valley fit's threshold: "valley", "valley edge" (a smear's
+        # count-balanced edge below the valley), "edge" (that edge where there is no
+        # valley) or "fallback" (the template's)
         "placed": getattr(est, "placed_", None),
         # the count-balanced edge below the search range, where its bound held the fit
         "held_edge_transformed": getattr(est, "held_edge_", None),

@@ -265,8 +265,9 @@ class ValleyThreshold(_Threshold):
     ----------
     threshold_ : float
         The threshold (transformed units).
-    placed_ : {"valley", "edge", "fallback"}
-        What placed it: a valley, the count-balanced edge, or the fallback.
+    placed_ : {"valley", "valley edge", "edge", "fallback"}
+        What placed it: a valley, the count-balanced edge below a valley, the
+        count-balanced edge where there is no valley, or the fallback.
     held_edge_ : float or None
         The count-balanced edge below the search range, where its bound held it.
     """
@@ -422,7 +423,7 @@ class ValleyThreshold(_Threshold):
             if self.negative_edge:
                 edge, free = _edge(x, density, valley=best, start=int(inside[0]))
                 if edge < best:
-                    best, self.placed_ = edge, "edge"
+                    best, self.placed_ = edge, "valley edge"
             self.threshold_ = float(x[best])
             self.depth_ratio_ = float(
                 density[best] / min(density[: best + 1].max(), density[best:].max())

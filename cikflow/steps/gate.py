@@ -433,8 +433,9 @@ def _fit_values(fit: Mapping[str, Any]) -> str:
         if "threshold" in one:
             within = f" within {one['within']}" if one.get("within") else ""
             values.append(f"{one['dimension']}{within} {one['threshold']:.4g}")
-            if one.get("placed") == "edge":
-                values[-1] += " (no valley: the count-balanced edge)"
+            placed = {"edge": "no valley: ", "valley edge": "below the valley: "}
+            if one.get("placed") in placed:
+                values[-1] += f" ({placed[one['placed']]}the count-balanced edge)"
             if one.get("intermediate_share"):
                 values.append(f"intermediate staining {one['intermediate_share']:.1%}")
         elif "thresholds" in one:
