@@ -41,10 +41,10 @@ from accuracy import REAL_POPULATIONS, gate_68983
 
 from cikflow.acquisition import run_acquisition_qc
 from cikflow.gating.apply import gate_fcs
+from cikflow.intervals import cells_per_uL_interval
 from cikflow.io import read_fcs, read_template, read_yaml
 from cikflow.io.simulated import write_simulated
 from cikflow.simulate import simulate_batches
-from cikflow.intervals import cells_per_uL_interval
 from cikflow.uncertainty import population_intervals
 
 REPO = Path(__file__).resolve().parents[1]

@@ -44,6 +44,7 @@ UNCERTAINTY_DEFAULTS: dict[str, Any] = {
     "pipetting_cv_percent": 1.0,
 }
 
+
 def z_value(confidence: float) -> float:
     """Two-sided standard normal quantile of a confidence level.
 

@@ -10,10 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cikflow.gating.tails import hidden_below
-from cikflow.simulate import LABELS
 from cikflow.intervals import count_interval, wilson_interval, z_value
+from cikflow.simulate import LABELS
 from cikflow.uncertainty import valley_halfwidths
-
 
 #: every bias a bound, added in full (as on a sample the gating flagged)
 BOUNDS = {"bias_uncertainty": None}
@@ -161,7 +160,8 @@ def test_a_quadrant_population_carries_the_placement_of_the_quadrants_dividers(r
         # centred on the corrected value, never narrower than counting: here it holds the
         # count's interval and reaches beyond it on the side the biases point to
         low, high = rows.loc[pop, cols]
-        assert low <= c_low and high >= c_high
+        assert low <= c_low
+        assert high >= c_high
         assert low < c_low - 0.05 or high > c_high + 0.05
         assert low <= 100 * k / n <= high
 
