@@ -5,7 +5,7 @@ Simulates cultures of a simulator preset (``--preset``, ``realistic`` by default
 as the workflow's gate step does (acquisition QC, then the default template with
 ``config/config.yaml``), computes each population's interval
 (:func:`cikflow.uncertainty.population_intervals`) and the CIK single-platform
-count's (:func:`cikflow.uncertainty.cells_per_uL_interval`), and counts how often
+count's (:func:`cikflow.intervals.cells_per_uL_interval`), and counts how often
 the interval holds the truth: T, CIK and NK percent of the viable lymphocytes of the
 culture the tube was drawn from, and the CIK concentration of that culture (cells/µL).
 The tube's events are a Poisson draw from the culture, so its own share of a population
@@ -22,7 +22,7 @@ holds a human gating of a real file, where the simulator's biases do not apply.
 Last line: ``coverage_pct=<min over the four> median_halfwidth_pp=<…> tubes=<n>``.
 
 Usage: python bench/coverage.py [--seeds 17] [--batches 3] [--events 50000]
-[--preset realistic]
+[--preset realistic] [--first-seed 1]
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ from accuracy import REAL_POPULATIONS, gate_68983
 
 from cikflow.acquisition import run_acquisition_qc
 from cikflow.gating.apply import gate_fcs
+from cikflow.intervals import cells_per_uL_interval
 from cikflow.io import read_fcs, read_template, read_yaml
 from cikflow.io.simulated import write_simulated
 from cikflow.simulate import simulate_batches
-from cikflow.uncertainty import cells_per_uL_interval, population_intervals
+from cikflow.uncertainty import population_intervals
 
 REPO = Path(__file__).resolve().parents[1]
 POPULATIONS = ("T", "CIK", "NK")
@@ -52,14 +53,15 @@ DAYS = (0, 7, 14, 21)
 
 
 def simulated_cultures(
-    *, seeds: int, batches: int, events: int, preset: str = "realistic"
+    *, seeds: int, batches: int, events: int, preset: str = "realistic", first: int = 1
 ) -> Iterator[tuple]:
     """``(seed, folder, cultures, sheet)`` per seed: a preset's cultures as FCS files.
 
-    ``batches`` cultures × days 0/7/14/21 of ``events`` each, seeds 1 … ``seeds``, in a
-    temporary folder (with ``samples.tsv`` and ``truth.tsv``) that lasts one iteration.
+    ``batches`` cultures × days 0/7/14/21 of ``events`` each, seeds ``first`` …
+    ``first + seeds − 1``, in a temporary folder (with ``samples.tsv`` and
+    ``truth.tsv``) that lasts one iteration.
     """
-    for seed in range(1, seeds + 1):
+    for seed in range(first, first + seeds):
         cultures = simulate_batches(
             n_batches=batches, days=DAYS, n_events=events, seed=seed, preset=preset
         )
@@ -103,6 +105,7 @@ def tube_rows(fcs_path: Path, *, sheet_row: dict, truth: pd.DataFrame, template,
                 "high": float(g["percent_of_base_high"]),
                 "truth": float(100.0 * culture[pop] / culture["viable_lymphocytes"]),
                 "truth_tube": float(true.loc[pop, "percent_of_base"]),
+                "flagged": bool(out.flags),
             }
         )
     g = gates.loc["CIK"]
@@ -127,6 +130,7 @@ def tube_rows(fcs_path: Path, *, sheet_row: dict, truth: pd.DataFrame, template,
             "low": lo,
             "high": hi,
             "truth": float(true.loc["CIK", "cells_per_uL_expected"]),
+            "flagged": bool(out.flags),
         }
     )
     return rows
@@ -161,6 +165,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--preset", default="realistic", help="simulator preset")
+    parser.add_argument("--first-seed", type=int, default=1, help="seed of the first culture")
     parser.add_argument("--out", type=Path, default=None, help="write the per-tube rows (TSV)")
     args = parser.parse_args()
     logging.disable(logging.ERROR)
@@ -168,7 +173,11 @@ def main() -> None:
     template = read_template(REPO / "config" / "gating" / "cik_default.yaml")
     rows = []
     for seed, folder, _, sheet in simulated_cultures(
-        seeds=args.seeds, batches=args.batches, events=args.events, preset=args.preset
+        seeds=args.seeds,
+        batches=args.batches,
+        events=args.events,
+        preset=args.preset,
+        first=args.first_seed,
     ):
         truth = pd.read_csv(folder / "truth.tsv", sep="\t")
         for r in sheet.to_dict("records"):
@@ -209,6 +218,17 @@ def main() -> None:
         print(
             f"  day {day:>2}: {100 * sub['covered'].mean():5.1f} %  "
             f"median half-width {sub['halfwidth'].median():.2f} pp"
+        )
+    # the gating's flags make every bias a bound (cikflow.intervals.combine)
+    print("coverage by whether the gating flagged the sample (% of base and cells/µL rows):")
+    for flagged, sub in df.groupby("flagged"):
+        print(
+            f"  {'flagged (biases as bounds)' if flagged else 'not flagged (corrected)':<28}"
+            f"{sub['sample'].astype(str).add(sub['seed'].astype(str)).nunique():>4} tubes  "
+            + "  ".join(
+                f"{q.split()[0]} {100 * g['covered'].mean():.1f}"
+                for q, g in sub.groupby("quantity", sort=False)
+            )
         )
     print()
     for line in real_file_lines():

@@ -28,8 +28,7 @@ positives above the divider (a Gaussian in the transformed scale, fitted to them
 as a truncated sample), never more than the valley floor's density can hold down
 to the negatives' mode. The population above the divider may own those events
 (its interval reaches up by them) and the one below may hold them (its interval
-reaches down); they are added, not combined in quadrature, because the tail is a
-bias every tube of a smearing population shares.
+reaches down).
 
 The band and the tail count the same events across a divider two ways: the band
 those a divider placed elsewhere in its valley would move, the tail the positives
@@ -69,13 +68,27 @@ day 21: activated cells that down-regulated CD3). Where the quadrant's x values
 show a valley between its main mode and the divider, the events beyond that
 valley may belong across the divider: the quadrant's interval reaches down by
 them, the quadrant across (same y side) up.
+
+How the parts combine (:func:`cikflow.intervals.combine`): the chance parts
+(counting, the bands beyond the tails) in quadrature per side; the biases (tails,
+spill, high side scatter and dying cells in the base, second modes) are estimates
+of events the point counts on the wrong side. Checked against the simulator's
+truth they are each right to within a fraction of themselves, and they often
+cancel (the CD3-dim T cells below the CD3 divider and the negatives' tail above
+it), so their sum as bounds is padded: T's interval held the truth in every one of
+204 ``realistic`` tubes, its worst error 0.7 of its half-width. The interval is
+therefore centred on the point corrected by every bias, ``p + Σ up − Σ down``, each
+estimate uncertain by ``bias_uncertainty`` (0.5) times itself in quadrature with
+chance, and never narrower than the count's own (Wilson) interval around the
+point. The estimates rest on the fit's model of the data (a valley, a tail's
+shape); where the gating raised a flag on the sample that model is in doubt, and
+every bias is a bound instead, added in full on its own side.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,128 +99,15 @@ from cikflow.gating.methods import ValleyThreshold, smoothed_density
 from cikflow.gating.model import QuadrantGate
 from cikflow.gating.tails import spill_above, tail_below
 from cikflow.gating.template import make_transform, transform_name
+from cikflow.intervals import UNCERTAINTY_DEFAULTS, combine, count_interval
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = [
-    "INTERVAL_COLUMNS",
-    "UNCERTAINTY_DEFAULTS",
-    "cells_per_uL_interval",
-    "count_interval",
-    "population_intervals",
-    "ratio_interval",
-    "valley_halfwidths",
-    "wilson_interval",
-    "z_value",
-]
+__all__ = ["INTERVAL_COLUMNS", "population_intervals", "valley_halfwidths"]
 
-#: defaults of the ``uncertainty`` config section
-UNCERTAINTY_DEFAULTS: dict[str, Any] = {
-    "confidence": 0.95,
-    "loq_events": 100,
-    "placement_depth": 0.5,
-    "placement_bandwidth": 0.012,
-    "placement_max_events": 50_000,
-    "bead_lot_cv_percent": 2.0,
-    "pipetting_cv_percent": 1.0,
-}
 #: columns :func:`population_intervals` adds to a population table
 INTERVAL_COLUMNS = ["percent_of_base_low", "percent_of_base_high", "below_loq"]
-
-
-def z_value(confidence: float) -> float:
-    """Two-sided standard normal quantile of a confidence level.
-
-    Parameters
-    ----------
-    confidence : float
-        Confidence level in (0, 1), e.g. 0.95.
-
-    Returns
-    -------
-    float
-        ``z`` with ``P(|Z| < z) = confidence`` (1.95996… for 0.95).
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), not {confidence}")
-    return NormalDist().inv_cdf(0.5 + confidence / 2)
-
-
-def wilson_interval(k: float, n: float, *, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial fraction ``k / n``.
-
-    Parameters
-    ----------
-    k : float
-        Events counted (successes).
-    n : float
-        Events of the reference (trials); 0 gives ``(0, 1)``.
-    confidence : float
-        Confidence level.
-
-    Returns
-    -------
-    tuple of float
-        Lower and upper bound of the fraction (0 to 1, not percent).
-
-    Examples
-    --------
-    >>> lo, hi = wilson_interval(20, 100)
-    >>> round(lo, 4), round(hi, 4)
-    (0.1334, 0.2888)
-    """
-    if n <= 0:
-        return 0.0, 1.0
-    z = z_value(confidence)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def count_interval(
-    events: int, base: int, *, relation: str = "nested", confidence: float = 0.95
-) -> tuple[float, float]:
-    """Counting interval of ``100 × events / base`` (percent of base).
-
-    Parameters
-    ----------
-    events : int
-        Events of the population.
-    base : int
-        Events of the base gate.
-    relation : {"nested", "contains", "disjoint"}
-        The population lies within the base (Wilson on ``events / base``), holds
-        it (Wilson on ``base / events``, inverted) or is apart from it (ratio of
-        two Poisson counts, ``exp(± z √(1/events + 1/base))``).
-    confidence : float
-        Confidence level.
-
-    Returns
-    -------
-    tuple of float
-        Lower and upper bound, in percent of base.
-
-    Examples
-    --------
-    >>> [round(v, 2) for v in count_interval(20, 100)]
-    [13.34, 28.88]
-    """
-    if base <= 0:
-        return math.nan, math.nan
-    if relation == "nested":
-        lo, hi = wilson_interval(events, base, confidence=confidence)
-        return 100.0 * lo, 100.0 * hi
-    if events <= 0:
-        return 0.0, math.nan
-    if relation == "contains":
-        lo, hi = wilson_interval(base, events, confidence=confidence)
-        return 100.0 / hi, (100.0 / lo if lo > 0 else math.inf)
-    spread = z_value(confidence) * math.sqrt(1 / events + 1 / base)
-    point = 100.0 * events / base
-    return point * math.exp(-spread), point * math.exp(spread)
 
 
 def valley_halfwidths(
@@ -488,17 +388,7 @@ def population_intervals(
     if template.kind == "yaml" and outcome.compensated is not None:
         dividers = _dividers(outcome, template=template, settings=settings)
     n_base = int(np.count_nonzero(base_mask)) if base_mask is not None else 0
-    outliers = None
-    if base_mask is not None:
-        found = [
-            m
-            for m in (
-                _base_outliers(outcome, base=base_gate),
-                _base_dying(outcome, base=base_gate, template=template),
-            )
-            if m is not None
-        ]
-        outliers = np.logical_or.reduce(found) if found else None
+    outliers = None if base_mask is None else _base_suspects(outcome, template=template)
     crossings = dividers and _crossings(outcome, template=template, settings=settings)
     n_out = int(np.count_nonzero(outliers & base_mask)) if outliers is not None else 0
     rows = []
@@ -512,28 +402,37 @@ def population_intervals(
         else:
             n, relation = n_base, _relation(mask, base_mask)
         c_lo, c_hi = count_interval(k, n, relation=relation, confidence=confidence)
-        lose2 = gain2 = bias_lose = bias_gain = 0.0
+        lose2 = gain2 = 0.0
+        bias_low: list[float] = []  # biases that may put the point above the truth
+        bias_high: list[float] = []  # … below it
         for d in dividers:
             if d.gate in paths.get(gate, ()) and d.gate not in base_path and mask is not None:
                 lose, gain, t_lose, t_gain = (100.0 * v / max(n, 1) for v in _placement(mask, d))
                 # the band and the tail count the same events across the divider two
                 # ways (a divider placed elsewhere; positives below one in the right
                 # place): the tail counts as bias, the band only beyond it, as chance
-                bias_lose += t_lose
-                bias_gain += t_gain
+                bias_low.append(t_lose)
+                bias_high.append(t_gain)
                 lose2 += max(lose - t_lose, 0.0) ** 2
                 gain2 += max(gain - t_gain, 0.0) ** 2
         below_base = gate != base_gate and base_gate in paths.get(gate, ())
         if crossings and mask is not None and below_base:
             lose, gain = _crossing_events(mask, crossings)
-            bias_lose += 100.0 * lose / max(n, 1)
-            bias_gain += 100.0 * gain / max(n, 1)
+            bias_low.append(100.0 * lose / max(n, 1))
+            bias_high.append(100.0 * gain / max(n, 1))
         if outliers is not None and mask is not None and below_base and n_base > n_out:
             # without the base's high-SSC events, which may be no lymphocytes
             alt = 100.0 * (k - int(np.count_nonzero(mask & outliers))) / (n_base - n_out)
-            bias_gain, bias_lose = bias_gain + max(alt - p, 0), bias_lose + max(p - alt, 0)
-        low = p - math.hypot(p - c_lo, math.sqrt(lose2)) - bias_lose
-        high = p + math.hypot(c_hi - p, math.sqrt(gain2)) + bias_gain
+            bias_low.append(max(p - alt, 0.0))
+            bias_high.append(max(alt - p, 0.0))
+        low, high = combine(
+            p,
+            counting=(c_lo, c_hi),
+            chance=(math.hypot(p - c_lo, math.sqrt(lose2)), math.hypot(c_hi - p, math.sqrt(gain2))),
+            bias_low=bias_low,
+            bias_high=bias_high,
+            bias_uncertainty=None if outcome.flags else settings["bias_uncertainty"],
+        )
         if relation == "nested":
             low, high = max(low, 0.0), min(high, 100.0)
         rows.append(
@@ -545,6 +444,20 @@ def population_intervals(
             }
         )
     return pd.DataFrame(rows, columns=["gate", *INTERVAL_COLUMNS])
+
+
+def _base_suspects(outcome: Any, *, template: Any) -> np.ndarray | None:
+    """Base events that may be no viable lymphocytes: high side scatter or dying; or None."""
+    base = template.spec["base"]
+    found = [
+        m
+        for m in (
+            _base_outliers(outcome, base=base),
+            _base_dying(outcome, base=base, template=template),
+        )
+        if m is not None
+    ]
+    return np.logical_or.reduce(found) if found else None
 
 
 def _base_outliers(outcome: Any, *, base: str) -> np.ndarray | None:
@@ -658,119 +571,3 @@ def _relation(mask: np.ndarray, base: np.ndarray) -> str:
     if not np.any(base & ~mask):
         return "contains"
     return "disjoint"
-
-
-def cells_per_uL_interval(
-    cells_per_uL: float,
-    *,
-    percent: tuple[float, float, float],
-    events: int,
-    bead_events: int,
-    settings: Mapping[str, Any] | None = None,
-) -> tuple[float, float]:
-    """Interval of a single-platform count (cells/µL), by the delta method on the log scale.
-
-    The relative spread adds, in quadrature: the population's own interval
-    (``percent``: point, low, high in percent of base; its counting part turned
-    from binomial into Poisson by ``z² p / events``), the bead count (Poisson,
-    ``1 / bead_events``), the lot's beads per tube and the pipetted volume (CVs).
-    The delta method suffices: every term is a product or ratio of a few
-    independent factors, each with a CV of a few percent, where the log-scale
-    normal approximation is accurate; it is deterministic and costs nothing.
-
-    Parameters
-    ----------
-    cells_per_uL : float
-        The count (cells/µL).
-    percent : tuple of float
-        The population's percent of base and its interval (percent).
-    events : int
-        The population's events.
-    bead_events : int
-        Bead events of the tube.
-    settings : mapping, optional
-        The ``uncertainty`` section (``confidence``, ``bead_lot_cv_percent``,
-        ``pipetting_cv_percent``).
-
-    Returns
-    -------
-    tuple of float
-        Lower and upper bound (cells/µL); NaN when the count is.
-
-    Examples
-    --------
-    >>> lo, hi = cells_per_uL_interval(
-    ...     100.0, percent=(10.0, 10.0, 10.0), events=10000, bead_events=10000,
-    ...     settings={"bead_lot_cv_percent": 0, "pipetting_cv_percent": 0})
-    >>> round(lo, 2), round(hi, 2)
-    (97.97, 102.08)
-    """
-    settings = {**UNCERTAINTY_DEFAULTS, **dict(settings or {})}
-    if not np.isfinite(cells_per_uL) or events <= 0 or bead_events <= 0:
-        return math.nan, math.nan
-    z = z_value(float(settings["confidence"]))
-    p, low, high = percent
-    shared = (
-        z * z * (min(p, 100.0) / 100.0 / events + 1.0 / bead_events)
-        + (z * float(settings["bead_lot_cv_percent"]) / 100.0) ** 2
-        + (z * float(settings["pipetting_cv_percent"]) / 100.0) ** 2
-    )
-    rel_lo = (p - low) / p if p > 0 and np.isfinite(low) else 0.0
-    rel_hi = (high - p) / p if p > 0 and np.isfinite(high) else 0.0
-    return (
-        cells_per_uL * math.exp(-math.sqrt(rel_lo**2 + shared)),
-        cells_per_uL * math.exp(math.sqrt(rel_hi**2 + shared)),
-    )
-
-
-def ratio_interval(
-    numerator: tuple[float, float, float],
-    denominator: tuple[float, float, float],
-    *,
-    shared_cv_percent: float = 0.0,
-    confidence: float = 0.95,
-) -> tuple[float, float]:
-    """Interval of a ratio of two independent estimates, by the delta method on the log scale.
-
-    Each estimate's interval gives its log-scale half-width on each side,
-    ``ln(value / low)`` and ``ln(high / value)``; the ratio's lower end combines the
-    numerator's lower half-width with the denominator's upper one, in quadrature
-    (and the reverse for the upper end). A relative error both share (the bead
-    lot's beads per tube, when two tubes of one lot are counted) cancels in the
-    ratio: its ``(z × CV)²`` is taken out of each side's variance. Used for fold
-    expansion (total cells on day *d* ÷ total cells on the reference day).
-
-    Parameters
-    ----------
-    numerator, denominator : tuple of float
-        Value, low and high of each estimate (any positive unit, e.g. cells).
-    shared_cv_percent : float
-        CV (%) of a factor common to both estimates, which cancels.
-    confidence : float
-        Confidence level of the two intervals (and of the result).
-
-    Returns
-    -------
-    tuple of float
-        Lower and upper bound of ``numerator / denominator`` (NaN when either
-        value is not positive and finite).
-
-    Examples
-    --------
-    >>> lo, hi = ratio_interval((100.0, 90.0, 110.0), (10.0, 9.0, 11.0))
-    >>> round(lo, 4), round(hi, 4)
-    (8.6756, 11.5266)
-    """
-    (n, n_lo, n_hi), (d, d_lo, d_hi) = numerator, denominator
-    values = (n, n_lo, n_hi, d, d_lo, d_hi)
-    if not all(np.isfinite(v) and v > 0 for v in values):
-        return math.nan, math.nan
-    shared = (z_value(confidence) * shared_cv_percent / 100.0) ** 2
-
-    def var(value: float, bound: float) -> float:
-        return max(math.log(value / bound) ** 2 - shared, 0.0)
-
-    ratio = n / d
-    low = ratio * math.exp(-math.sqrt(var(n, n_lo) + var(d, d_hi)))
-    high = ratio * math.exp(math.sqrt(var(n, n_hi) + var(d, d_lo)))
-    return low, high

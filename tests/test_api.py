@@ -24,6 +24,7 @@ MODULES = [
     "cikflow.gating.concrete",
     "cikflow.gating.model",
     "cikflow.gating.registry",
+    "cikflow.intervals",
     "cikflow.io",
     "cikflow.io.config",
     "cikflow.io.status",

@@ -26,8 +26,8 @@ from cikflow.counts import (
     harvest_metrics,
     kinetics_table,
 )
+from cikflow.intervals import ratio_interval
 from cikflow.release import INDETERMINATE, evaluate_release, spec_from_dict
-from cikflow.uncertainty import ratio_interval
 
 SETTINGS = {"confidence": 0.95, "bead_lot_cv_percent": 2.0, "pipetting_cv_percent": 1.0}
 

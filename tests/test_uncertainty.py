@@ -10,13 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cikflow.gating.tails import hidden_below
+from cikflow.intervals import count_interval, wilson_interval, z_value
 from cikflow.simulate import LABELS
-from cikflow.uncertainty import (
-    count_interval,
-    valley_halfwidths,
-    wilson_interval,
-    z_value,
-)
+from cikflow.uncertainty import valley_halfwidths
+
+#: every bias a bound, added in full (as on a sample the gating flagged)
+BOUNDS = {"bias_uncertainty": None}
 
 
 @pytest.fixture(scope="module")
@@ -142,20 +141,28 @@ def test_a_quadrant_population_carries_the_placement_of_the_quadrants_dividers(r
     """T, CIK and NK lie under the CD3 × CD56 quadrant gate.
 
     Its fitted dividers widen their intervals beyond counting alone, by the events in
-    each divider's placement band.
+    each divider's placement band (on each side, where the biases are bounds).
     """
     from cikflow.uncertainty import population_intervals
 
     _, outcome, template = realistic_tube(14, 20_000)
+    cols = ["percent_of_base_low", "percent_of_base_high"]
+    bounds = population_intervals(outcome, template=template, settings=BOUNDS).set_index("gate")
     rows = population_intervals(outcome, template=template).set_index("gate")
     gates = outcome.gates.set_index("gate")
     n = int(gates.loc["lymphocytes", "events"])
     for pop in ("T", "CIK", "NK"):
         k = int(gates.loc[pop, "events"])
-        low, high = rows.loc[pop, ["percent_of_base_low", "percent_of_base_high"]]
         c_low, c_high = count_interval(k, n, relation="nested")
+        low, high = bounds.loc[pop, cols]
         assert low < c_low - 0.1
         assert high > c_high + 0.1
+        # centred on the corrected value, never narrower than counting: here it holds the
+        # count's interval and reaches beyond it on the side the biases point to
+        low, high = rows.loc[pop, cols]
+        assert low <= c_low
+        assert high >= c_high
+        assert low < c_low - 0.05 or high > c_high + 0.05
         assert low <= 100 * k / n <= high
 
 
@@ -192,9 +199,11 @@ def test_the_cd56_tail_widens_cik_up_and_t_down(realistic_tube, monkeypatch):
     # the CD3 divider's shoulder and the negatives' tail above it
     monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)
     monkeypatch.setattr(unc, "spill_above", lambda *a, **k: 0.0)
-    with_tail = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    with_tail = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    with_tail = with_tail.set_index("gate")[cols]
     monkeypatch.setattr(tails, "hidden_below", lambda *a, **k: 0.0)
-    without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    without = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    without = without.set_index("gate")[cols]
     assert with_tail.loc["CIK", cols[1]] > without.loc["CIK", cols[1]] + 0.5
     assert with_tail.loc["CIK", cols[0]] == pytest.approx(without.loc["CIK", cols[0]])
     assert with_tail.loc["T", cols[0]] < without.loc["T", cols[0]] - 0.5
@@ -231,9 +240,11 @@ def test_the_cd3_dim_shoulder_widens_t_up(realistic_tube, monkeypatch):
 
     tube, outcome, template = realistic_tube(0, 30_000)
     cols = ["percent_of_base_low", "percent_of_base_high"]
-    with_shoulder = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    with_shoulder = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    with_shoulder = with_shoulder.set_index("gate")[cols]
     monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)
-    without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    without = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    without = without.set_index("gate")[cols]
     base = outcome.membership["lymphocytes"]
     side = outcome.membership["T"] | outcome.membership["CD3neg_CD56neg"]  # CD56−
     cd3, t = _cd3_and_divider(outcome, template)
@@ -281,9 +292,11 @@ def test_the_negatives_above_the_cd3_edge_widen_nk_up(realistic_tube, monkeypatc
 
     tube, outcome, template = realistic_tube(0, 30_000)
     cols = ["percent_of_base_low", "percent_of_base_high"]
-    with_spill = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    with_spill = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    with_spill = with_spill.set_index("gate")[cols]
     monkeypatch.setattr(unc, "spill_above", lambda *a, **k: 0.0)
-    without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    without = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    without = without.set_index("gate")[cols]
     side = outcome.membership["CIK"] | outcome.membership["NK"]  # CD56+
     cd3, x = _cd3_and_divider(outcome, template)
     fits = [f for i in outcome.infos for f in (i.fit or {}).get("fits", [])]
@@ -323,10 +336,12 @@ def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):
     assert abs(cut_t - true_t) < 1.0
     high = "percent_of_base_high"
     monkeypatch.setattr(tails, "shoulder_below", lambda *a, **k: 0.0)  # CD3-dim T cells'
-    with_out = unc.population_intervals(outcome, template=template).set_index("gate")[high]
+    with_out = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    with_out = with_out.set_index("gate")[high]
     outliers = unc._base_outliers(outcome, base="lymphocytes")
     monkeypatch.setattr(unc, "_base_outliers", lambda *a, **k: None)
-    without = unc.population_intervals(outcome, template=template).set_index("gate")[high]
+    without = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    without = without.set_index("gate")[high]
     # by hand: T's events and the base's, both without the high-SSC events
     base, t = outcome.membership["lymphocytes"], outcome.membership["T"]
     p = 100 * t.sum() / base.sum()
@@ -334,6 +349,60 @@ def test_high_side_scatter_in_the_base_widens_t_up(realistic_tube, monkeypatch):
     assert alt > p + 1.0  # about 700 of 18,000 base events are monocytes
     assert with_out["T"] == pytest.approx(without["T"] + alt - p)
     assert without["T"] < true_t <= with_out["T"]
+
+
+def test_an_unflagged_sample_s_interval_is_centred_on_the_corrected_value(
+    realistic_tube, monkeypatch
+):
+    """The monocytes of the day-7 tube above, the only bias left: T's share without them.
+
+    On a sample the gating did not flag, that estimate corrects: T's interval is
+    centred on ``alt`` (T's share of the base without its high side-scatter events),
+    its half-widths the chance parts (the interval without the bias, which is centred
+    on the point) and 0.5 × ``alt − p`` in quadrature, and it reaches down to the
+    count's own Wilson interval at least. On a flagged sample, or with
+    ``bias_uncertainty: null``, the bias is a bound.
+    """
+    import dataclasses
+    import math
+
+    import cikflow.gating.tails as tails
+    import cikflow.uncertainty as unc
+
+    tube, outcome, template = realistic_tube(7, 30_000, cut=False)
+    for name in ("shoulder_below", "hidden_below"):  # no tail, shoulder, spill, dying, mode
+        monkeypatch.setattr(tails, name, lambda *a, **k: 0.0)
+    monkeypatch.setattr(unc, "spill_above", lambda *a, **k: 0.0)
+    monkeypatch.setattr(unc, "_base_dying", lambda *a, **k: None)
+    monkeypatch.setattr(unc, "_crossings", lambda *a, **k: [])
+    cols = ["percent_of_base_low", "percent_of_base_high"]
+    outliers = unc._base_outliers(outcome, base="lymphocytes")
+    base, t = outcome.membership["lymphocytes"], outcome.membership["T"]
+    p = 100 * t.sum() / base.sum()
+    alt = 100 * (t & ~outliers).sum() / (base & ~outliers).sum()
+    assert alt > p + 1.0
+
+    def interval(flags, settings=None):
+        gated = dataclasses.replace(outcome, flags=flags)
+        rows = unc.population_intervals(gated, template=template, settings=settings)
+        return rows.set_index("gate").loc["T", cols].to_numpy(dtype=float)
+
+    flag = [{"flag": "not_separated", "gate": "cd3_cd56", "reason": "a flag"}]
+    corrected, flagged = interval([]), interval(flag)
+    assert interval([], BOUNDS) == pytest.approx(flagged)
+    monkeypatch.setattr(unc, "_base_outliers", lambda *a, **k: None)
+    low, high = interval([])  # chance alone, around the point
+    assert low < p < high
+    bias = 0.5 * (alt - p)
+    c_low, _ = count_interval(int(t.sum()), int(base.sum()), relation="nested")
+    assert corrected[1] == pytest.approx(alt + math.hypot(high - p, bias))
+    assert corrected[0] == pytest.approx(min(c_low, alt - math.hypot(p - low, bias)))
+    assert corrected[0] == pytest.approx(c_low)  # the bias (1.9 points) lifts the centre
+    assert flagged[1] == pytest.approx(high + alt - p)
+    assert flagged[0] == pytest.approx(low)
+    true_t = next(r["percent_of_base"] for r in tube.truth if r["population"] == "T")
+    assert corrected[0] <= true_t <= corrected[1]
+    assert corrected[0] > flagged[0]  # the near side: counting only, no placement band
 
 
 def test_dying_cells_in_the_base_widen_nk_up_and_t_down(realistic_tube, monkeypatch):
@@ -356,9 +425,11 @@ def test_dying_cells_in_the_base_widen_nk_up_and_t_down(realistic_tube, monkeypa
     assert dying.sum() > 100  # 207 events: 204 dead cells, 2 T and 1 NK
     assert (dying & dead).sum() > 0.98 * dying.sum()
     cols = ["percent_of_base_low", "percent_of_base_high"]
-    with_dying = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    with_dying = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    with_dying = with_dying.set_index("gate")[cols]
     monkeypatch.setattr(unc, "_base_dying", lambda *a, **k: None)
-    without = unc.population_intervals(outcome, template=template).set_index("gate")[cols]
+    without = unc.population_intervals(outcome, template=template, settings=BOUNDS)
+    without = without.set_index("gate")[cols]
     # by hand: each share of the base without the suspect events, with and without the
     # dying ones among them; the interval's end moves by the difference of the two
     high_ssc = unc._base_outliers(outcome, base="lymphocytes")

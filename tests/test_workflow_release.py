@@ -192,6 +192,48 @@ def test_missing_weight_is_not_evaluable(repo_dir, scenario, tmp_path):
     assert release.loc[("B01", "dose_CIK"), "verdict"] == "PASS"
 
 
+def test_a_weight_that_puts_the_dose_on_the_limit_is_indeterminate(repo_dir, scenario, tmp_path):
+    """B01's weight chosen so that its CIK dose is the release limit (2.5 × 10⁶ cells/kg).
+
+    The dose is total CIK cells at harvest ÷ weight, so the weight is the sheet's times
+    the measured dose ÷ the limit. Its interval then straddles the limit: the
+    guard-banded decision is INDETERMINATE whatever side of the limit the point falls
+    on, and the certificate shows value, interval, limit and rule.
+    """
+    work_root = tmp_path / "copy"
+    shutil.copytree(scenario.parent, work_root, symlinks=True)
+    work = work_root / "scenario"
+    before = read_table(work / "results" / "release.tsv").set_index(["batch", "criterion"])
+    dose = before.loc[("B01", "dose_CIK")]
+    assert dose["limit"] == 2.5e6
+    assert dose["decision"] == "PASS"  # far above the limit with the sheet's weight
+    sheet = work / "config" / "samples.tsv"
+    lines = sheet.read_text().splitlines()
+    header = lines[0].split("\t")
+    col = header.index("weight_kg")
+    weights = set()
+    for i, line in enumerate(lines[1:], start=1):
+        cells = line.split("\t")
+        if cells[header.index("batch")] == "B01":
+            weights.add(float(cells[col]))
+            cells[col] = f"{float(cells[col]) * dose['value'] / dose['limit']:.6f}"
+            lines[i] = "\t".join(cells)
+    assert len(weights) == 1
+    sheet.write_text("\n".join(lines) + "\n")
+    result = _run(repo_dir, work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    release = read_table(work / "results" / "release.tsv").set_index(["batch", "criterion"])
+    row = release.loc[("B01", "dose_CIK")]
+    assert row["value"] == pytest.approx(2.5e6, rel=1e-5)
+    assert row["value_low"] < 2.5e6 < row["value_high"]
+    assert row["decision_rule"] == "guard_banded"
+    assert row["decision"] == "INDETERMINATE"
+    assert row["batch_decision"] == "INDETERMINATE"
+    assert release.loc[("B02", "dose_CIK"), "decision"] == "PASS"
+    index = (work / "results" / "report" / "index.html").read_text()
+    assert 'Batch B01: <span class="verdict indeterminate">INDETERMINATE</span>' in index
+
+
 def test_unknown_metric_in_spec_stops_before_any_job(repo_dir, scenario, tmp_path):
     work_root = tmp_path / "copy"
     shutil.copytree(scenario.parent / "config", work_root / "config")

@@ -28,7 +28,7 @@ from cikflow.counts.formulas import (
     viability_percent,
 )
 from cikflow.counts.tables import _counted
-from cikflow.uncertainty import count_interval
+from cikflow.intervals import count_interval
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

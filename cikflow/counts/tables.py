@@ -4,14 +4,14 @@ Cells/µL, total cells and fold expansion for every gate row, with the flags of
 samples whose counts are not evaluable, and the interval of each
 (:data:`COUNT_INTERVAL_COLUMNS`, 95 % by default):
 
-- a single-platform count's by :func:`cikflow.uncertainty.cells_per_uL_interval`
+- a single-platform count's by :func:`cikflow.intervals.cells_per_uL_interval`
   (the population's own interval, the bead count, the bead lot's and the
   pipetting CV); a dual-platform count's is the population's own relative
   interval (the external counter's imprecision is not known here);
 - total cells = cells/µL × culture volume, the volume taken as exact: the same
   relative interval;
 - fold expansion is a ratio of two totals
-  (:func:`cikflow.uncertainty.ratio_interval`): the bead lot's CV cancels between
+  (:func:`cikflow.intervals.ratio_interval`): the bead lot's CV cancels between
   single-platform tubes with the same beads per tube (one lot), the pipetting CV
   and the counts do not; the reference tube's own fold is exactly 1.
 """
@@ -40,7 +40,7 @@ from cikflow.counts.methods import (
     CountMethod,
     choose_count_method,
 )
-from cikflow.uncertainty import UNCERTAINTY_DEFAULTS, cells_per_uL_interval, ratio_interval
+from cikflow.intervals import UNCERTAINTY_DEFAULTS, cells_per_uL_interval, ratio_interval
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

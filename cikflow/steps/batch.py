@@ -53,9 +53,9 @@ def batch_kinetics(
         The harvest metrics (:func:`cikflow.counts.harvest_metrics`).
     """
     from cikflow.counts import harvest_metrics, kinetics_table
+    from cikflow.intervals import UNCERTAINTY_DEFAULTS
     from cikflow.io import read_table, write_table
     from cikflow.io.samplesheet import read_sample_sheet
-    from cikflow.uncertainty import UNCERTAINTY_DEFAULTS
 
     settings = counts_settings(config)
     uncertainty = {**UNCERTAINTY_DEFAULTS, **dict((config or {}).get("uncertainty") or {})}
