@@ -36,8 +36,8 @@ Last lines, one per preset, machine-readable:
 ``preset=<p> tubes=<n> failed=<n> max_pp=… median_pp=… min_f1=… ceiling_f1=… silent=…
 review=… false_flag_pct=… false_flag_pct_t_cik_nk=…``.
 
-Usage: python bench/accuracy.py [--presets clean realistic hard] [--seeds 3] [--batches 3]
-[--template config/gating/cik_default.yaml] [--out rows.tsv]
+Usage: python bench/accuracy.py [--presets clean realistic hard] [--seeds 3] [--first-seed 1]
+[--batches 3] [--template config/gating/cik_default.yaml] [--out rows.tsv]
 """
 
 from __future__ import annotations
@@ -115,10 +115,11 @@ def run_preset(
     n_events: int | None,
     config: dict,
     template: Path = TEMPLATE,
+    first: int = 1,
 ):
-    """One row per tube: errors, F1, ceiling, review flag."""
+    """One row per tube: errors, F1, ceiling, review flag; seeds first … first + seeds − 1."""
     rows = []
-    for seed in range(1, seeds + 1):
+    for seed in range(first, first + seeds):
         batches = simulate_batches(
             n_batches=n_batches, days=DAYS, n_events=n_events, seed=seed, preset=preset
         )
@@ -256,6 +257,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(PRESETS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=1, help="seed of the first culture")
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--events", type=int, default=None, help="default: the preset's")
     parser.add_argument("--template", type=Path, default=TEMPLATE, help="gating template")
@@ -273,6 +275,7 @@ def main() -> None:
             n_events=args.events,
             config=config,
             template=args.template,
+            first=args.first_seed,
         )
         tables.append(df.assign(preset=preset))
         ok = df[~df["failed"]]

@@ -9,7 +9,8 @@ the sample report to open. The tubes:
 - ``B01``-``B03``: three ``realistic`` cultures (seed 1), days 0/7/14/21 — shallow
   valleys, dividers in a flat stretch (``threshold_sensitive``), a CD56-bright NK
   shoulder the mixture cannot separate (``not_separated``), drift between days, CD56
-  on CIK cells smearing below its divider on day 14 (``hidden_tail``);
+  on CIK cells smearing below its divider on day 14 (``hidden_tail``), where T holds
+  that tail and its other biases net more than 2 points (``estimated_bias``);
 - ``M01``: a ``realistic`` culture (seed 5) with monocytes on day 7; they had been
   inside the lymphocyte scatter gate (``scatter_impurity``), which since the blob
   stops at its 99.95 % contour leaves them out; the ``B`` tubes' day 0 raises it;
@@ -69,6 +70,7 @@ EXPECTED = {
     # threshold; the default lymphocyte blob keeps the blasts on every tube (VARIANTS)
     "scatter_impurity": "B",
     "hidden_tail": "B",
+    "estimated_bias": "B",
     "gate_cluster_discordant": "C01/H01",
     "drift": "B/H",
     "compensation_suspect": "C01",

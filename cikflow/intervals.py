@@ -40,6 +40,7 @@ UNCERTAINTY_DEFAULTS: dict[str, Any] = {
     "placement_bandwidth": 0.012,
     "placement_max_events": 50_000,
     "bias_uncertainty": 0.5,
+    "bias_flag_pp": 2.0,
     "bead_lot_cv_percent": 2.0,
     "pipetting_cv_percent": 1.0,
 }

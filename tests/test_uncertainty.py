@@ -387,6 +387,14 @@ def test_an_unflagged_sample_s_interval_is_centred_on_the_corrected_value(
         rows = unc.population_intervals(gated, template=template, settings=settings)
         return rows.set_index("gate").loc["T", cols].to_numpy(dtype=float)
 
+    table = unc.population_intervals(outcome, template=template)
+    assert table.set_index("gate").loc["T", "bias_pp"] == pytest.approx(alt - p)  # the net
+    (raised,) = unc.bias_flags(table, populations={"T cells": "T"}, limit_pp=1.0)
+    assert raised["flag"] == "estimated_bias"
+    assert raised["gate"] == "T"
+    assert f"net {alt - p:+.2f} points" in raised["reason"]
+    assert raised["reason"].endswith("the value may be that much low")
+    assert unc.bias_flags(table, populations={"T cells": "T"}, limit_pp=alt - p + 0.01) == []
     flag = [{"flag": "not_separated", "gate": "cd3_cd56", "reason": "a flag"}]
     corrected, flagged = interval([]), interval(flag)
     assert interval([], BOUNDS) == pytest.approx(flagged)
@@ -403,6 +411,28 @@ def test_an_unflagged_sample_s_interval_is_centred_on_the_corrected_value(
     true_t = next(r["percent_of_base"] for r in tube.truth if r["population"] == "T")
     assert corrected[0] <= true_t <= corrected[1]
     assert corrected[0] > flagged[0]  # the near side: counting only, no placement band
+
+
+def test_bias_flags_by_hand():
+    """A net beyond the limit either way raises ``estimated_bias``; at it, or off, nothing."""
+    import pandas as pd
+
+    from cikflow.uncertainty import bias_flags
+
+    table = pd.DataFrame(
+        {"gate": ["T", "CIK", "NK", "CD3neg_CD56neg"], "bias_pp": [-2.5, 2.0, 0.3, 9.0]}
+    )
+    pops = {"T": "T", "CIK": "CIK", "NK": "NK"}  # CD3−CD56− is no reported population
+    (t,) = bias_flags(table, populations=pops, limit_pp=2.0)
+    assert t["gate"] == "T"
+    assert "net -2.50 points (beyond ±2)" in t["reason"]
+    assert t["reason"].endswith("may be that much high")
+    assert [f["gate"] for f in bias_flags(table, populations=pops, limit_pp=0.2)] == [
+        "T",
+        "CIK",
+        "NK",
+    ]
+    assert bias_flags(table, populations=pops, limit_pp=None) == []
 
 
 def test_dying_cells_in_the_base_widen_nk_up_and_t_down(realistic_tube, monkeypatch):

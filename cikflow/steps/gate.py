@@ -17,6 +17,7 @@ import pandas as pd
 
 from cikflow.exceptions import CikflowError, EmptyBaseError
 from cikflow.gating.apply import GATE_TABLE_COLUMNS
+from cikflow.intervals import UNCERTAINTY_DEFAULTS
 from cikflow.io.status import SampleStatus
 from cikflow.review import needs_review, set_text
 from cikflow.steps.cluster import (
@@ -38,7 +39,7 @@ from cikflow.summary import (
     flag_table,
     population_table,
 )
-from cikflow.uncertainty import population_intervals
+from cikflow.uncertainty import bias_flags, population_intervals
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -234,7 +235,15 @@ def _gate_sample(
         if files.clusters is not None:  # clustered here, not by the sample's report job
             gated.clustered = cluster_events(gated.base, template=template, config=config)
     intervals = population_intervals(outcome, template=template, settings=config.get("uncertainty"))
-    _tabulate(gated, status=status, outcome=outcome, template=template, qc=qc, intervals=intervals)
+    _tabulate(
+        gated,
+        status=status,
+        outcome=outcome,
+        template=template,
+        qc=qc,
+        config=config,
+        intervals=intervals,
+    )
     if files.events is not None:
         _write_events(outcome, keep=qc.keep, path=files.events)
 
@@ -324,12 +333,19 @@ def _tabulate(
     outcome: Any,
     template: Any,
     qc: QcOutcome,
+    config: Mapping[str, Any],
     intervals: pd.DataFrame | None = None,
 ) -> None:
-    """The sample's gate-based population and flag rows."""
+    """The sample's gate-based population and flag rows (and ``estimated_bias`` flags)."""
     ids = {"batch": status.batch, "sample": status.sample, "day": status.day}
     pop_map = template.populations or {g: g for g in gated.gates["gate"]}
-    gated.flags = accepted(flag_table([*qc.flags, *outcome.flags], ids=ids), status=status)
+    settings = {**UNCERTAINTY_DEFAULTS, **dict(config.get("uncertainty") or {})}
+    bias = (
+        []
+        if intervals is None
+        else bias_flags(intervals, populations=pop_map, limit_pp=settings["bias_flag_pp"])
+    )
+    gated.flags = accepted(flag_table([*qc.flags, *outcome.flags, *bias], ids=ids), status=status)
     gated.populations = population_table(
         gated.gates,
         populations=pop_map,
