@@ -367,9 +367,11 @@ def population_intervals(
     Returns
     -------
     pandas.DataFrame
-        ``gate`` and :data:`INTERVAL_COLUMNS` (percent of base; ``below_loq``:
-        fewer events than ``loq_events``); placement enters only for data-driven
-        1-D dividers of YAML templates between the base and the gate.
+        ``gate``, :data:`INTERVAL_COLUMNS` (percent of base; ``below_loq``:
+        fewer events than ``loq_events``) and ``bias_pp``, the net of the estimated
+        biases (percentage points; > 0: the point is likely low); placement and the
+        biases enter only for data-driven 1-D dividers of YAML templates between the
+        base and the gate.
     """
     settings = {**UNCERTAINTY_DEFAULTS, **dict(settings or {})}
     confidence = float(settings["confidence"])
