@@ -12,6 +12,8 @@ The tube's events are a Poisson draw from the culture, so its own share of a pop
 differs from the culture's by counting chance; that chance is what the interval's
 counting part is for, and coverage against the tube's own share (also printed, as
 ``tube``) reads high by it. Half-widths are reported for populations ≥ 5 % of base.
+Coverage is also split by whether the gating flagged the sample (its biases then
+bounds, otherwise estimates that centre the interval: :func:`cikflow.intervals.combine`).
 
 Then the real file ``../shared/data/flowsom-68983`` (expert FlowJo labels, GPL, used
 in place; skipped where absent): its NK and NK T cells' intervals under the second
@@ -224,9 +226,9 @@ def main() -> None:
     for flagged, sub in df.groupby("flagged"):
         print(
             f"  {'flagged (biases as bounds)' if flagged else 'not flagged (corrected)':<28}"
-            f"{sub['sample'].astype(str).add(sub['seed'].astype(str)).nunique():>4} tubes  "
+            f"{tubes[sub.index].nunique():>4} tubes  "
             + "  ".join(
-                f"{q.split()[0]} {100 * g['covered'].mean():.1f}"
+                f"{q.removesuffix(' % of base')} {100 * g['covered'].mean():.1f}"
                 for q, g in sub.groupby("quantity", sort=False)
             )
         )
